@@ -1,0 +1,434 @@
+"""The YAML config: pydantic models, durations, ${VAR} interpolation and readable errors.
+
+Loading is a pure pipeline: text -> YAML data -> interpolated data -> validated `Config`.
+Every problem is collected (not just the first) and reported with the file, the target name,
+the field, what is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_FILE = "inferwatch.yaml"
+DEFAULT_DATABASE = "sqlite:///inferwatch.db"
+
+# ---------------------------------------------------------------- durations
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HELP = "a duration such as 500ms, 10s, 5m, 1h or 1d (a bare number means seconds)"
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms' / '10s' / '5m' / '1h' / '1d' / 12 -> seconds as a float."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    else:
+        raise ValueError(f"{value!r} is not {DURATION_HELP}")
+    if seconds <= 0:
+        raise ValueError(f"must be greater than zero; use {DURATION_HELP}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+# ---------------------------------------------------------------- models
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Expect(StrictModel):
+    """Conditions a response must meet; any unmet one makes the probe `bad_response`."""
+
+    status: int | list[int] | None = Field(
+        default=None, description="accepted HTTP status code(s); default any 2xx"
+    )
+    max_latency: Duration | None = Field(
+        default=None, description="slower answers pass but are reported as `slow`"
+    )
+    body_contains: str | None = Field(default=None, description="text the body must contain")
+    json_path: dict[str, Any] | None = Field(
+        default=None,
+        description="dotted path -> expected value, e.g. {'status.indicator': 'none'}",
+    )
+
+    def accepts_status(self, status: int) -> bool:
+        if self.status is None:
+            return 200 <= status < 300
+        allowed = self.status if isinstance(self.status, list) else [self.status]
+        return status in allowed
+
+
+class EmbeddingExpect(Expect):
+    embedding_dim: int | None = Field(
+        default=None, gt=0, description="length every returned vector must have"
+    )
+
+
+class DefaultsModel(StrictModel):
+    interval: Duration = Field(default=60.0, description="time between probes")
+    timeout: Duration = Field(default=10.0, description="limit for the whole probe")
+
+
+class Config(StrictModel):
+    database: str = Field(default=DEFAULT_DATABASE, description="SQLAlchemy URL")
+    defaults: DefaultsModel = Field(default_factory=DefaultsModel)
+    concurrency: int = Field(
+        default=20, ge=1, le=1000, description="probes in flight at once, at most"
+    )
+    targets: list[Any] = Field(min_length=1)  # validated per kind by `targets.parse_target`
+
+    # Filled by `load_config`, not read from YAML.
+    source: str = DEFAULT_CONFIG_FILE
+    secrets: frozenset[str] = frozenset()
+
+    def target(self, name: str) -> Any:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def interval_of(self, target: Any) -> float:
+        return target.interval or target.default_interval or self.defaults.interval
+
+    def timeout_of(self, target: Any) -> float:
+        return target.timeout or self.defaults.timeout
+
+
+# ---------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) in a config file."""
+
+    file: str
+    message: str
+    target: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        parts = [where]
+        if self.target is not None:
+            parts.append(f"target {self.target!r}")
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        return ": ".join([*parts, self.message])
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# ---------------------------------------------------------------- interpolation
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class _Interpolation:
+    env: Mapping[str, str]
+    missing: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    def walk(self, data: Any, path: tuple[Any, ...] = ()) -> Any:
+        if isinstance(data, dict):
+            return {k: self.walk(v, (*path, k)) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.walk(v, (*path, i)) for i, v in enumerate(data)]
+        if isinstance(data, str):
+            return _VAR.sub(lambda m: self._lookup(m, path), data)
+        return data
+
+    def _lookup(self, match: re.Match[str], path: tuple[Any, ...]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = self.env.get(name)
+        if value is None:
+            if default is None:
+                self.missing.append((path, name))
+                return ""
+            value = default
+        # Header values usually carry credentials (x-api-key, ...): treat them as secrets.
+        if "headers" in path and value:
+            self.secrets.add(value)
+        return value
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _target_lines(text: str) -> dict[int, int]:
+    """Index of each item under `targets:` -> its 1-based line in the file."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key, value in root.value:
+        if key.value == "targets" and isinstance(value, yaml.SequenceNode):
+            return {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
+    return {}
+
+
+def _allowed_fields(model: type[BaseModel]) -> list[str]:
+    return [n for n in model.model_fields if n not in ("source", "secrets", "default_interval")]
+
+
+def _unknown_field_message(name: str, model: type[BaseModel] | None) -> str:
+    if model is None:
+        return "unknown field"
+    allowed = _allowed_fields(model)
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown field{hint}; allowed: {', '.join(allowed)}"
+
+
+def _model_for(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walk a pydantic error location to the model that owns its last field."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        info = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if info is None:
+            return None
+        ann = info.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model
+
+
+def _pydantic_problems(
+    exc: ValidationError,
+    file: str,
+    model: type[BaseModel],
+    prefix: tuple[Any, ...] = (),
+    target: str | None = None,
+    line: int | None = None,
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = _unknown_field_message(loc[-1], _model_for(model, loc[:-1]))
+        elif err["type"] == "missing":
+            msg = "is required"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{err['input']!r} is not allowed here ({_pattern_help(loc[-1])})"
+        elif err["type"] == "literal_error":
+            msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"
+        else:
+            msg = f"{msg} (got {err.get('input')!r})" if "input" in err else msg
+        fld = ".".join(str(p) for p in (*prefix, *loc)) or None
+        problems.append(Problem(file, msg, target=target, field=fld, line=line))
+    return problems
+
+
+def _pattern_help(field_name: Any) -> str:
+    if field_name == "token_env":
+        return "the NAME of an environment variable, e.g. HF_TOKEN, not the token itself"
+    if field_name == "name":
+        return "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 100"
+    return "see the config reference"
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; raise ConfigError listing every problem."""
+    path = Path(path)
+    file = str(path)
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [Problem(file, "file not found; create it (see README) or pass --config FILE")]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_config(text, file=file, env=env, base_dir=path.parent)
+
+
+def parse_config(
+    text: str,
+    file: str = DEFAULT_CONFIG_FILE,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    from monitor.targets import TARGET_KINDS, TargetBase, parse_target
+
+    env = os.environ if env is None else env
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(file, f"invalid YAML: {problem}", line=line)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, "the file must be a mapping with a 'targets:' list")])
+
+    interp = _Interpolation(env)
+    data = interp.walk(data)
+    lines = _target_lines(text)
+    raw_targets = data.get("targets")
+    problems: list[Problem] = []
+
+    def name_of(i: int) -> str | None:
+        item = raw_targets[i] if isinstance(raw_targets, list) and i < len(raw_targets) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        return name if isinstance(name, str) else f"#{i + 1}"
+
+    for loc, var in interp.missing:
+        target, fld = (name_of(loc[1]), loc[2:]) if loc[:1] == ("targets",) else (None, loc)
+        problems.append(
+            Problem(
+                file,
+                f"environment variable {var} is not set (used as ${{{var}}}; "
+                f"set it, or write ${{{var}:-default}})",
+                target=target,
+                field=".".join(str(p) for p in fld) or None,
+                line=lines.get(loc[1]) if target else None,
+            )
+        )
+
+    top = {k: v for k, v in data.items() if k != "targets"}
+    try:
+        config = Config.model_validate({**top, "targets": raw_targets or []})
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc, file, Config)
+        config = None
+
+    targets = []
+    seen: dict[str, int] = {}
+    if isinstance(raw_targets, list):
+        for i, raw in enumerate(raw_targets):
+            name = name_of(i)
+            line = lines.get(i)
+            if not isinstance(raw, dict):
+                problems.append(
+                    Problem(file, "each target must be a mapping", target=name, line=line)
+                )
+                continue
+            try:
+                target = parse_target(raw)
+            except ValidationError as exc:
+                kind_model = TARGET_KINDS.get(raw.get("kind"))
+                problems += _pydantic_problems(
+                    exc, file, kind_model or TargetBase, target=name, line=line
+                )
+                continue
+            except ValueError as exc:  # unknown or missing kind
+                problems.append(Problem(file, str(exc), target=name, field="kind", line=line))
+                continue
+            if target.name in seen:
+                problems.append(
+                    Problem(
+                        file,
+                        f"duplicate name (first used on line {lines.get(seen[target.name])}); "
+                        "names must be unique",
+                        target=target.name,
+                        field="name",
+                        line=line,
+                    )
+                )
+            seen.setdefault(target.name, i)
+            targets.append(target)
+
+    if problems or config is None:
+        # Keep problems in file order; file-level ones first.
+        problems.sort(key=lambda p: p.line or 0)
+        raise ConfigError(problems)
+
+    database = _resolve_sqlite_path(config.database, base_dir)
+    secrets = frozenset(interp.secrets | _token_values(targets, env))
+    return config.model_copy(
+        update={"targets": targets, "source": file, "database": database, "secrets": secrets}
+    )
+
+
+def _token_values(targets: list[Any], env: Mapping[str, str]) -> set[str]:
+    return {env[t.token_env] for t in targets if t.token_env and env.get(t.token_env)}
+
+
+def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
+    """Relative SQLite paths are relative to the config file, not the working directory."""
+    prefix = "sqlite:///"
+    if base_dir is None or not url.startswith(prefix) or url == "sqlite://":
+        return url
+    rest = url[len(prefix) :]
+    if not rest or rest.startswith("/") or rest.startswith(":memory:") or rest.startswith("file:"):
+        return url
+    return prefix + str((base_dir / rest).resolve())
+
+
+def config_warnings(config: Config, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """Things that work but are probably not what the user wants."""
+    env = os.environ if env is None else env
+    warnings = []
+    unset: dict[str, list[str]] = {}
+    for t in config.targets:
+        if t.token_env and not env.get(t.token_env):
+            unset.setdefault(t.token_env, []).append(t.name)
+    for var, names in unset.items():
+        warnings.append(
+            Problem(
+                config.source,
+                f"environment variable {var} is not set: requests will carry no token and "
+                f"will likely fail as auth_missing (used by {', '.join(names)})",
+                field="token_env",
+            )
+        )
+    for t in config.targets:
+        if config.timeout_of(t) >= config.interval_of(t):
+            warnings.append(
+                Problem(
+                    config.source,
+                    f"timeout {format_duration(config.timeout_of(t))} is not shorter than "
+                    f"interval {format_duration(config.interval_of(t))}; probes may be skipped",
+                    target=t.name,
+                    field="timeout",
+                )
+            )
+        warnings += [
+            Problem(config.source, w, target=t.name, field=f) for f, w in t.config_warnings()
+        ]
+    return warnings

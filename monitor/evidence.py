@@ -1,0 +1,196 @@
+"""Plain data passed along the flow: request spec -> evidence -> verdict -> result.
+
+No I/O and no behaviour beyond small derived properties, so every stage stays a pure function
+of these values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """Stable lowercase names used in the DB, JSON, emails and the dashboard."""
+
+    OK = "ok"
+    SLOW = "slow"
+    AUTH_MISSING = "auth_missing"
+    AUTH_INVALID = "auth_invalid"
+    TOKEN_SCOPE = "token_scope"
+    GATED = "gated"
+    FORBIDDEN = "forbidden"
+    PAYMENT_REQUIRED = "payment_required"
+    NOT_FOUND = "not_found"
+    MODEL_UNSUPPORTED = "model_unsupported"
+    DEPRECATED = "deprecated"
+    RATE_LIMITED = "rate_limited"
+    LOADING = "loading"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    CLIENT_ERROR = "client_error"
+    BAD_RESPONSE = "bad_response"
+    TIMEOUT = "timeout"
+    DNS_ERROR = "dns_error"
+    CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+
+
+class OutcomeClass(StrEnum):
+    """How an outcome is treated: alert at once, only when sustained, or not at all."""
+
+    OK = "ok"
+    TRANSIENT = "transient"  # retrying may fix it: alert only when sustained
+    CONTRACT = "contract"  # retrying will not fix it: alert at once
+
+
+TRANSIENT_OUTCOMES = frozenset(
+    {
+        Outcome.SLOW,
+        Outcome.RATE_LIMITED,
+        Outcome.LOADING,
+        Outcome.OVERLOADED,
+        Outcome.SERVER_ERROR,
+        Outcome.TIMEOUT,
+        Outcome.DNS_ERROR,
+        Outcome.CONNECT_ERROR,
+        Outcome.TLS_ERROR,
+    }
+)
+
+
+def outcome_class(outcome: Outcome | str) -> OutcomeClass:
+    if outcome == Outcome.OK:
+        return OutcomeClass.OK
+    return OutcomeClass.TRANSIENT if outcome in TRANSIENT_OUTCOMES else OutcomeClass.CONTRACT
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What a target kind wants sent; the probe engine sends exactly this."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = None
+    follow_redirects: bool = True
+
+    @property
+    def token_sent(self) -> bool:
+        return any(k.lower() == "authorization" for k in self.headers)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Phase durations in milliseconds; None when the phase did not happen (e.g. no TLS)."""
+
+    connect_ms: float | None = None
+    tls_ms: float | None = None
+    ttfb_ms: float | None = None
+    total_ms: float | None = None
+
+
+class TransportError(StrEnum):
+    """Why no (usable) HTTP answer arrived."""
+
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    PROTOCOL = "protocol"  # the peer answered something that is not HTTP
+    REDIRECTS = "redirects"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything observed during one probe, before any judgement."""
+
+    url: str
+    method: str
+    started_at: datetime
+    token_sent: bool
+    timings: Timings = field(default_factory=Timings)
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    body: bytes = b""
+    body_truncated: bool = False
+    error: TransportError | None = None
+    error_detail: str = ""
+
+    @cached_property
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON (or was cut off)."""
+        if not self.body or self.body_truncated:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The classifier's judgement of one piece of evidence."""
+
+    outcome: Outcome
+    detail: str = ""
+    hint: str = ""
+    warning: str = ""  # e.g. an announced retirement (Deprecation/Sunset) on an ok probe
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One stored and printed probe: evidence and verdict, redacted."""
+
+    target: str
+    kind: str
+    url: str
+    checked_at: datetime
+    outcome: Outcome
+    http_status: int | None
+    timings: Timings
+    detail: str
+    hint: str
+    warning: str
+    request_id: str | None
+    provider: str | None
+    headers: dict[str, str]
+    body_excerpt: str
+
+    @property
+    def latency_ms(self) -> float | None:
+        return self.timings.total_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "url": self.url,
+            "outcome": str(self.outcome),
+            "http_status": self.http_status,
+            "latency_ms": _round(self.timings.total_ms),
+            "connect_ms": _round(self.timings.connect_ms),
+            "tls_ms": _round(self.timings.tls_ms),
+            "ttfb_ms": _round(self.timings.ttfb_ms),
+            "detail": self.detail,
+            "hint": self.hint,
+            "warning": self.warning,
+            "request_id": self.request_id,
+            "provider": self.provider,
+            "headers": self.headers,
+            "body_excerpt": self.body_excerpt,
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 1)

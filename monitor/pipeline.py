@@ -1,0 +1,92 @@
+"""One pass: targets -> requests -> evidence -> verdicts -> redacted results.
+
+Plain function calls with plain data; the only I/O is the prober's HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from monitor.classify import classify
+from monitor.config import Config
+from monitor.evidence import Evidence, Outcome, ProbeResult, Verdict
+from monitor.probe import Prober
+from monitor.redact import Redactor
+from monitor.targets import TargetBase
+
+log = logging.getLogger(__name__)
+
+BODY_EXCERPT_BYTES = 512
+# Response headers worth keeping as evidence. Authorization is a request header and is never
+# kept; anything not listed here is dropped.
+KEPT_HEADERS = (
+    "content-type",
+    "x-request-id",
+    "x-amz-cf-id",
+    "x-inference-provider",
+    "x-error-code",
+    "x-error-message",
+    "ratelimit",
+    "ratelimit-policy",
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "x-compute-type",
+    "x-compute-time",
+    "deprecation",
+    "sunset",
+    "link",
+    "location",
+)
+
+
+def token_for(target: TargetBase, env: Mapping[str, str]) -> str | None:
+    return (env.get(target.token_env) or None) if target.token_env else None
+
+
+def judge(target: TargetBase, ev: Evidence) -> Verdict:
+    """Classify, but never let a bug in judging lose the probe."""
+    try:
+        return classify(target, ev)
+    except Exception as exc:
+        log.exception("could not classify the answer of %s", target.name)
+        return Verdict(Outcome.BAD_RESPONSE, detail=f"inferwatch could not judge the answer: {exc}")
+
+
+def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redactor) -> ProbeResult:
+    headers = {k: redact(ev.headers[k]) for k in KEPT_HEADERS if k in ev.headers}
+    request_id = headers.get("x-request-id") or headers.get("x-amz-cf-id")
+    return ProbeResult(
+        target=target.name,
+        kind=target.kind,
+        url=redact(ev.url),
+        checked_at=ev.started_at,
+        outcome=verdict.outcome,
+        http_status=ev.status,
+        timings=ev.timings,
+        detail=redact(verdict.detail),
+        hint=redact(verdict.hint),
+        warning=redact(verdict.warning),
+        request_id=request_id,
+        provider=headers.get("x-inference-provider"),
+        headers=headers,
+        body_excerpt=redact.cut(ev.text, BODY_EXCERPT_BYTES),
+    )
+
+
+async def probe_targets(
+    config: Config,
+    targets: Sequence[TargetBase],
+    prober: Prober,
+    env: Mapping[str, str],
+) -> list[ProbeResult]:
+    """Probe targets concurrently (bounded by the prober) and judge each answer."""
+    redact = Redactor(config.secrets)
+    jobs = [(t.build_request(token_for(t, env)), config.timeout_of(t)) for t in targets]
+    evidence = await prober.probe_many(jobs)
+    return [to_result(t, ev, judge(t, ev), redact) for t, ev in zip(targets, evidence, strict=True)]

@@ -1,0 +1,93 @@
+"""Engines and migrations. SQLite gets WAL, synchronous=NORMAL, a busy timeout and foreign keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from alembic import command
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or migrated; the message says which and why."""
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine for `url`; SQLite files get the pragmas, read-only ones open with mode=ro."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    path = parsed.database or ""
+    if path and path != ":memory:" and not readonly:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if readonly and path and path != ":memory:":
+        engine = create_engine(
+            f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true",
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+    else:
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        if not readonly:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: packaged in the wheel as monitor/migrations, or the repo's alembic/."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "migrations", here.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(f"the migration scripts are missing (looked in {here / 'migrations'})")
+
+
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (idempotent); every command that writes calls this."""
+    cfg = alembic_config()
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    except Exception as exc:
+        raise DatabaseError(f"cannot migrate {engine.url.render_as_string()}: {exc}") from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def open_database(url: str) -> Engine:
+    """An engine with the schema at head: what every writing command starts with."""
+    try:
+        engine = make_engine(url)
+    except Exception as exc:
+        raise DatabaseError(f"cannot open database {url}: {exc}") from exc
+    upgrade(engine)
+    return engine

@@ -1,0 +1,77 @@
+"""Reads and writes in terms of plain data; callers never build queries themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.evidence import ProbeResult
+from monitor.store.models import ProbeRecord, TargetRecord
+from monitor.targets import TargetBase
+
+
+def sync_targets(session: Session, targets: Iterable[TargetBase]) -> dict[str, int]:
+    """Insert new targets, refresh kind/URL of known ones; return name -> id."""
+    targets = list(targets)
+    now = datetime.now(UTC)
+    names = [t.name for t in targets]
+    existing = {
+        r.name: r for r in session.scalars(select(TargetRecord).where(TargetRecord.name.in_(names)))
+    }
+    for t in targets:
+        record = existing.get(t.name)
+        if record is None:
+            record = TargetRecord(
+                name=t.name, kind=t.kind, url=t.endpoint, created_at=now, updated_at=now
+            )
+            session.add(record)
+            existing[t.name] = record
+        elif (record.kind, record.url) != (t.kind, t.endpoint):
+            record.kind, record.url, record.updated_at = t.kind, t.endpoint, now
+    session.flush()
+    return {name: r.id for name, r in existing.items()}
+
+
+def save_results(
+    session: Session, results: Sequence[ProbeResult], target_ids: dict[str, int]
+) -> None:
+    """Add probe results in one batch (the caller commits)."""
+    session.add_all(
+        ProbeRecord(
+            target_id=target_ids[r.target],
+            checked_at=r.checked_at,
+            outcome=str(r.outcome),
+            http_status=r.http_status,
+            latency_ms=r.timings.total_ms,
+            connect_ms=r.timings.connect_ms,
+            tls_ms=r.timings.tls_ms,
+            ttfb_ms=r.timings.ttfb_ms,
+            url=r.url,
+            detail=r.detail,
+            hint=r.hint,
+            warning=r.warning,
+            request_id=r.request_id,
+            provider=r.provider,
+            headers=r.headers,
+            body_excerpt=r.body_excerpt,
+        )
+        for r in results
+    )
+
+
+def results_between(
+    session: Session, target: str, start: datetime, end: datetime
+) -> list[ProbeRecord]:
+    """A target's probes with start <= checked_at < end, oldest first."""
+    return list(
+        session.scalars(
+            select(ProbeRecord)
+            .join(TargetRecord)
+            .where(TargetRecord.name == target)
+            .where(ProbeRecord.checked_at >= start, ProbeRecord.checked_at < end)
+            .order_by(ProbeRecord.checked_at)
+        )
+    )

@@ -1,0 +1,130 @@
+"""What every target kind shares: common fields, headers, URL checks, response-shape helpers."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+import httpx
+from pydantic import AfterValidator, Field
+
+from monitor import __version__
+from monitor.config import Duration, Expect, StrictModel
+from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
+
+USER_AGENT = f"inferwatch/{__version__} (+availability probe)"
+PROBE_TEXT = "inferwatch availability probe"
+
+
+def _check_url(value: str) -> str:
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.rstrip("/") if url.path in ("", "/") or value.endswith("/") else value
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+ModelId = Annotated[str, Field(min_length=1, pattern=r"^[^\s/][^\s]*$")]
+
+
+class TargetBase(StrictModel):
+    """Fields every kind accepts; subclasses add their own and say how to probe and judge."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="unique name used everywhere"
+    )
+    interval: Duration | None = Field(default=None, description="time between probes")
+    timeout: Duration | None = Field(default=None, description="limit for the whole probe")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
+    tags: list[str] = Field(default_factory=list, description="free labels for grouping")
+    token_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the bearer token",
+    )
+    expect: Expect = Field(default_factory=Expect)
+
+    kind: str
+    default_interval: ClassVar[float | None] = None  # overrides defaults.interval for a kind
+
+    @property
+    def endpoint(self) -> str:
+        """The URL this target probes."""
+        raise NotImplementedError
+
+    def build_request(self, token: str | None) -> RequestSpec:
+        raise NotImplementedError
+
+    def judge_error(self, ev: Evidence) -> Verdict | None:
+        """A kind-specific reading of a status `expect` does not accept (None: generic)."""
+        return None
+
+    def judge_body(self, ev: Evidence) -> Verdict | None:
+        """A kind-specific check of an accepted answer: a failing Verdict, or None if fine."""
+        return None
+
+    def config_warnings(self) -> list[tuple[str, str]]:
+        """(field, message) pairs for settings that work but are probably unwanted."""
+        return []
+
+    def request_headers(self, token: str | None) -> dict[str, str]:
+        headers = {"user-agent": USER_AGENT, "accept": "application/json", **self.headers}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return headers
+
+
+class ModelTarget(TargetBase):
+    """A kind that calls a model by id on some base URL with a JSON payload."""
+
+    model: ModelId = Field(description="model id, e.g. sentence-transformers/all-MiniLM-L6-v2")
+    base_url: Url
+    payload: Any = Field(default=None, description="replace the minimal request body")
+
+    def post(self, url: str, body: Any, token: str | None) -> RequestSpec:
+        return RequestSpec(
+            method="POST",
+            url=url,
+            headers=self.request_headers(token),
+            json=self.payload if self.payload is not None else body,
+        )
+
+
+def bad_response(detail: str, hint: str = "") -> Verdict:
+    return Verdict(Outcome.BAD_RESPONSE, detail=detail, hint=hint)
+
+
+def vector_problem(value: Any, expected_dim: int | None) -> str | None:
+    """What is wrong with an embedding answer (a vector or nested lists of vectors), or None."""
+    vectors = _vectors(value)
+    if vectors is None:
+        return "the answer is not a numeric vector"
+    if not vectors or any(len(v) == 0 for v in vectors):
+        return "the embedding is empty"
+    for vector in vectors:
+        if not all(math.isfinite(x) for x in vector):
+            return "the embedding contains NaN or infinite values"
+        if expected_dim is not None and len(vector) != expected_dim:
+            return f"the embedding has {len(vector)} dimensions, expected {expected_dim}"
+    return None
+
+
+def _vectors(value: Any) -> list[list[float]] | None:
+    if not isinstance(value, list):
+        return None
+    if all(_is_number(x) for x in value):
+        return [value]
+    nested: list[list[float]] = []
+    for item in value:
+        inner = _vectors(item)
+        if inner is None:
+            return None
+        nested += inner
+    return nested
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
