@@ -40,7 +40,7 @@ db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_h
 app.add_typer(db_app, name="db")
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path,
@@ -93,11 +93,16 @@ def load_or_exit(path: Path) -> Config:
 
 
 def setup_logging(config: Config | None, level: int = logging.WARNING) -> None:
-    """Log lines on stderr, with every configured secret redacted."""
+    """Log lines on stderr, with every configured secret redacted. Safe to call again."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "inferwatch", False)]:
+        root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
+    handler.inferwatch = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(Redactor(config.secrets if config else ())))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def select_targets(config: Config, names: list[str] | None) -> list[TargetBase]:

@@ -1,0 +1,710 @@
+"""Every outcome, produced end to end: real HTTP from a local fake provider -> probe -> classify.
+
+The fake answers with the exact bodies and headers of shared/provider-errors.md; each case
+checks the outcome and that the detail and hint say what happened and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from monitor import simulator as sim
+from monitor.evidence import Outcome
+from monitor.simulator import FakeProvider, Reply
+from tests.conftest import make_config, probe_once
+
+TOKEN = "hf_testtoken0123456789abcdefXYZ"
+WITH_TOKEN = {"HF_TOKEN": TOKEN}
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+
+EMBED = {
+    "kind": "hf-inference",
+    "model": MINILM,
+    "token_env": "HF_TOKEN",
+    "expect": {"embedding_dim": 384},
+}
+LEGACY = {"kind": "hf-legacy", "model": "gpt2", "token_env": "HF_TOKEN"}
+CHAT = {"kind": "openai-chat", "model": LLAMA, "token_env": "HF_TOKEN"}
+OAI_EMBED = {
+    "kind": "openai-embeddings",
+    "model": "text-embedding-3-small",
+    "token_env": "HF_TOKEN",
+}
+WHOAMI = {"kind": "hf-whoami", "token_env": "HF_TOKEN"}
+HTTP = {"kind": "http", "url": "{base}/status"}
+
+# (id, target, reply, env, outcome, text expected in detail, text expected in hint)
+CASES: list[tuple[str, dict[str, Any], Reply, dict[str, str], Outcome, str, str]] = [
+    ("embedding ok", EMBED, sim.embedding_ok(384), WITH_TOKEN, Outcome.OK, "HTTP 200", ""),
+    ("chat ok", CHAT, sim.chat_ok(), WITH_TOKEN, Outcome.OK, "HTTP 200", ""),
+    (
+        "openai embeddings ok",
+        OAI_EMBED,
+        sim.openai_embeddings_ok(1536),
+        WITH_TOKEN,
+        Outcome.OK,
+        "",
+        "",
+    ),
+    ("classic read token ok", WHOAMI, sim.whoami(role="read"), WITH_TOKEN, Outcome.OK, "", ""),
+    (
+        "fine-grained token with the permission",
+        WHOAMI,
+        sim.whoami(),
+        WITH_TOKEN,
+        Outcome.OK,
+        "",
+        "",
+    ),
+    (
+        "global permission counts",
+        WHOAMI,
+        sim.whoami(
+            permissions=["repo.content.read"], global_permissions=["inference.serverless.write"]
+        ),
+        WITH_TOKEN,
+        Outcome.OK,
+        "",
+        "",
+    ),
+    ("http ok", HTTP, sim.ok_text(), {}, Outcome.OK, "HTTP 200", ""),
+    # --- auth
+    (
+        "router without token",
+        EMBED,
+        sim.router_401_no_token(),
+        {},
+        Outcome.AUTH_MISSING,
+        "HTTP 401",
+        "HF_TOKEN is not set",
+    ),
+    (
+        "legacy without token",
+        LEGACY,
+        sim.legacy_401_no_token(),
+        {},
+        Outcome.AUTH_MISSING,
+        "Invalid username or password.",
+        "HF_TOKEN is not set",
+    ),
+    (
+        "invalid token",
+        EMBED,
+        sim.router_401_invalid(),
+        WITH_TOKEN,
+        Outcome.AUTH_INVALID,
+        "Invalid credentials in Authorization header",
+        "rejected",
+    ),
+    (
+        "openai invalid key",
+        CHAT,
+        sim.openai_401_invalid_key(),
+        WITH_TOKEN,
+        Outcome.AUTH_INVALID,
+        "Incorrect API key provided",
+        "create a new one",
+    ),
+    (
+        "gemini bad key is auth, not client error",
+        CHAT,
+        sim.gemini_400_bad_key(),
+        WITH_TOKEN,
+        Outcome.AUTH_INVALID,
+        "API key not valid",
+        "",
+    ),
+    # --- the seeds' 403: token lacks "Make calls to Inference Providers"
+    (
+        "token scope 403",
+        EMBED,
+        sim.router_403_scope("harshalhonde"),
+        WITH_TOKEN,
+        Outcome.TOKEN_SCOPE,
+        "on behalf of user harshalhonde",
+        "Make calls to Inference Providers",
+    ),
+    (
+        "token scope seen by whoami",
+        WHOAMI,
+        sim.whoami(permissions=["repo.content.read"]),
+        WITH_TOKEN,
+        Outcome.TOKEN_SCOPE,
+        "lacks 'Make calls to Inference Providers'",
+        "settings/tokens",
+    ),
+    (
+        "gated model",
+        EMBED,
+        sim.gated_403("meta-llama/Llama-3.1-8B"),
+        WITH_TOKEN,
+        Outcome.GATED,
+        "is restricted",
+        "gated",
+    ),
+    (
+        "other 403",
+        CHAT,
+        sim.anthropic_403_permission(),
+        WITH_TOKEN,
+        Outcome.FORBIDDEN,
+        "does not have permission",
+        "",
+    ),
+    # --- billing
+    (
+        "credits 2025",
+        CHAT,
+        sim.router_402_credits(2025),
+        WITH_TOKEN,
+        Outcome.PAYMENT_REQUIRED,
+        "exceeded your monthly included credits",
+        "credits",
+    ),
+    (
+        "credits 2026",
+        CHAT,
+        sim.router_402_credits(2026),
+        WITH_TOKEN,
+        Outcome.PAYMENT_REQUIRED,
+        "depleted your monthly included credits",
+        "retrying will not help",
+    ),
+    (
+        "insufficient_quota is billing, not a rate limit",
+        CHAT,
+        sim.openai_429_insufficient_quota(),
+        WITH_TOKEN,
+        Outcome.PAYMENT_REQUIRED,
+        "exceeded your current quota",
+        "",
+    ),
+    (
+        "anthropic billing_error",
+        CHAT,
+        sim.anthropic_400_billing(),
+        WITH_TOKEN,
+        Outcome.PAYMENT_REQUIRED,
+        "credit balance is too low",
+        "",
+    ),
+    # --- missing and unsupported models
+    (
+        "model not deployed on hf-inference",
+        EMBED,
+        sim.router_404_not_deployed(),
+        WITH_TOKEN,
+        Outcome.NOT_FOUND,
+        "404",
+        "provider mapping",
+    ),
+    (
+        "openai unknown model",
+        CHAT,
+        sim.openai_404_unknown("gpt-9"),
+        WITH_TOKEN,
+        Outcome.NOT_FOUND,
+        "The model `gpt-9` does not exist",
+        "model id",
+    ),
+    (
+        "vllm unknown model",
+        CHAT,
+        sim.vllm_404_unknown("x"),
+        WITH_TOKEN,
+        Outcome.NOT_FOUND,
+        "does not exist",
+        "",
+    ),
+    (
+        "no enabled provider",
+        CHAT,
+        sim.router_400_model_not_supported(LLAMA),
+        WITH_TOKEN,
+        Outcome.MODEL_UNSUPPORTED,
+        "not supported by any provider you have enabled",
+        "inference-providers",
+    ),
+    (
+        "provider route not mapped",
+        CHAT,
+        sim.router_400_provider_unmapped("together"),
+        WITH_TOKEN,
+        Outcome.MODEL_UNSUPPORTED,
+        "Model not supported by provider together",
+        "",
+    ),
+    # --- the seeds' retirements
+    (
+        "legacy 404 while auth works",
+        LEGACY,
+        sim.legacy_404(),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "404",
+        "router.huggingface.co",
+    ),
+    (
+        "legacy host 410",
+        LEGACY,
+        sim.legacy_410("plain"),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "is no longer supported",
+        "switch to https://router.huggingface.co ",
+    ),
+    (
+        "legacy host 410 with slashes",
+        LEGACY,
+        sim.legacy_410("slash"),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "no longer supported",
+        "switch to https://router.huggingface.co ",
+    ),
+    (
+        "legacy host 410 naming hf-inference",
+        LEGACY,
+        sim.legacy_410("hf-inference"),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "no longer supported",
+        "switch to https://router.huggingface.co/hf-inference ",
+    ),
+    (
+        "410 on the router too",
+        EMBED,
+        sim.legacy_410("plain"),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "no longer supported",
+        "switch to https://router.huggingface.co ",
+    ),
+    (
+        "model retired by a provider",
+        EMBED,
+        sim.router_410_model_deprecated(),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "deprecated and no longer supported by provider hf-inference",
+        "replacement",
+    ),
+    (
+        "openai retired model",
+        CHAT,
+        sim.openai_404_deprecated("text-davinci-003"),
+        WITH_TOKEN,
+        Outcome.DEPRECATED,
+        "has been deprecated",
+        "",
+    ),
+    # --- transient
+    (
+        "hub rate limit",
+        WHOAMI,
+        sim.hub_429(),
+        WITH_TOKEN,
+        Outcome.RATE_LIMITED,
+        "hourly quotas",
+        "resets in 293 s",
+    ),
+    (
+        "openai rate limit",
+        CHAT,
+        sim.openai_429_rate_limit(),
+        WITH_TOKEN,
+        Outcome.RATE_LIMITED,
+        "Rate limit reached",
+        "retry after 20 s",
+    ),
+    (
+        "model loading",
+        EMBED,
+        sim.model_loading_503(MINILM, 20.0),
+        WITH_TOKEN,
+        Outcome.LOADING,
+        "is currently loading",
+        "in about 20 s",
+    ),
+    (
+        "anthropic overloaded",
+        CHAT,
+        sim.anthropic_529_overloaded(),
+        WITH_TOKEN,
+        Outcome.OVERLOADED,
+        "Overloaded",
+        "capacity",
+    ),
+    (
+        "tgi overloaded 429",
+        CHAT,
+        sim.tgi_429_overloaded(),
+        WITH_TOKEN,
+        Outcome.OVERLOADED,
+        "Model is overloaded",
+        "",
+    ),
+    (
+        "500",
+        CHAT,
+        sim.server_500(),
+        WITH_TOKEN,
+        Outcome.SERVER_ERROR,
+        "HTTP 500",
+        "not your request",
+    ),
+    (
+        "gateway timeout html page",
+        CHAT,
+        sim.gateway_504_html(),
+        WITH_TOKEN,
+        Outcome.SERVER_ERROR,
+        "HTML page: 504 Gateway Time-out",
+        "",
+    ),
+    (
+        "unhealthy 503 is not loading",
+        HTTP,
+        sim.unhealthy_503(),
+        {},
+        Outcome.SERVER_ERROR,
+        "unhealthy",
+        "",
+    ),
+    # --- other client errors
+    (
+        "422",
+        CHAT,
+        Reply(422, {"error": {"message": "messages: field required"}}),
+        WITH_TOKEN,
+        Outcome.CLIENT_ERROR,
+        "field required",
+        "",
+    ),
+    (
+        "405 on http",
+        HTTP,
+        Reply(405, "Method Not Allowed"),
+        {},
+        Outcome.CLIENT_ERROR,
+        "HTTP 405",
+        "",
+    ),
+    # --- right status, wrong answer
+    (
+        "embedding of the wrong size",
+        EMBED,
+        sim.embedding_ok(768),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "768 dimensions, expected 384",
+        "",
+    ),
+    (
+        "embedding with NaN",
+        EMBED,
+        Reply(200, b"[0.1, NaN, 0.3]", content_type="application/json"),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "NaN",
+        "",
+    ),
+    ("empty embedding", EMBED, Reply(200, []), WITH_TOKEN, Outcome.BAD_RESPONSE, "empty", ""),
+    (
+        "embedding of strings",
+        EMBED,
+        Reply(200, ["a", "b"]),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "not a numeric vector",
+        "",
+    ),
+    (
+        "html where json was expected",
+        EMBED,
+        Reply(200, "<html><title>Login</title></html>", content_type="text/html"),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "expected JSON, got text/html",
+        "proxy",
+    ),
+    (
+        "chat without choices",
+        CHAT,
+        Reply(200, {"id": "x", "choices": []}),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "choices[0]",
+        "",
+    ),
+    (
+        "chat without message",
+        CHAT,
+        Reply(200, {"choices": [{"text": "hi"}]}),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "choices[0].message",
+        "",
+    ),
+    (
+        "openai embeddings without data",
+        OAI_EMBED,
+        Reply(200, {"data": []}),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "data[0].embedding",
+        "",
+    ),
+    (
+        "whoami without accessToken",
+        WHOAMI,
+        Reply(200, {"name": "x", "auth": {}}),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "auth.accessToken",
+        "",
+    ),
+    (
+        "http json path mismatch",
+        {**HTTP, "expect": {"json_path": {"status.indicator": "none"}}},
+        Reply(200, {"status": {"indicator": "major"}}),
+        {},
+        Outcome.BAD_RESPONSE,
+        "'status.indicator' is 'major', expected 'none'",
+        "",
+    ),
+    (
+        "http json path missing",
+        {**HTTP, "expect": {"json_path": {"status.indicator": "none"}}},
+        Reply(200, {"page": {}}),
+        {},
+        Outcome.BAD_RESPONSE,
+        "'status.indicator' is missing",
+        "",
+    ),
+    (
+        "http body text missing",
+        {**HTTP, "expect": {"body_contains": "Operational"}},
+        sim.ok_text("Major Outage"),
+        {},
+        Outcome.BAD_RESPONSE,
+        "does not contain 'Operational'",
+        "",
+    ),
+    (
+        "http json path ok",
+        {**HTTP, "expect": {"json_path": {"status.indicator": "none", "list.1": 2}}},
+        Reply(200, {"status": {"indicator": "none"}, "list": [1, 2]}),
+        {},
+        Outcome.OK,
+        "",
+        "",
+    ),
+    (
+        "expected non-2xx status",
+        {**HTTP, "expect": {"status": [401, 403]}},
+        sim.router_401_no_token(),
+        {},
+        Outcome.OK,
+        "HTTP 401",
+        "",
+    ),
+    (
+        "unexpected redirect",
+        {**HTTP, "follow_redirects": False},
+        Reply(302, "", {"location": "/elsewhere"}),
+        {},
+        Outcome.BAD_RESPONSE,
+        "unexpected HTTP 302",
+        "",
+    ),
+]
+
+
+def _target(spec: dict[str, Any], base: str) -> dict[str, Any]:
+    target = {"name": "t", **spec}
+    if target["kind"] == "http":
+        target["url"] = target["url"].format(base=base)
+    else:
+        target["base_url"] = base
+    return target
+
+
+@pytest.mark.parametrize(
+    ("target", "reply", "env", "outcome", "detail", "hint"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_it_classifies_real_provider_answers(
+    provider: FakeProvider,
+    target: dict[str, Any],
+    reply: Reply,
+    env: dict[str, str],
+    outcome: Outcome,
+    detail: str,
+    hint: str,
+) -> None:
+    config = make_config([_target(target, provider.url)], env=env)
+    provider.route(urlsplit(config.targets[0].endpoint).path, reply)
+
+    result = probe_once(config, env)["t"]
+
+    assert result.outcome == outcome, (result.detail, result.hint)
+    assert detail in result.detail
+    assert hint in result.hint
+    assert result.http_status == reply.status
+    assert "\n" not in result.detail
+
+
+def test_every_outcome_is_covered_by_a_real_answer() -> None:
+    """The table above plus the transport tests below reach every outcome name."""
+    produced = {c[4] for c in CASES} | {
+        Outcome.SLOW,
+        Outcome.TIMEOUT,
+        Outcome.DNS_ERROR,
+        Outcome.CONNECT_ERROR,
+        Outcome.TLS_ERROR,
+    }
+    assert produced == set(Outcome)
+
+
+def test_it_reports_slow_answers_that_still_pass(provider: FakeProvider) -> None:
+    config = make_config([_target({**HTTP, "expect": {"max_latency": "100ms"}}, provider.url)])
+    provider.route("/status", Reply(200, "fine", delay=0.3))
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.SLOW
+    assert "over the 100 ms limit" in result.detail
+    assert result.latency_ms is not None and result.latency_ms >= 300
+
+
+def test_it_reports_a_timeout_when_no_answer_comes(provider: FakeProvider) -> None:
+    config = make_config([_target({**HTTP, "timeout": "300ms"}, provider.url)])
+    provider.route("/status", Reply(200, "late", delay=2))
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.TIMEOUT
+    assert "no response within 0.3 s" in result.detail
+    assert result.http_status is None
+
+
+def test_it_reports_dns_failure() -> None:
+    config = make_config([{"name": "t", "kind": "http", "url": "http://no-such-host.invalid/"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.DNS_ERROR
+    assert "no-such-host.invalid" in result.detail
+    assert "host name" in result.hint
+
+
+def test_it_reports_a_refused_connection(free_port: int) -> None:
+    config = make_config([{"name": "t", "kind": "http", "url": f"http://127.0.0.1:{free_port}/"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.CONNECT_ERROR
+    assert "refused" in result.detail
+
+
+def test_it_records_announced_retirement_on_an_ok_probe(provider: FakeProvider) -> None:
+    config = make_config([_target(EMBED, provider.url)], env=WITH_TOKEN)
+    answer = sim.embedding_ok(384)
+    headers = {
+        **answer.headers,
+        "Deprecation": "@1767225600",
+        "Sunset": "Wed, 01 Jul 2026 00:00:00 GMT",
+        "Link": '<https://huggingface.co/docs/deprecations>; rel="deprecation"',
+    }
+    provider.route(urlsplit(config.targets[0].endpoint).path, Reply(200, answer.body, headers))
+
+    result = probe_once(config, WITH_TOKEN)["t"]
+
+    assert result.outcome == Outcome.OK
+    assert "deprecated since 2026-01-01" in result.warning
+    assert "retires on 2026-07-01" in result.warning
+    assert "https://huggingface.co/docs/deprecations" in result.warning
+    assert result.headers["sunset"] == "Wed, 01 Jul 2026 00:00:00 GMT"
+
+
+def test_it_keeps_request_id_provider_and_headers_of_interest(provider: FakeProvider) -> None:
+    config = make_config([_target(LEGACY, provider.url)], env=WITH_TOKEN)
+    provider.route("/models/gpt2", sim.legacy_404())
+
+    result = probe_once(config, WITH_TOKEN)["t"]
+
+    assert result.request_id == "Root=1-68a2f1c0-0d1e2f3a4b5c6d7e8f901234"
+    assert result.provider == "hf-inference"
+    assert result.body_excerpt == "Not Found"
+    assert "x-powered-by" not in result.headers  # only headers of interest are kept
+
+
+def test_request_id_falls_back_to_cloudfront_id(provider: FakeProvider) -> None:
+    config = make_config([_target(LEGACY, provider.url)], env=WITH_TOKEN)
+    provider.route("/models/gpt2", sim.legacy_410())
+
+    result = probe_once(config, WITH_TOKEN)["t"]
+
+    assert result.request_id == sim.legacy_410().headers["x-amz-cf-id"]
+
+
+def test_it_sends_the_token_only_when_its_variable_is_set(provider: FakeProvider) -> None:
+    config = make_config(
+        [
+            _target({**EMBED, "name": "with"}, provider.url),
+            _target({**CHAT, "name": "without"}, provider.url),
+        ]
+    )
+    for t in config.targets:
+        provider.route(urlsplit(t.endpoint).path, sim.chat_ok())
+
+    probe_once(config, {"HF_TOKEN": TOKEN})
+    probe_once(config, {})
+
+    auth = [(r.path, r.headers.get("authorization")) for r in provider.requests]
+    assert auth[:2] == [
+        (
+            "/hf-inference/models/sentence-transformers/all-MiniLM-L6-v2/pipeline/feature-extraction",
+            f"Bearer {TOKEN}",
+        ),
+        ("/chat/completions", f"Bearer {TOKEN}"),
+    ]
+    assert [a for _, a in auth[2:]] == [None, None]
+
+
+def test_minimal_payloads_are_what_the_apis_expect(provider: FakeProvider) -> None:
+    import json
+
+    config = make_config(
+        [
+            _target({**CHAT, "name": "chat"}, provider.url),
+            _target({**EMBED, "name": "embed"}, provider.url),
+            _target(
+                {
+                    "kind": "hf-inference",
+                    "model": "m",
+                    "task": "sentence-similarity",
+                    "name": "sim",
+                },
+                provider.url,
+            ),
+        ]
+    )
+    probe_once(config, {})
+
+    bodies = {r.path: json.loads(r.body) for r in provider.requests}
+    chat = bodies["/chat/completions"]
+    assert chat["model"] == LLAMA and chat["max_tokens"] == 1
+    assert [m["role"] for m in chat["messages"]] == ["user"]
+    assert isinstance(
+        bodies[f"/hf-inference/models/{MINILM}/pipeline/feature-extraction"]["inputs"], str
+    )
+    assert (
+        "source_sentence" in bodies["/hf-inference/models/m/pipeline/sentence-similarity"]["inputs"]
+    )

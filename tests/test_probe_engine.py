@@ -1,0 +1,191 @@
+"""The probe engine against real local servers: timings, TLS, caps, concurrency, never raising."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import trustme
+
+from monitor.evidence import Outcome, RequestSpec, TransportError
+from monitor.probe import Prober
+from monitor.simulator import FakeProvider, Reply
+from tests.conftest import make_config, probe_once
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+async def probe_one(spec: RequestSpec, timeout: float = 5.0, **kwargs):  # type: ignore[no-untyped-def]
+    async with Prober(**kwargs) as prober:
+        return await prober.probe(spec, timeout)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def https_provider(ca: trustme.CA) -> Iterator[FakeProvider]:
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+    with FakeProvider(ssl_context=server_ctx) as fake:
+        yield fake
+
+
+def test_it_measures_phases_on_a_fresh_connection_each_time(provider: FakeProvider) -> None:
+    provider.route("/x", Reply(200, "ok", delay=0.05))
+    spec = RequestSpec("GET", f"{provider.url}/x")
+
+    async def twice():  # type: ignore[no-untyped-def]
+        async with Prober() as prober:
+            return [await prober.probe(spec, 5), await prober.probe(spec, 5)]
+
+    first, second = run(twice())
+
+    for ev in (first, second):
+        assert ev.status == 200
+        assert ev.timings.connect_ms is not None  # a new TCP connection both times
+        assert ev.timings.tls_ms is None  # plain HTTP: no TLS phase
+        assert ev.timings.ttfb_ms is not None and ev.timings.ttfb_ms >= 50
+        assert ev.timings.total_ms >= ev.timings.ttfb_ms >= ev.timings.connect_ms
+    assert provider.max_open_connections == 1
+
+
+def test_it_measures_tls_with_a_trusted_certificate(
+    https_provider: FakeProvider, ca: trustme.CA
+) -> None:
+    https_provider.route("/x", Reply(200, "ok"))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    ev = run(probe_one(RequestSpec("GET", f"{https_provider.url}/x"), ssl_context=client_ctx))
+
+    assert ev.error is None and ev.status == 200
+    assert ev.timings.tls_ms is not None and ev.timings.tls_ms > 0
+
+
+def test_an_untrusted_certificate_is_a_tls_error(https_provider: FakeProvider) -> None:
+    config = make_config([{"name": "t", "kind": "http", "url": f"{https_provider.url}/x"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.TLS_ERROR
+    assert "certificate" in result.detail.lower()
+    assert "untrusted" in result.hint
+
+
+def test_a_huge_answer_is_read_only_up_to_the_cap(provider: FakeProvider) -> None:
+    provider.route("/huge", Reply(200, stream_bytes=1024**3))  # announces and streams 1 GB
+
+    ev = run(probe_one(RequestSpec("GET", f"{provider.url}/huge"), max_body_bytes=256 * 1024))
+
+    assert ev.status == 200
+    assert ev.body_truncated
+    assert len(ev.body) == 256 * 1024
+
+
+def test_a_huge_answer_to_a_model_kind_is_a_bad_response_not_a_crash(
+    provider: FakeProvider,
+) -> None:
+    config = make_config(
+        [{"name": "t", "kind": "openai-chat", "model": "m", "base_url": provider.url}]
+    )
+    provider.route(
+        "/chat/completions", Reply(200, stream_bytes=1024**3, content_type="application/json")
+    )
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert "cut at the read limit" in result.detail
+    assert len(result.body_excerpt.encode()) <= 512
+
+
+def test_concurrency_is_bounded(provider: FakeProvider) -> None:
+    provider.route("/slow", Reply(200, "ok", delay=0.1))
+    targets = [{"name": f"t{i}", "kind": "http", "url": f"{provider.url}/slow"} for i in range(40)]
+    config = make_config(targets, concurrency=4)
+
+    results = probe_once(config)
+
+    assert len(results) == 40
+    assert {r.outcome for r in results.values()} == {Outcome.OK}
+    assert 2 <= provider.max_open_connections <= 4
+
+
+def test_garbage_instead_of_http_is_a_bad_response(provider: FakeProvider) -> None:
+    provider.route("/garbage", Reply(raw=b"\x00\xffthis is not http\r\n\r\n"))
+    config = make_config([{"name": "t", "kind": "http", "url": f"{provider.url}/garbage"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert "not a valid HTTP answer" in result.detail
+
+
+def test_a_redirect_loop_is_capped(provider: FakeProvider) -> None:
+    provider.route("/loop", Reply(302, "", {"location": "/loop"}))
+    config = make_config([{"name": "t", "kind": "http", "url": f"{provider.url}/loop"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert "too many redirects" in result.detail
+    assert len(provider.requests) == 6  # the first request and 5 redirects, then it stops
+
+
+def test_redirects_are_followed_to_the_final_answer(provider: FakeProvider) -> None:
+    provider.route("/old", Reply(301, "", {"location": "/new"}))
+    provider.route("/new", Reply(200, "here"))
+    config = make_config([{"name": "t", "kind": "http", "url": f"{provider.url}/old"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome == Outcome.OK
+    assert result.url.endswith("/new")
+
+
+def test_a_connection_dropped_mid_answer_is_recorded(provider: FakeProvider) -> None:
+    provider.route("/cut", Reply(raw=b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"))
+    config = make_config([{"name": "t", "kind": "http", "url": f"{provider.url}/cut"}])
+
+    result = probe_once(config)["t"]
+
+    assert result.outcome in (Outcome.BAD_RESPONSE, Outcome.CONNECT_ERROR)
+    assert result.detail
+
+
+class _Exploding(httpx.AsyncBaseTransport):
+    """An edge case no real server produces: the transport itself raises something odd."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (httpx.ReadError("connection reset by peer"), TransportError.CONNECT),
+        (
+            httpx.ConnectError("[Errno -3] Temporary failure in name resolution getaddrinfo"),
+            TransportError.DNS,
+        ),
+        (httpx.PoolTimeout("pool"), TransportError.TIMEOUT),
+        (RuntimeError("a bug in a dependency"), TransportError.CONNECT),
+    ],
+)
+def test_a_probe_never_raises(exc: BaseException, error: TransportError) -> None:
+    ev = run(probe_one(RequestSpec("GET", "http://example.test/"), transport=_Exploding(exc)))
+
+    assert ev.error == error
+    assert ev.status is None
+    assert ev.error_detail
