@@ -6,6 +6,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+
 from monitor.store.db import make_engine
 from monitor.store.models import Base, UTCDateTime
 
