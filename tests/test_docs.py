@@ -1,0 +1,69 @@
+"""The README must match the code: its config loads, every command and field is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer.main
+import yaml
+
+from monitor.cli import app
+from monitor.config import Config, EmbeddingExpect, parse_config
+from monitor.evidence import Outcome
+from monitor.targets import TARGET_KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_config_example_is_valid() -> None:
+    block = re.search(r"## Config reference\s+```yaml\n(.*?)```", README, re.S).group(1)
+    config = parse_config(block, env={})
+    assert [t.name for t in config.targets] == [
+        "minilm-embeddings",
+        "gpt2-legacy",
+        "llama-chat",
+        "hf-token",
+        "status-page",
+    ]
+
+
+def test_the_example_file_matches_the_readme_targets() -> None:
+    example = parse_config((ROOT / "inferwatch.example.yaml").read_text(), env={})
+    block = re.search(r"## Config reference\s+```yaml\n(.*?)```", README, re.S).group(1)
+    assert [t.model_dump() for t in example.targets] == [
+        t.model_dump() for t in parse_config(block, env={}).targets
+    ]
+
+
+def test_every_command_is_documented() -> None:
+    group = typer.main.get_group(app)
+    names = []
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        names += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    for name in names:
+        assert f"`inferwatch {name}" in README, f"inferwatch {name} is not in the README"
+
+
+def test_every_config_field_is_documented() -> None:
+    fields = set(Config.model_fields) - {"source", "secrets"}
+    for cls in TARGET_KINDS.values():
+        fields |= set(cls.model_fields)
+    fields |= set(EmbeddingExpect.model_fields)
+    for name in fields:
+        assert f"`{name}`" in README or f"`defaults.{name}`" in README, f"{name} is undocumented"
+
+
+def test_every_kind_and_outcome_is_documented() -> None:
+    for kind in TARGET_KINDS:
+        assert f"| `{kind}` |" in README
+    for outcome in Outcome:
+        assert f"| `{outcome}` |" in README
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci/run").read_text()
+    assert "make test" in README and "\nmake test" in ci
+    assert yaml.safe_load((ROOT / "inferwatch.example.yaml").read_text())["targets"]
