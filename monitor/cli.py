@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.orm import Session
 
 from monitor import __version__
@@ -86,9 +87,9 @@ def load_or_exit(path: Path) -> Config:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(problem))}")
         n = len(exc.problems)
-        err.print(f"{path}: {n} problem{'s' if n != 1 else ''}; nothing was run.")
+        err.print(f"{path}: {n} problem{'s' if n != 1 else ''}; nothing was run.", markup=False)
         raise typer.Exit(2) from None
 
 
@@ -111,10 +112,8 @@ def select_targets(config: Config, names: list[str] | None) -> list[TargetBase]:
     known = {t.name: t for t in config.targets}
     unknown = [n for n in names if n not in known]
     if unknown:
-        err.print(
-            f"[bold red]error:[/] {config.source}: no target named "
-            f"{', '.join(repr(n) for n in unknown)}; configured: {', '.join(known)}"
-        )
+        listing = f"{', '.join(repr(n) for n in unknown)}; configured: {', '.join(known)}"
+        err.print(f"[bold red]error:[/] {escape(config.source)}: no target named {escape(listing)}")
         raise typer.Exit(2)
     return [known[n] for n in names]
 
@@ -123,7 +122,7 @@ def open_or_exit(config: Config):  # type: ignore[no-untyped-def]
     try:
         return open_database(config.database)
     except DatabaseError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
 
 
@@ -139,16 +138,17 @@ def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     """
     cfg = load_or_exit(config)
     for warning in config_warnings(cfg):
-        err.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+        err.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
     kinds: dict[str, int] = {}
     for t in cfg.targets:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
     listing = ", ".join(f"{n} {k}" for k, n in kinds.items())
-    out.print(f"[green]✓[/] {config} is valid: {len(cfg.targets)} targets ({listing})")
+    out.print(f"[green]✓[/] {escape(str(config))} is valid: {len(cfg.targets)} targets ({listing})")
     for t in cfg.targets:
         every = format_duration(cfg.interval_of(t))
-        out.print(f"  {t.name} ({t.kind}, every {every})\n    {t.endpoint}", soft_wrap=True)
-    out.print(f"  database: {cfg.database}", soft_wrap=True)
+        line = f"  {t.name} ({t.kind}, every {every})\n    {t.endpoint}"
+        out.print(line, soft_wrap=True, markup=False)
+    out.print(f"  database: {cfg.database}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -180,7 +180,7 @@ def probe(
         print(results_json(results))
     else:
         out.print(results_table(results))
-        out.print(summary(results), style="bold")
+        out.print(summary(results), style="bold", markup=False)
 
 
 @db_app.command("upgrade")
@@ -190,7 +190,9 @@ def db_upgrade(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     from monitor.store.db import current_revision
 
     engine = open_or_exit(cfg)
-    out.print(f"[green]✓[/] {cfg.database} is at schema revision {current_revision(engine)}")
+    out.print(
+        f"[green]✓[/] {escape(cfg.database)} is at schema revision {current_revision(engine)}"
+    )
 
 
 def main() -> None:

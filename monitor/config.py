@@ -8,6 +8,7 @@ the field, what is wrong and what is allowed.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONFIG_FILE = "inferwatch.yaml"
 DEFAULT_DATABASE = "sqlite:///inferwatch.db"
@@ -38,8 +41,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
     else:
         raise ValueError(f"{value!r} is not {DURATION_HELP}")
-    if seconds <= 0:
-        raise ValueError(f"must be greater than zero; use {DURATION_HELP}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be a finite time greater than zero; use {DURATION_HELP}")
     return seconds
 
 
@@ -104,11 +107,21 @@ class Config(StrictModel):
     concurrency: int = Field(
         default=20, ge=1, le=1000, description="probes in flight at once, at most"
     )
-    targets: list[Any] = Field(min_length=1)  # validated per kind by `targets.parse_target`
+    targets: list[Any] = Field(default_factory=list)  # validated per kind by parse_target
 
-    # Filled by `load_config`, not read from YAML.
-    source: str = DEFAULT_CONFIG_FILE
-    secrets: frozenset[str] = frozenset()
+    # Set by `parse_config`; never read from YAML.
+    _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
+    _secrets: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def source(self) -> str:
+        """The file this config came from, for messages."""
+        return self._source
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Token values and values interpolated into headers: redacted everywhere."""
+        return self._secrets
 
     def target(self, name: str) -> Any:
         for t in self.targets:
@@ -177,11 +190,11 @@ class _Interpolation:
     def _lookup(self, match: re.Match[str], path: tuple[Any, ...]) -> str:
         name, default = match.group(1), match.group(2)
         value = self.env.get(name)
-        if value is None:
-            if default is None:
-                self.missing.append((path, name))
-                return ""
-            value = default
+        if not value and default is not None:
+            value = default  # like the shell: the default covers unset and empty
+        elif value is None:
+            self.missing.append((path, name))
+            return ""
         # Header values usually carry credentials (x-api-key, ...): treat them as secrets.
         if "headers" in path and value:
             self.secrets.add(value)
@@ -206,7 +219,7 @@ def _target_lines(text: str) -> dict[int, int]:
 
 
 def _allowed_fields(model: type[BaseModel]) -> list[str]:
-    return [n for n in model.model_fields if n not in ("source", "secrets", "default_interval")]
+    return list(model.model_fields)
 
 
 def _unknown_field_message(name: str, model: type[BaseModel] | None) -> str:
@@ -280,6 +293,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError(
             [Problem(file, "file not found; create it (see README) or pass --config FILE")]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(file, f"not UTF-8 text (byte {exc.start})")]) from None
     except OSError as exc:
         raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_config(text, file=file, env=env, base_dir=path.parent)
@@ -312,41 +327,57 @@ def parse_config(
     raw_targets = data.get("targets")
     problems: list[Problem] = []
 
-    def name_of(i: int) -> str | None:
+    def name_of(i: int) -> str:
         item = raw_targets[i] if isinstance(raw_targets, list) and i < len(raw_targets) else None
         name = item.get("name") if isinstance(item, dict) else None
         return name if isinstance(name, str) else f"#{i + 1}"
 
+    broken: set[int] = set()  # targets with a missing ${VAR}: their other errors would be noise
     for loc, var in interp.missing:
-        target, fld = (name_of(loc[1]), loc[2:]) if loc[:1] == ("targets",) else (None, loc)
+        in_target = len(loc) > 1 and loc[0] == "targets" and isinstance(loc[1], int)
+        if in_target:
+            broken.add(loc[1])
+        fld = loc[2:] if in_target else loc
         problems.append(
             Problem(
                 file,
                 f"environment variable {var} is not set (used as ${{{var}}}; "
                 f"set it, or write ${{{var}:-default}})",
-                target=target,
+                target=name_of(loc[1]) if in_target else None,
                 field=".".join(str(p) for p in fld) or None,
-                line=lines.get(loc[1]) if target else None,
+                line=lines.get(loc[1]) if in_target else None,
             )
         )
 
     top = {k: v for k, v in data.items() if k != "targets"}
     try:
-        config = Config.model_validate({**top, "targets": raw_targets or []})
+        config = Config.model_validate({**top, "targets": []})
     except ValidationError as exc:
         problems += _pydantic_problems(exc, file, Config)
         config = None
 
     targets = []
-    seen: dict[str, int] = {}
-    if isinstance(raw_targets, list):
+    if raw_targets is None or raw_targets == []:
+        problems.append(
+            Problem(
+                file,
+                "no targets: add a 'targets:' list with at least one target "
+                "(see inferwatch.example.yaml)",
+                field="targets",
+            )
+        )
+    elif not isinstance(raw_targets, list):
+        problems.append(Problem(file, "must be a list of targets", field="targets"))
+    else:
+        problems += _duplicate_names(raw_targets, file, lines)
         for i, raw in enumerate(raw_targets):
-            name = name_of(i)
-            line = lines.get(i)
+            name, line = name_of(i), lines.get(i)
             if not isinstance(raw, dict):
                 problems.append(
                     Problem(file, "each target must be a mapping", target=name, line=line)
                 )
+                continue
+            if i in broken:
                 continue
             try:
                 target = parse_target(raw)
@@ -359,30 +390,45 @@ def parse_config(
             except ValueError as exc:  # unknown or missing kind
                 problems.append(Problem(file, str(exc), target=name, field="kind", line=line))
                 continue
-            if target.name in seen:
-                problems.append(
-                    Problem(
-                        file,
-                        f"duplicate name (first used on line {lines.get(seen[target.name])}); "
-                        "names must be unique",
-                        target=target.name,
-                        field="name",
-                        line=line,
-                    )
-                )
-            seen.setdefault(target.name, i)
+            problems += [
+                Problem(file, msg, target=name, field=fld, line=line)
+                for fld, msg in target.config_errors()
+            ]
             targets.append(target)
 
     if problems or config is None:
-        # Keep problems in file order; file-level ones first.
-        problems.sort(key=lambda p: p.line or 0)
+        problems.sort(key=lambda p: p.line or 0)  # file order; file-level problems first
         raise ConfigError(problems)
 
-    database = _resolve_sqlite_path(config.database, base_dir)
-    secrets = frozenset(interp.secrets | _token_values(targets, env))
-    return config.model_copy(
-        update={"targets": targets, "source": file, "database": database, "secrets": secrets}
+    config = config.model_copy(
+        update={"targets": targets, "database": _resolve_sqlite_path(config.database, base_dir)}
     )
+    config._source = file
+    config._secrets = frozenset(interp.secrets | _token_values(targets, env))
+    return config
+
+
+def _duplicate_names(raw_targets: list[Any], file: str, lines: dict[int, int]) -> list[Problem]:
+    """Checked on the raw names, so a duplicate is reported even if its twin has other errors."""
+    first_seen: dict[str, int] = {}
+    problems = []
+    for i, raw in enumerate(raw_targets):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first_seen:
+            problems.append(
+                Problem(
+                    file,
+                    f"duplicate name (first used on line {lines.get(first_seen[name])}); "
+                    "names must be unique",
+                    target=name,
+                    field="name",
+                    line=lines.get(i),
+                )
+            )
+        first_seen.setdefault(name, i)
+    return problems
 
 
 def _token_values(targets: list[Any], env: Mapping[str, str]) -> set[str]:
@@ -391,13 +437,18 @@ def _token_values(targets: list[Any], env: Mapping[str, str]) -> set[str]:
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
     """Relative SQLite paths are relative to the config file, not the working directory."""
-    prefix = "sqlite:///"
-    if base_dir is None or not url.startswith(prefix) or url == "sqlite://":
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # reported when the engine is made, with the URL in the message
+    path = parsed.database
+    if base_dir is None or parsed.get_backend_name() != "sqlite" or not path:
         return url
-    rest = url[len(prefix) :]
-    if not rest or rest.startswith("/") or rest.startswith(":memory:") or rest.startswith("file:"):
+    if path == ":memory:" or path.startswith("file:") or Path(path).is_absolute():
         return url
-    return prefix + str((base_dir / rest).resolve())
+    return parsed.set(database=str((base_dir / path).resolve())).render_as_string(
+        hide_password=False
+    )
 
 
 def config_warnings(config: Config, env: Mapping[str, str] | None = None) -> list[Problem]:

@@ -124,7 +124,7 @@ def test_sync_targets_keeps_ids_and_refreshes_urls(db_url: str) -> None:
     with Session(engine) as s, s.begin():
         second = sync_targets(s, after)
     with engine.connect() as conn:
-        assert conn.execute(text("select url from targets")).scalar() == "http://new"
+        assert conn.execute(text("select url from targets")).scalar() == "http://new/"
     assert first == second
 
 

@@ -23,10 +23,19 @@ def _check_url(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
-    return value.rstrip("/") if url.path in ("", "/") or value.endswith("/") else value
+    return value
 
 
-Url = Annotated[str, AfterValidator(_check_url)]
+def _check_base_url(value: str) -> str:
+    """A base gets paths appended, so a trailing slash would double up: drop it."""
+    _check_url(value)
+    if "?" in value or "#" in value:
+        raise ValueError(f"{value!r}: a base URL cannot have a query or fragment")
+    return value.rstrip("/")
+
+
+Url = Annotated[str, AfterValidator(_check_url)]  # used exactly as written
+BaseUrl = Annotated[str, AfterValidator(_check_base_url)]
 ModelId = Annotated[str, Field(min_length=1, pattern=r"^[^\s/][^\s]*$")]
 
 
@@ -66,12 +75,22 @@ class TargetBase(StrictModel):
         """A kind-specific check of an accepted answer: a failing Verdict, or None if fine."""
         return None
 
+    def config_errors(self) -> list[tuple[str, str]]:
+        """(field, message) pairs for combinations of fields that cannot work."""
+        if self.token_env and any(k.lower() == "authorization" for k in self.headers):
+            return [
+                ("headers", "an Authorization header and token_env both set the token; keep one")
+            ]
+        return []
+
     def config_warnings(self) -> list[tuple[str, str]]:
         """(field, message) pairs for settings that work but are probably unwanted."""
         return []
 
     def request_headers(self, token: str | None) -> dict[str, str]:
-        headers = {"user-agent": USER_AGENT, "accept": "application/json", **self.headers}
+        """Our defaults, then the user's headers (names are case-insensitive), then the token."""
+        headers = {"user-agent": USER_AGENT, "accept": "application/json"}
+        headers |= {name.lower(): value for name, value in self.headers.items()}
         if token:
             headers["authorization"] = f"Bearer {token}"
         return headers
@@ -81,7 +100,7 @@ class ModelTarget(TargetBase):
     """A kind that calls a model by id on some base URL with a JSON payload."""
 
     model: ModelId = Field(description="model id, e.g. sentence-transformers/all-MiniLM-L6-v2")
-    base_url: Url
+    base_url: BaseUrl
     payload: Any = Field(default=None, description="replace the minimal request body")
 
     def post(self, url: str, body: Any, token: str | None) -> RequestSpec:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from monitor.config import EmbeddingExpect
 from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
-from monitor.targets.base import PROBE_TEXT, ModelTarget, Url, bad_response, vector_problem
+from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
 
 # The smallest request each task accepts.
 TASK_PAYLOADS: dict[str, Any] = {
@@ -50,15 +50,20 @@ PIPELINE_TASKS = ("feature-extraction", "sentence-similarity")
 
 class HfInferenceTarget(ModelTarget):
     kind: Literal["hf-inference"]
-    base_url: Url = "https://router.huggingface.co"
+    base_url: BaseUrl = "https://router.huggingface.co"
     task: Task = "feature-extraction"
     expect: EmbeddingExpect = Field(default_factory=EmbeddingExpect)
 
-    @model_validator(mode="after")
-    def _dim_needs_embeddings(self) -> HfInferenceTarget:
+    def config_errors(self) -> list[tuple[str, str]]:
+        errors = super().config_errors()
         if self.expect.embedding_dim is not None and self.task != "feature-extraction":
-            raise ValueError("expect.embedding_dim applies only to task feature-extraction")
-        return self
+            errors.append(
+                (
+                    "expect.embedding_dim",
+                    f"applies only to task feature-extraction, not {self.task}",
+                )
+            )
+        return errors
 
     @property
     def endpoint(self) -> str:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from monitor.classify import provider_message, replacement_hint
 from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
-from monitor.targets.base import PROBE_TEXT, ModelTarget, Url
+from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget
 
 ROUTER_HINT = (
     "the serverless Inference API is retired; move to https://router.huggingface.co "
@@ -20,7 +20,7 @@ ROUTER_HINT = (
 
 class HfLegacyTarget(ModelTarget):
     kind: Literal["hf-legacy"]
-    base_url: Url = "https://api-inference.huggingface.co"
+    base_url: BaseUrl = "https://api-inference.huggingface.co"
 
     @property
     def endpoint(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from monitor.classify import SCOPE_HINT
 from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
-from monitor.targets.base import TargetBase, Url, bad_response
+from monitor.targets.base import BaseUrl, TargetBase, bad_response
 
 INFERENCE_PERMISSION = "inference.serverless.write"
 MIN_INTERVAL = 900.0  # whoami-v2 is strictly rate-limited
@@ -18,7 +18,7 @@ MIN_INTERVAL = 900.0  # whoami-v2 is strictly rate-limited
 
 class HfWhoamiTarget(TargetBase):
     kind: Literal["hf-whoami"]
-    base_url: Url = "https://huggingface.co"
+    base_url: BaseUrl = "https://huggingface.co"
     default_interval: ClassVar[float | None] = MIN_INTERVAL
 
     @property

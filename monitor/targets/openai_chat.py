@@ -7,12 +7,12 @@ from typing import Literal
 from pydantic import Field
 
 from monitor.evidence import Evidence, RequestSpec, Verdict
-from monitor.targets.base import ModelTarget, Url, bad_response
+from monitor.targets.base import BaseUrl, ModelTarget, bad_response
 
 
 class OpenAIChatTarget(ModelTarget):
     kind: Literal["openai-chat"]
-    base_url: Url = "https://router.huggingface.co/v1"
+    base_url: BaseUrl = "https://router.huggingface.co/v1"
     prompt: str = Field(default="Say OK.", description="the one user message sent")
 
     @property

@@ -8,12 +8,12 @@ from pydantic import Field
 
 from monitor.config import EmbeddingExpect
 from monitor.evidence import Evidence, RequestSpec, Verdict
-from monitor.targets.base import PROBE_TEXT, ModelTarget, Url, bad_response, vector_problem
+from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
 
 
 class OpenAIEmbeddingsTarget(ModelTarget):
     kind: Literal["openai-embeddings"]
-    base_url: Url = "https://router.huggingface.co/v1"
+    base_url: BaseUrl = "https://router.huggingface.co/v1"
     expect: EmbeddingExpect = Field(default_factory=EmbeddingExpect)
 
     @property
