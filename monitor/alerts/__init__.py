@@ -1,0 +1,1 @@
+"""Alert channels: tell people when a target's confirmed state changes."""
