@@ -18,10 +18,10 @@ $(CONFIG):
 	cp inferwatch.example.yaml $(CONFIG)
 	@echo "created $(CONFIG) from inferwatch.example.yaml: edit it to watch your own models"
 
-## Set up, validate the config and probe every target once (results go to inferwatch.db).
+## Set up, validate the config, then run the monitor (Ctrl-C stops it; data in inferwatch.db).
 up: $(STAMP) $(CONFIG)
 	$(BIN)/inferwatch check --config $(CONFIG)
-	$(BIN)/inferwatch probe --config $(CONFIG)
+	$(BIN)/inferwatch run --config $(CONFIG)
 
 ## Set up and run the whole test suite (what CI runs).
 test: $(STAMP)

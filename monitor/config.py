@@ -14,10 +14,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -96,9 +104,46 @@ class EmbeddingExpect(Expect):
     )
 
 
+Threshold = Annotated[int, Field(ge=1, le=100)]
+
+
 class DefaultsModel(StrictModel):
     interval: Duration = Field(default=60.0, description="time between probes")
     timeout: Duration = Field(default=10.0, description="limit for the whole probe")
+    failure_threshold: Threshold = Field(
+        default=3, description="transient failures in a row before the state changes"
+    )
+    success_threshold: Threshold = Field(
+        default=2, description="successes in a row before a failing target is recovered"
+    )
+    contract_threshold: Threshold = Field(
+        default=2,
+        description="probes that confirm a contract break (1 = at once, 2 = one confirming)",
+    )
+
+
+class EmailSettings(StrictModel):
+    host: str = Field(min_length=1, description="SMTP server")
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    username_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="From address")
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    timeout: Duration = Field(default=15.0, description="limit for one SMTP conversation")
+
+
+class AlertSettings(StrictModel):
+    dashboard_url: str | None = Field(default=None, description="base URL for links in alerts")
+    remind_every: Duration | None = Field(
+        default=None, description="re-send while an incident stays open (off by default)"
+    )
+    email: EmailSettings | None = None
+
+    @field_validator("remind_every", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return None if value in (False, "off", "never", None) else value
 
 
 class Config(StrictModel):
@@ -107,6 +152,7 @@ class Config(StrictModel):
     concurrency: int = Field(
         default=20, ge=1, le=1000, description="probes in flight at once, at most"
     )
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     targets: list[Any] = Field(default_factory=list)  # validated per kind by parse_target
 
     # Set by `parse_config`; never read from YAML.
@@ -134,6 +180,21 @@ class Config(StrictModel):
 
     def timeout_of(self, target: Any) -> float:
         return target.timeout or self.defaults.timeout
+
+    def rules_of(self, target: Any) -> Any:
+        """The state-machine thresholds for a target: its own, else `defaults`."""
+        from monitor.states import Rules
+
+        d = self.defaults
+        return Rules(
+            failure_threshold=target.failure_threshold or d.failure_threshold,
+            success_threshold=target.success_threshold or d.success_threshold,
+            contract_threshold=target.contract_threshold or d.contract_threshold,
+        )
+
+    def recipients_of(self, target: Any) -> list[str]:
+        email = self.alerts.email
+        return list(target.recipients or (email.recipients if email else []))
 
 
 # ---------------------------------------------------------------- problems

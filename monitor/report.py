@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from monitor.evidence import OutcomeClass, ProbeResult, outcome_class
+from monitor.store.models import AlertRecord, IncidentRecord, TransitionRecord
 
 # One colour per outcome class, used everywhere (table, emails, dashboard).
 CLASS_STYLE = {
@@ -60,3 +63,121 @@ def summary(results: Sequence[ProbeResult]) -> str:
     )
     noun = "target" if len(results) == 1 else "targets"
     return f"{len(results)} {noun}: {parts}"
+
+
+# ---------------------------------------- review: transitions, incidents, alerts
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "—"
+
+
+def transition_dict(t: TransitionRecord, target: str) -> dict[str, Any]:
+    return {
+        "target": target,
+        "at": _iso(t.at),
+        "started_at": _iso(t.started_at),
+        "from_outcome": t.from_outcome,
+        "to_outcome": t.to_outcome,
+        "label": t.label,
+        "detail": t.detail,
+        "hint": t.hint,
+        "http_status": t.http_status,
+        "announced": t.announced,
+        "incident_id": t.incident_id,
+    }
+
+
+def incident_dict(i: IncidentRecord, target: str) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "target": target,
+        "opened_at": _iso(i.opened_at),
+        "closed_at": _iso(i.closed_at),
+        "open": i.closed_at is None,
+        "duration_seconds": i.duration_seconds,
+        "first_outcome": i.first_outcome,
+        "last_outcome": i.last_outcome,
+        "outcomes": list(i.outcomes),
+    }
+
+
+def alert_dict(a: AlertRecord, target: str | None) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "target": target,
+        "reason": a.reason,
+        "channel": a.channel,
+        "recipients": list(a.recipients),
+        "subject": a.subject,
+        "status": a.status,
+        "attempts": a.attempts,
+        "created_at": _iso(a.created_at),
+        "sent_at": _iso(a.sent_at),
+        "next_attempt_at": _iso(a.next_attempt_at) if a.status == "pending" else None,
+        "last_error": a.last_error,
+    }
+
+
+def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
+    table = Table(header_style="bold", title="Transitions (newest first, UTC)")
+    table.add_column("At", no_wrap=True)
+    table.add_column("Target", no_wrap=True)
+    table.add_column("Change")
+    table.add_column("Detail / what to do", ratio=1, overflow="fold")
+    for t, name in rows:
+        change = Text(f"{t.from_outcome or '—'} → ")
+        change.append_text(outcome_text(t.to_outcome))
+        change.append(f"\n{t.label}" + ("" if t.announced else " (not announced)"), style="dim")
+        what = Text(t.detail)
+        if t.hint:
+            what.append(f"\n→ {t.hint}", style="cyan")
+        table.add_row(_when(t.at), name, change, what)
+    return table
+
+
+def incidents_table(rows: Sequence[tuple[IncidentRecord, str]], now: datetime) -> Table:
+    from monitor.states import format_span
+
+    table = Table(header_style="bold", title="Incidents (newest first, UTC)")
+    table.add_column("Opened", no_wrap=True)
+    table.add_column("Target", no_wrap=True)
+    table.add_column("Went through")
+    table.add_column("Closed", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    for i, name in rows:
+        path = Text(" → ").join(outcome_text(o) for o in i.outcomes)
+        lasted = (i.closed_at or now) - i.opened_at
+        duration = format_span(lasted.total_seconds()) + ("" if i.closed_at else " (open)")
+        table.add_row(_when(i.opened_at), name, path, _when(i.closed_at), duration)
+    return table
+
+
+ALERT_STYLE = {"sent": "green", "pending": "yellow", "failed": "bold red"}
+
+
+def alerts_table(rows: Sequence[tuple[AlertRecord, str | None]]) -> Table:
+    table = Table(header_style="bold", title="Alerts (newest first, UTC)")
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Subject / recipients", ratio=1, overflow="fold")
+    table.add_column("Tries", justify="right")
+    table.add_column("Sent / last error", overflow="fold")
+    for a, _name in rows:
+        what = Text(a.subject)
+        what.append("\n" + ", ".join(a.recipients), style="dim")
+        result = _when(a.sent_at) if a.status == "sent" else a.last_error or "waiting"
+        if a.status == "pending" and a.attempts:
+            result += f"\nnext try {_when(a.next_attempt_at)}"
+        table.add_row(
+            _when(a.created_at),
+            Text(a.status, style=ALERT_STYLE.get(a.status, "")),
+            what,
+            str(a.attempts),
+            result,
+        )
+    return table

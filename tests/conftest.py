@@ -59,3 +59,12 @@ def probe_once(
             return await probe_targets(config, config.targets, p, env or {})
 
     return {r.target: r for r in asyncio.run(run())}
+
+
+@pytest.fixture
+def inbox() -> Iterator[Any]:
+    from tests.smtp import Inbox
+
+    box = Inbox().up()
+    yield box
+    box.down()

@@ -172,7 +172,9 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)])
 
     assert result.exit_code == 0
-    assert "schema revision 0001" in result.stdout
+    from monitor.store.db import head_revision
+
+    assert f"schema revision {head_revision()}" in result.stdout
     tables = (
         sqlite3.connect(tmp_path / "fresh.db").execute("select name from sqlite_master").fetchall()
     )

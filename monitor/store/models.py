@@ -38,7 +38,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
 
 
 class TargetRecord(Base):
@@ -83,3 +87,116 @@ class ProbeRecord(Base):
 
     # Serves "results of target X between t1 and t2", the query every view starts from.
     __table_args__ = (Index("ix_probe_results_target_id_checked_at", "target_id", "checked_at"),)
+
+
+class TargetStateRecord(Base):
+    """A target's state-machine state (monitor.states.TargetState as JSON), for restarts."""
+
+    __tablename__ = "target_states"
+
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class IncidentRecord(Base):
+    """A failure period: opened by the first failing transition, closed by recovery."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    first_outcome: Mapped[str] = mapped_column(String(32))
+    last_outcome: Mapped[str] = mapped_column(String(32))
+    outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)  # every state it went through
+    last_alert_at: Mapped[datetime | None]  # for reminders
+
+    __table_args__ = (Index("ix_incidents_target_id_opened_at", "target_id", "opened_at"),)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return (self.closed_at - self.opened_at).total_seconds() if self.closed_at else None
+
+
+class TransitionRecord(Base):
+    """An accepted change of a target's state, with the probe that confirmed it."""
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    at: Mapped[datetime]  # the confirming probe
+    started_at: Mapped[datetime]  # the first probe of the confirming run
+    from_outcome: Mapped[str | None] = mapped_column(String(32))
+    to_outcome: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    hint: Mapped[str] = mapped_column(Text, default="")
+    http_status: Mapped[int | None]
+    announced: Mapped[bool]
+    probe_id: Mapped[int | None] = mapped_column(
+        ForeignKey("probe_results.id", ondelete="SET NULL")
+    )
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_transitions_target_id_at", "target_id", "at"),)
+
+
+class AlertRecord(Base):
+    """The outbox: a fully rendered message, written in the transaction that caused it."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    transition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transitions.id", ondelete="SET NULL")
+    )
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(32))  # transition, reminder, flapping, test
+    channel: Mapped[str] = mapped_column(String(32))  # email
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)  # dedupe key for MTAs
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_alerts_created_at", "created_at"),
+    )
+
+
+class AlertAttemptRecord(Base):
+    """One delivery attempt of an alert: the delivery log."""
+
+    __tablename__ = "alert_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    ok: Mapped[bool]
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_alert_attempts_alert_id", "alert_id"),)
+
+
+class MonitorRunRecord(Base):
+    """One run of `inferwatch run`; the time between runs is a gap ("no data"), not uptime."""
+
+    __tablename__ = "monitor_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]  # heartbeat: a crashed run ends here
+    stopped_at: Mapped[datetime | None]

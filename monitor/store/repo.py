@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from monitor.evidence import ProbeResult
-from monitor.store.models import ProbeRecord, TargetRecord
+from monitor.store.models import (
+    AlertRecord,
+    IncidentRecord,
+    ProbeRecord,
+    TargetRecord,
+    TransitionRecord,
+)
 from monitor.targets import TargetBase
 
 
@@ -35,31 +41,32 @@ def sync_targets(session: Session, targets: Iterable[TargetBase]) -> dict[str, i
     return {name: r.id for name, r in existing.items()}
 
 
+def probe_record(r: ProbeResult, target_id: int) -> ProbeRecord:
+    return ProbeRecord(
+        target_id=target_id,
+        checked_at=r.checked_at,
+        outcome=str(r.outcome),
+        http_status=r.http_status,
+        latency_ms=r.timings.total_ms,
+        connect_ms=r.timings.connect_ms,
+        tls_ms=r.timings.tls_ms,
+        ttfb_ms=r.timings.ttfb_ms,
+        url=r.url,
+        detail=r.detail,
+        hint=r.hint,
+        warning=r.warning,
+        request_id=r.request_id,
+        provider=r.provider,
+        headers=r.headers,
+        body_excerpt=r.body_excerpt,
+    )
+
+
 def save_results(
     session: Session, results: Sequence[ProbeResult], target_ids: dict[str, int]
 ) -> None:
     """Add probe results in one batch (the caller commits)."""
-    session.add_all(
-        ProbeRecord(
-            target_id=target_ids[r.target],
-            checked_at=r.checked_at,
-            outcome=str(r.outcome),
-            http_status=r.http_status,
-            latency_ms=r.timings.total_ms,
-            connect_ms=r.timings.connect_ms,
-            tls_ms=r.timings.tls_ms,
-            ttfb_ms=r.timings.ttfb_ms,
-            url=r.url,
-            detail=r.detail,
-            hint=r.hint,
-            warning=r.warning,
-            request_id=r.request_id,
-            provider=r.provider,
-            headers=r.headers,
-            body_excerpt=r.body_excerpt,
-        )
-        for r in results
-    )
+    session.add_all(probe_record(r, target_ids[r.target]) for r in results)
 
 
 def results_between(
@@ -75,3 +82,42 @@ def results_between(
             .order_by(ProbeRecord.checked_at)
         )
     )
+
+
+def _filtered(query: Select, column, since: datetime | None, target: str | None) -> Select:  # type: ignore[no-untyped-def,type-arg]
+    if since is not None:
+        query = query.where(column >= since)
+    if target is not None:
+        query = query.where(TargetRecord.name == target)
+    return query
+
+
+def list_transitions(
+    session: Session, since: datetime | None = None, target: str | None = None
+) -> list[tuple[TransitionRecord, str]]:
+    """Transitions (newest first) with their target's name."""
+    query = select(TransitionRecord, TargetRecord.name).join(TargetRecord)
+    query = _filtered(query, TransitionRecord.at, since, target)
+    return [(t, n) for t, n in session.execute(query.order_by(TransitionRecord.at.desc()))]
+
+
+def list_incidents(
+    session: Session, since: datetime | None = None, target: str | None = None
+) -> list[tuple[IncidentRecord, str]]:
+    """Incidents open at any time since `since` (still open, or closed after it), newest first."""
+    query = select(IncidentRecord, TargetRecord.name).join(TargetRecord)
+    if since is not None:
+        query = query.where(
+            (IncidentRecord.closed_at.is_(None)) | (IncidentRecord.closed_at >= since)
+        )
+    query = _filtered(query, IncidentRecord.opened_at, None, target)
+    return [(i, n) for i, n in session.execute(query.order_by(IncidentRecord.opened_at.desc()))]
+
+
+def list_alerts(
+    session: Session, since: datetime | None = None, target: str | None = None
+) -> list[tuple[AlertRecord, str | None]]:
+    """Alerts (newest first) with their target's name (None for a test alert)."""
+    query = select(AlertRecord, TargetRecord.name).outerjoin(TargetRecord)
+    query = _filtered(query, AlertRecord.created_at, since, target)
+    return [(a, n) for a, n in session.execute(query.order_by(AlertRecord.id.desc()))]

@@ -55,6 +55,12 @@ class TargetBase(StrictModel):
         description="NAME of the environment variable holding the bearer token",
     )
     expect: Expect = Field(default_factory=Expect)
+    failure_threshold: int | None = Field(default=None, ge=1, le=100)
+    success_threshold: int | None = Field(default=None, ge=1, le=100)
+    contract_threshold: int | None = Field(default=None, ge=1, le=100)
+    recipients: list[str] | None = Field(
+        default=None, description="alert recipients for this target instead of alerts.email's"
+    )
 
     kind: str
     default_interval: ClassVar[float | None] = None  # overrides defaults.interval for a kind

@@ -1,0 +1,202 @@
+"""Delivers the outbox: pending alerts are sent, each attempt recorded, failures retried.
+
+Connection failures and 4xx replies are retried with capped backoff, so when an SMTP server
+comes back after an outage every alert arrives within a minute, once. 5xx replies (and
+retries older than a day) mark the alert failed. An alert is marked sent with a conditional
+UPDATE on `status = 'pending'`, so it can never be sent twice by this process; the stable
+Message-ID lets mail servers drop a duplicate if a crash lands between send and commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from monitor.alerts.email import DeliveryError, RenderedEmail, send
+from monitor.config import Config
+from monitor.store.models import AlertAttemptRecord, AlertRecord
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = 5.0  # seconds; doubles per attempt
+MAX_RETRY = 60.0
+GIVE_UP_AFTER = timedelta(hours=24)
+IDLE_WAIT = 30.0
+FLUSH_SECONDS = 3.0  # at shutdown, what pending alerts get before the process exits
+
+T = TypeVar("T")
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones: 5, 10, 20, 40, 60, 60…"""
+    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sender:
+    """Sends due alerts from the outbox table through the configured email server."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        env: Mapping[str, str],
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.engine = engine
+        self.config = config
+        self.env = env
+        self.clock = clock
+
+    def due(self) -> list[int]:
+        with Session(self.engine) as s:
+            return list(
+                s.scalars(
+                    select(AlertRecord.id)
+                    .where(AlertRecord.status == "pending")
+                    .where(AlertRecord.next_attempt_at <= self.clock())
+                    .order_by(AlertRecord.id)
+                )
+            )
+
+    def seconds_until_next(self) -> float:
+        with Session(self.engine) as s:
+            nxt = s.scalar(
+                select(func.min(AlertRecord.next_attempt_at)).where(AlertRecord.status == "pending")
+            )
+        if nxt is None:
+            return IDLE_WAIT
+        return min(max((nxt - self.clock()).total_seconds(), 0.0), IDLE_WAIT)
+
+    def deliver(self, alert_id: int, timeout: float | None = None) -> bool:
+        """One attempt at one alert (blocking: run it in a thread). True when sent."""
+        settings = self.config.alerts.email
+        with Session(self.engine) as s:
+            alert = s.get(AlertRecord, alert_id)
+            if alert is None or alert.status != "pending":
+                return False
+            message = RenderedEmail(alert.subject, alert.body_text, alert.body_html)
+            recipients, message_id, created = alert.recipients, alert.message_id, alert.created_at
+        error: DeliveryError | None = None
+        if settings is None:
+            error = DeliveryError("no alerts.email server is configured", permanent=False)
+        else:
+            if timeout is not None:
+                settings = settings.model_copy(update={"timeout": min(settings.timeout, timeout)})
+            try:
+                send(settings, self.env, recipients, message, message_id)
+            except DeliveryError as exc:
+                error = exc
+        return self._record(alert_id, error, created)
+
+    def _record(self, alert_id: int, error: DeliveryError | None, created: datetime) -> bool:
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            s.add(
+                AlertAttemptRecord(
+                    alert_id=alert_id, at=now, ok=error is None, error=str(error) if error else ""
+                )
+            )
+            alert = s.get(AlertRecord, alert_id)
+            assert alert is not None
+            attempts = alert.attempts + 1
+            if error is None:
+                s.execute(
+                    update(AlertRecord)
+                    .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
+                    .values(status="sent", sent_at=now, attempts=attempts, last_error="")
+                )
+                log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
+                return True
+            give_up = error.permanent or now - created >= GIVE_UP_AFTER
+            values = {"attempts": attempts, "last_error": str(error)}
+            if give_up:
+                values["status"] = "failed"
+                log.error("alert %s failed for good: %s (%s)", alert_id, alert.subject, error)
+            else:
+                delay = retry_delay(attempts)
+                values["next_attempt_at"] = now + timedelta(seconds=delay)
+                log.warning("alert %s not sent (%s); retrying in %.0f s", alert_id, error, delay)
+            s.execute(
+                update(AlertRecord)
+                .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
+                .values(**values)
+            )
+            return False
+
+    async def run(self, wake: asyncio.Event, stopping: asyncio.Event | None = None) -> None:
+        """Send what is due, then sleep until the next retry or a new alert; when `stopping`
+        is set, give what is due one last try within `FLUSH_SECONDS` and return.
+
+        Sends run in a daemon thread: a hung SMTP server can delay the shutdown by at most the
+        flush time, and a send is never started twice concurrently (no cancel mid-send).
+        """
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
+            wake.clear()
+            for alert_id in await asyncio.to_thread(self.due):
+                if stopping.is_set():
+                    break
+                await in_daemon_thread(self.deliver, alert_id)
+            wait = await asyncio.to_thread(self.seconds_until_next)
+            await _first_of(wake, stopping, timeout=max(wait, 0.05))
+        await self.flush(FLUSH_SECONDS)
+
+    async def flush(self, seconds: float) -> None:
+        """One attempt at each due alert while time remains; the rest stay queued for next time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        for alert_id in await asyncio.to_thread(self.due):
+            remaining = deadline - loop.time()
+            if remaining <= 0.5:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    await in_daemon_thread(self.deliver, alert_id, remaining - 0.25)
+            except TimeoutError:
+                break
+
+
+async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Like asyncio.to_thread, but the thread never keeps the process alive at exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=work, name="inferwatch-smtp", daemon=True).start()
+    return await asyncio.shield(future)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -1,0 +1,175 @@
+"""`inferwatch run`: scheduler -> probe -> writer -> outbox, until SIGTERM/SIGINT.
+
+SIGHUP reloads the config (targets added, removed, changed) without a restart. Shutdown stops
+scheduling, lets in-flight probes finish (or cuts them off), writes what is queued, gives
+pending alerts one try and exits within about 10 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from monitor.alerts.outbox import FLUSH_SECONDS, Sender
+from monitor.config import Config, ConfigError, load_config
+from monitor.pipeline import judge, to_result, token_for
+from monitor.probe import Prober
+from monitor.redact import Redactor
+from monitor.scheduler import make_scheduler, schedule
+from monitor.writer import Writer
+
+log = logging.getLogger(__name__)
+
+PROBE_GRACE = 5.0  # seconds in-flight probes get at shutdown
+WRITE_GRACE = 1.0  # seconds the writer gets to write what is queued
+
+
+class Monitor:
+    """The long-running monitor. `run()` returns after a stop signal (or `stop()`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        env: Mapping[str, str],
+        config_path: Path | None = None,
+        prober: Prober | None = None,
+    ):
+        self.config = config
+        self.config_path = config_path
+        self.env = env
+        self.engine = engine
+        self.writer = Writer(engine, config)
+        self.sender = Sender(engine, config, env)
+        self._prober = prober
+        self._redact = Redactor(config.secrets)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._stopping = asyncio.Event()  # tells the sender to flush and return
+        self._scheduler = make_scheduler()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        prober = self._prober or Prober(self.config.concurrency)
+        self.prober = prober
+        await asyncio.to_thread(self.writer.start_run)
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        tasks = [asyncio.create_task(self.writer.run(), name="writer")]
+        if self.config.alerts.email is not None:
+            tasks.append(
+                asyncio.create_task(
+                    self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
+                )
+            )
+        self._scheduler.start()
+        for target in self.config.targets:
+            schedule(self._scheduler, target.name, self.config.interval_of(target), self._probe)
+        log.info(
+            "monitoring %d targets; database %s",
+            len(self.config.targets),
+            self.engine.url.render_as_string(),
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown(tasks, prober)
+
+    async def _probe(self, name: str) -> None:
+        """One scheduled probe: request, judge, hand to the writer. Never raises."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            target = self.config.target(name)
+        except KeyError:
+            return
+        try:
+            spec = target.build_request(token_for(target, self.env))
+            ev = await self.prober.probe(spec, self.config.timeout_of(target))
+            result = to_result(target, ev, judge(target, ev), self._redact)
+            await self.writer.submit(result)
+        except Exception:
+            log.exception("probe of %s failed unexpectedly", name)
+        finally:
+            self._inflight.discard(task)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]], prober: Prober) -> None:
+        log.info("stopping: finishing in-flight probes, writing results, sending alerts")
+        self._scheduler.pause()
+        if self._inflight:
+            _, late = await asyncio.wait(set(self._inflight), timeout=PROBE_GRACE)
+            for task in late:
+                task.cancel()
+        self._scheduler.shutdown(wait=False)
+        await self.writer.close()
+        self._stopping.set()
+        done, pending = await asyncio.wait(tasks, timeout=WRITE_GRACE + FLUSH_SECONDS)
+        for task in pending:
+            log.error("%s did not finish in time; stopping anyway", task.get_name())
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s failed: %r", task.get_name(), task.exception())
+        await asyncio.to_thread(self.writer.stop_run)
+        if self._prober is None:
+            await prober.aclose()
+        log.info("stopped")
+
+    # ------------------------------------------------------------ signals and reload
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """Re-read the config file; on any problem keep running on the old one."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path, env=self.env)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            log.error("still running on the previous config")
+            return
+        self.apply(new)
+
+    def apply(self, new: Config) -> None:
+        """Switch to a new config: schedule added targets, drop removed ones, re-time changed."""
+        if new.database != self.config.database:
+            log.warning(
+                "database changes take effect only after a restart; keeping %s",
+                self.config.database,
+            )
+            new = new.model_copy(update={"database": self.config.database})
+        old_config = self.config
+        old = {t.name: t for t in old_config.targets}
+        self.config = new
+        self.writer.reconfigure(new)
+        self.sender.config = new
+        self._redact = Redactor(new.secrets)
+        for name in old.keys() - {t.name for t in new.targets}:
+            with contextlib.suppress(Exception):
+                self._scheduler.remove_job(name)
+            log.info("%s: removed from the config; no longer probed", name)
+        for target in new.targets:
+            before = old.get(target.name)
+            interval = new.interval_of(target)
+            if before is None:
+                schedule(self._scheduler, target.name, interval, self._probe)
+                log.info("%s: added to the config; probing every %gs", target.name, interval)
+            elif old_config.interval_of(before) != interval or before != target:
+                schedule(self._scheduler, target.name, interval, self._probe)
+                log.info("%s: changed in the config", target.name)
+        log.info("config reloaded: %d targets", len(new.targets))

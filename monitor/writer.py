@@ -1,0 +1,428 @@
+"""The one writer: probe results in, rows out — probes, states, transitions, incidents, alerts.
+
+Results arrive on a queue and are written in small batches, one transaction per batch. The
+state machine runs here, in order, so a transition, its incident change, its rendered alert
+and the target's new state are committed together: after a crash either all of them exist
+or none do, which is what makes alerts never lost and never doubled across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from monitor.alerts.email import AlertContext, ProbeLine, render
+from monitor.config import Config
+from monitor.evidence import Outcome, ProbeResult
+from monitor.states import Change, FlapEvent, Notice, TargetState, label, step
+from monitor.store.models import (
+    AlertRecord,
+    IncidentRecord,
+    MonitorRunRecord,
+    ProbeRecord,
+    TargetStateRecord,
+    TransitionRecord,
+)
+from monitor.store.repo import probe_record, sync_targets
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+BATCH_WAIT = 0.25  # seconds to wait for more results before writing a batch
+RECENT_PROBES = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class IncidentAction:
+    """What a change does to the target's incident: pure, so it is table-tested."""
+
+    open: bool = False
+    update: bool = False
+    close: bool = False
+
+
+def incident_action(change: Change, has_open: bool) -> IncidentAction:
+    failing = change.to_outcome != Outcome.OK
+    if failing:
+        return IncidentAction(update=True) if has_open else IncidentAction(open=True)
+    return IncidentAction(close=True) if has_open else IncidentAction()
+
+
+def reminder_due(last_alert_at: datetime | None, now: datetime, every: float | None) -> bool:
+    return (
+        every is not None
+        and last_alert_at is not None
+        and ((now - last_alert_at).total_seconds() >= every)
+    )
+
+
+class Writer:
+    """Owns every write of the monitoring loop. Use `submit` from probes, `run` as a task."""
+
+    def __init__(self, engine: Engine, config: Config, clock: Callable[[], datetime] = utcnow):
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.queue: asyncio.Queue[ProbeResult | None] = asyncio.Queue()  # None: close
+        self.states: dict[str, TargetState] = {}
+        self.target_ids: dict[str, int] = {}
+        self.run_id: int | None = None
+        self.alerts_written = asyncio.Event()  # wakes the outbox sender
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start_run(self) -> None:
+        """Record this run (closing a crashed one at its last heartbeat) and load states."""
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            for crashed in s.scalars(
+                select(MonitorRunRecord).where(MonitorRunRecord.stopped_at.is_(None))
+            ):
+                crashed.stopped_at = crashed.last_seen_at
+                log.warning(
+                    "the previous run stopped without a clean shutdown; no data from %s to %s",
+                    crashed.last_seen_at.isoformat(timespec="seconds"),
+                    now.isoformat(timespec="seconds"),
+                )
+            run = MonitorRunRecord(started_at=now, last_seen_at=now)
+            s.add(run)
+            s.flush()
+            self.run_id = run.id
+            self._sync(s)
+            self.states = self._load_states(s)
+
+    def stop_run(self) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(MonitorRunRecord)
+                .where(MonitorRunRecord.id == self.run_id)
+                .values(stopped_at=self.clock(), last_seen_at=self.clock())
+            )
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        with Session(self.engine) as s, s.begin():
+            self._sync(s)
+            for name, state in self._load_states(s).items():
+                self.states.setdefault(name, state)
+
+    async def submit(self, result: ProbeResult) -> None:
+        await self.queue.put(result)
+
+    async def close(self) -> None:
+        """Ask `run` to write everything queued so far and return."""
+        await self.queue.put(None)
+
+    async def run(self) -> None:
+        """Wait for results, gather a batch, write it (off the event loop); stop at `close`.
+
+        Stopping by a sentinel rather than cancellation: a cancel can be lost when it lands
+        just as a queue item arrives (asyncio.wait_for on 3.11), and nothing queued may be lost.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            if first is None:
+                return
+            batch, closing = [first], False
+            deadline = loop.time() + BATCH_WAIT
+            while len(batch) < BATCH_SIZE and not closing:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        item = await self.queue.get()
+                except TimeoutError:
+                    break
+                if item is None:
+                    closing = True
+                else:
+                    batch.append(item)
+            await self._write(batch)
+            if closing:
+                return
+
+    async def _write(self, batch: list[ProbeResult]) -> None:
+        try:
+            alerts = await asyncio.to_thread(self.write_batch, batch)
+        except Exception:
+            # Never lose the monitor over one bad batch; the log says what was dropped.
+            log.exception("could not write %d probe results", len(batch))
+            return
+        if alerts:
+            self.alerts_written.set()
+
+    # ------------------------------------------------------------ the transaction
+
+    def write_batch(self, results: Sequence[ProbeResult]) -> int:
+        """Write one batch in one transaction; return how many alerts were queued."""
+        now = self.clock()
+        queued = 0
+        with Session(self.engine) as s, s.begin():
+            missing = {r.target for r in results} - set(self.target_ids)
+            if missing:
+                self._sync(s)
+            rows = [probe_record(r, self.target_ids[r.target]) for r in results]
+            s.add_all(rows)
+            s.flush()
+            touched: set[str] = set()
+            for result, row in zip(results, rows, strict=True):
+                log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
+                queued += self._fold(s, result, row)
+                touched.add(result.target)
+            for name in touched:
+                s.merge(
+                    TargetStateRecord(
+                        target_id=self.target_ids[name],
+                        state=self.states[name].to_dict(),
+                        updated_at=now,
+                    )
+                )
+            queued += self._reminders(s, now)
+            if self.run_id is not None:
+                s.execute(
+                    update(MonitorRunRecord)
+                    .where(MonitorRunRecord.id == self.run_id)
+                    .values(last_seen_at=now)
+                )
+        return queued
+
+    def _fold(self, s: Session, result: ProbeResult, row: ProbeRecord) -> int:
+        """Step the target's state machine with one result and record what it decided."""
+        try:
+            target = self.config.target(result.target)
+        except KeyError:
+            return 0  # removed by a reload while its probe was in flight
+        state = self.states.get(result.target, TargetState())
+        state, change, notice = step(
+            state, result.outcome, result.checked_at, self.config.rules_of(target)
+        )
+        self.states[result.target] = state
+        queued = 0
+        if change is not None:
+            queued += self._record_change(s, target, result, row, change)
+        if notice is not None:
+            queued += self._record_notice(s, target, result, notice)
+        return queued
+
+    def _record_change(
+        self, s: Session, target, result: ProbeResult, row: ProbeRecord, change: Change
+    ) -> int:  # type: ignore[no-untyped-def]
+        target_id = self.target_ids[target.name]
+        # A status in the label explains a failure ("(410)"); a 200 carrying a verdict (whoami
+        # showing a missing scope, a wrong-shaped body) would only mislead.
+        status = result.http_status if (result.http_status or 0) >= 300 else None
+        text = label(change, status)
+        incident = self._open_incident(s, target_id)
+        action = incident_action(change, incident is not None)
+        if action.open:
+            incident = IncidentRecord(
+                target_id=target_id,
+                opened_at=change.started_at,
+                first_outcome=str(change.to_outcome),
+                last_outcome=str(change.to_outcome),
+                outcomes=[str(change.to_outcome)],
+            )
+            s.add(incident)
+            s.flush()
+        elif action.update and incident is not None:
+            incident.last_outcome = str(change.to_outcome)
+            incident.outcomes = [*incident.outcomes, str(change.to_outcome)]
+        elif action.close and incident is not None:
+            incident.closed_at = change.started_at
+        transition = TransitionRecord(
+            target_id=target_id,
+            at=change.at,
+            started_at=change.started_at,
+            from_outcome=str(change.from_outcome) if change.from_outcome else None,
+            to_outcome=str(change.to_outcome),
+            label=text,
+            detail=result.detail,
+            hint=result.hint,
+            http_status=result.http_status,
+            announced=change.announce,
+            probe_id=row.id,
+            incident_id=incident.id if incident is not None else None,
+        )
+        s.add(transition)
+        s.flush()
+        log.info("%s: %s — %s", target.name, text, result.detail)
+        if not change.announce:
+            return 0
+        ctx = self._context(s, target, result, "transition", text, change)
+        queued = self._enqueue(s, target, ctx, transition_id=transition.id, incident=incident)
+        return queued
+
+    def _record_notice(self, s: Session, target, result: ProbeResult, notice: Notice) -> int:  # type: ignore[no-untyped-def]
+        started = notice.event is FlapEvent.STARTED
+        text = (
+            f"flapping ({notice.change_percent:.0%} state change over recent probes)"
+            if started
+            else f"stopped flapping: now {notice.state}"
+        )
+        log.info("%s: %s", target.name, text)
+        reason = "flapping_started" if started else "flapping_stopped"
+        ctx = self._context(s, target, result, reason, text, None, to_outcome=notice.state)
+        return self._enqueue(
+            s, target, ctx, incident=self._open_incident(s, self.target_ids[target.name])
+        )
+
+    def _reminders(self, s: Session, now: datetime) -> int:
+        every = self.config.alerts.remind_every
+        if every is None or self.config.alerts.email is None:
+            return 0
+        queued = 0
+        for incident in s.scalars(select(IncidentRecord).where(IncidentRecord.closed_at.is_(None))):
+            if not reminder_due(incident.last_alert_at, now, every):
+                continue
+            name = next((n for n, i in self.target_ids.items() if i == incident.target_id), None)
+            if name is None or name not in {t.name for t in self.config.targets}:
+                continue
+            target = self.config.target(name)
+            last = s.scalars(
+                select(ProbeRecord)
+                .where(ProbeRecord.target_id == incident.target_id)
+                .order_by(ProbeRecord.checked_at.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                continue
+            ctx = self._context_from_row(s, target, last, "reminder", incident)
+            queued += self._enqueue(s, target, ctx, incident=incident)
+        return queued
+
+    # ------------------------------------------------------------ alerts
+
+    def _enqueue(
+        self,
+        s: Session,
+        target,
+        ctx: AlertContext,
+        *,
+        transition_id: int | None = None,
+        incident: IncidentRecord | None = None,
+    ) -> int:  # type: ignore[no-untyped-def]
+        recipients = self.config.recipients_of(target)
+        if self.config.alerts.email is None or not recipients:
+            return 0
+        email = render(ctx)
+        now = self.clock()
+        s.add(
+            AlertRecord(
+                target_id=self.target_ids[target.name],
+                transition_id=transition_id,
+                incident_id=incident.id if incident is not None else None,
+                reason=ctx.reason,
+                channel="email",
+                recipients=recipients,
+                subject=email.subject,
+                body_text=email.text,
+                body_html=email.html,
+                message_id=f"<{uuid.uuid4()}@inferwatch>",
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+        if incident is not None:
+            incident.last_alert_at = now
+        return 1
+
+    def _recent(self, s: Session, target_id: int) -> tuple[ProbeLine, ...]:
+        rows = s.scalars(
+            select(ProbeRecord)
+            .where(ProbeRecord.target_id == target_id)
+            .order_by(ProbeRecord.checked_at.desc())
+            .limit(RECENT_PROBES)
+        )
+        return tuple(
+            ProbeLine(r.checked_at, r.outcome, r.http_status, r.latency_ms, r.detail) for r in rows
+        )
+
+    def _context(
+        self,
+        s: Session,
+        target,
+        result: ProbeResult,
+        reason: str,
+        text: str,
+        change: Change | None,
+        to_outcome: Outcome | None = None,
+    ) -> AlertContext:  # type: ignore[no-untyped-def]
+        return AlertContext(
+            reason=reason,
+            target=target.name,
+            kind=target.kind,
+            url=result.url,
+            from_outcome=str(change.from_outcome) if change and change.from_outcome else None,
+            to_outcome=str(change.to_outcome if change else to_outcome or result.outcome),
+            label=text,
+            at=change.at if change else result.checked_at,
+            since=change.started_at if change else None,
+            http_status=result.http_status,
+            detail=result.detail,
+            hint=result.hint,
+            warning=result.warning,
+            request_id=result.request_id,
+            provider=result.provider,
+            latency_ms=result.latency_ms,
+            recent=self._recent(s, self.target_ids[target.name]),
+            dashboard_url=self.config.alerts.dashboard_url,
+        )
+
+    def _context_from_row(
+        self, s: Session, target, row: ProbeRecord, reason: str, incident: IncidentRecord
+    ) -> AlertContext:  # type: ignore[no-untyped-def]
+        return AlertContext(
+            reason=reason,
+            target=target.name,
+            kind=target.kind,
+            url=row.url,
+            from_outcome=None,
+            to_outcome=incident.last_outcome,
+            label=f"still {incident.last_outcome}",
+            at=row.checked_at,
+            since=incident.opened_at,
+            http_status=row.http_status,
+            detail=row.detail,
+            hint=row.hint,
+            warning=row.warning,
+            request_id=row.request_id,
+            provider=row.provider,
+            latency_ms=row.latency_ms,
+            recent=self._recent(s, incident.target_id),
+            dashboard_url=self.config.alerts.dashboard_url,
+            incident_opened_at=incident.opened_at,
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _sync(self, s: Session) -> None:
+        self.target_ids.update(sync_targets(s, self.config.targets))
+
+    def _load_states(self, s: Session) -> dict[str, TargetState]:
+        by_id = {i: n for n, i in self.target_ids.items()}
+        return {
+            by_id[r.target_id]: TargetState.from_dict(r.state)
+            for r in s.scalars(select(TargetStateRecord))
+            if r.target_id in by_id
+        }
+
+    @staticmethod
+    def _open_incident(s: Session, target_id: int) -> IncidentRecord | None:
+        return s.scalars(
+            select(IncidentRecord)
+            .where(IncidentRecord.target_id == target_id, IncidentRecord.closed_at.is_(None))
+            .order_by(IncidentRecord.opened_at.desc())
+            .limit(1)
+        ).first()

@@ -1,0 +1,63 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives; can go down and up."""
+
+from __future__ import annotations
+
+import email
+import socket
+from email.message import EmailMessage
+from email.policy import default
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+
+
+class _Collect:
+    def __init__(self, box: Inbox):
+        self.box = box
+
+    async def handle_DATA(self, server, session, envelope: Envelope) -> str:  # type: ignore[no-untyped-def]
+        if self.box.reject_with:
+            return self.box.reject_with
+        message = email.message_from_bytes(envelope.content, policy=default)
+        self.box.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+class Inbox:
+    """Messages received by a local SMTP server; `down()`/`up()` simulate an outage."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.messages: list[EmailMessage] = []
+        self.reject_with = ""  # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
+        self._controller: Controller | None = None
+
+    def up(self) -> Inbox:
+        self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def down(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(m["subject"]) for m in self.messages]
+
+    def body(self, index: int) -> str:
+        part = self.messages[index].get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+    def settings(self, recipients: tuple[str, ...] = ("oncall@example.com",)) -> dict:  # type: ignore[type-arg]
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "security": "none",
+            "sender": "inferwatch@example.com",
+            "recipients": list(recipients),
+            "timeout": "2s",
+        }

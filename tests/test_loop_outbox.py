@@ -1,0 +1,157 @@
+"""The outbox sender against a real SMTP server (aiosmtpd): never lost, never doubled."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.outbox import Sender, retry_delay
+from monitor.evidence import Outcome
+from monitor.store import open_database
+from monitor.store.models import AlertAttemptRecord, AlertRecord
+from monitor.writer import Writer
+from tests.conftest import make_config
+from tests.smtp import Inbox
+from tests.test_loop_writer import T0, feed
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def setup(db_url: str, inbox: Inbox, clock: Clock, outages: int = 3) -> tuple[Writer, Sender]:
+    config = make_config(
+        [{"name": f"t{i}", "kind": "hf-legacy", "model": "gpt2"} for i in range(outages)],
+        alerts={"email": inbox.settings()},
+    )
+    engine = open_database(db_url)
+    writer = Writer(engine, config, clock=clock)
+    writer.start_run()
+    for i in range(outages):
+        feed(writer, [Outcome.DEPRECATED, Outcome.DEPRECATED], name=f"t{i}")
+    return writer, Sender(engine, config, env={}, clock=clock)
+
+
+def alerts(sender: Sender) -> list[AlertRecord]:
+    with Session(sender.engine) as s:
+        return list(s.scalars(select(AlertRecord).order_by(AlertRecord.id)))
+
+
+def deliver_due(sender: Sender) -> None:
+    for alert_id in sender.due():
+        sender.deliver(alert_id)
+
+
+def test_smtp_down_then_up_delivers_every_alert_exactly_once(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock)
+    inbox.down()
+
+    for _ in range(8):  # ten minutes of outage, retrying as the backoff allows
+        deliver_due(sender)
+        clock.advance(75)
+    assert [a.status for a in alerts(sender)] == ["pending"] * 3
+    assert all(a.attempts >= 5 and "127.0.0.1" in a.last_error for a in alerts(sender))
+
+    inbox.up()
+    clock.advance(60)
+    deliver_due(sender)
+    deliver_due(sender)  # nothing left: a second pass sends nothing again
+
+    assert [a.status for a in alerts(sender)] == ["sent"] * 3
+    assert len(inbox.messages) == 3
+    assert sorted(inbox.subjects) == [
+        f"[inferwatch] t{i}: first probe: deprecated (410)" for i in range(3)
+    ]
+    ids = {str(m["message-id"]) for m in inbox.messages}
+    assert ids == {a.message_id for a in alerts(sender)}
+
+
+def test_every_attempt_is_recorded(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    inbox.down()
+    deliver_due(sender)
+    clock.advance(retry_delay(1))
+    inbox.up()
+    deliver_due(sender)
+
+    with Session(sender.engine) as s:
+        attempts = list(s.scalars(select(AlertAttemptRecord).order_by(AlertAttemptRecord.id)))
+    assert [a.ok for a in attempts] == [False, True]
+    assert attempts[0].error and attempts[1].error == ""
+
+
+def test_a_retry_waits_for_its_backoff(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    inbox.reject_with = "451 4.3.0 try again later"
+
+    deliver_due(sender)
+    inbox.reject_with = ""
+    clock.advance(retry_delay(1) - 1)
+    assert sender.due() == []  # not yet
+    clock.advance(1)
+    deliver_due(sender)
+
+    (alert,) = alerts(sender)
+    assert alert.status == "sent" and alert.attempts == 2
+    assert len(inbox.messages) == 1
+
+
+def test_a_5xx_reply_marks_the_alert_failed_without_retrying(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    inbox.reject_with = "550 5.1.1 mailbox unavailable"
+
+    deliver_due(sender)
+    clock.advance(3600)
+
+    (alert,) = alerts(sender)
+    assert alert.status == "failed"
+    assert "550" in alert.last_error
+    assert sender.due() == []
+
+
+def test_retries_give_up_after_a_day(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    inbox.down()
+    deliver_due(sender)
+    clock.advance(24 * 3600)
+    deliver_due(sender)
+
+    (alert,) = alerts(sender)
+    assert alert.status == "failed"
+
+
+def test_retry_delays_double_and_cap() -> None:
+    assert [retry_delay(n) for n in range(1, 8)] == [5, 10, 20, 40, 60, 60, 60]
+
+
+def test_the_sender_loop_delivers_when_woken(db_url: str, inbox: Inbox) -> None:
+    _, sender = setup(db_url, inbox, Clock(), outages=2)
+    sender.clock = lambda: T0 + timedelta(seconds=1)
+
+    async def scenario() -> None:
+        wake = asyncio.Event()
+        task = asyncio.create_task(sender.run(wake))
+        wake.set()
+        for _ in range(100):
+            if len(inbox.messages) == 2:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert len(inbox.messages) == 2

@@ -1,0 +1,319 @@
+"""The writer with a real migrated SQLite file: probe results in, rows out.
+
+Time is controlled (results carry their own timestamps), so each scenario of the issue is
+checked exactly: which transitions, which incidents, which alerts — and how many.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.evidence import Outcome, ProbeResult, Timings
+from monitor.store import open_database
+from monitor.store.models import AlertRecord, IncidentRecord, MonitorRunRecord, TransitionRecord
+from monitor.writer import IncidentAction, Writer, incident_action, reminder_due
+from tests.conftest import make_config
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+EMAIL = {
+    "host": "127.0.0.1",
+    "port": 2525,
+    "security": "none",
+    "sender": "inferwatch@example.com",
+    "recipients": ["oncall@example.com"],
+}
+GONE = (
+    "https://api-inference.huggingface.co is no longer supported. "
+    "Please use https://router.huggingface.co instead."
+)
+
+DETAILS = {
+    Outcome.OK: (200, "HTTP 200 in 40 ms", ""),
+    Outcome.DEPRECATED: (410, f"HTTP 410: {GONE}", "switch to https://router.huggingface.co"),
+    Outcome.TOKEN_SCOPE: (
+        403,
+        "HTTP 403: This authentication method does not have sufficient "
+        "permissions to call Inference Providers on behalf of user harshalhonde",
+        "create a token with 'Make calls to Inference Providers'",
+    ),
+    Outcome.LOADING: (503, "HTTP 503: Model x is currently loading", "in about 20 s"),
+    Outcome.SERVER_ERROR: (500, "HTTP 500: Internal Server Error", ""),
+    Outcome.AUTH_MISSING: (401, "HTTP 401: Unauthorized", "HF_TOKEN is not set"),
+}
+
+
+def result(name: str, outcome: Outcome, at: datetime) -> ProbeResult:
+    status, detail, hint = DETAILS[outcome]
+    return ProbeResult(
+        target=name,
+        kind="hf-legacy",
+        url="http://x/models/gpt2",
+        checked_at=at,
+        outcome=outcome,
+        http_status=status,
+        timings=Timings(1.0, None, 30.0, 40.0),
+        detail=detail,
+        hint=hint,
+        warning="",
+        request_id="Root=1-abc",
+        provider="hf-inference",
+        headers={},
+        body_excerpt="",
+    )
+
+
+def config(**alerts: Any):  # type: ignore[no-untyped-def]
+    return make_config(
+        [
+            {"name": "gpt2-legacy", "kind": "hf-legacy", "model": "gpt2", "base_url": "http://x"},
+            {"name": "minilm", "kind": "hf-inference", "model": "m", "base_url": "http://x"},
+        ],
+        alerts={"email": EMAIL, "dashboard_url": "http://dash:8501", **alerts},
+    )
+
+
+@pytest.fixture
+def writer(db_url: str) -> Writer:
+    w = Writer(open_database(db_url), config(), clock=lambda: T0)
+    w.start_run()
+    return w
+
+
+def feed(
+    writer: Writer, outcomes: list[Outcome], name: str = "gpt2-legacy", start: int = 0
+) -> None:
+    """One probe a minute, one batch each (like the live loop at low volume)."""
+    for i, outcome in enumerate(outcomes, start=start):
+        writer.write_batch([result(name, outcome, T0 + timedelta(minutes=i))])
+
+
+def rows(writer: Writer, model):  # type: ignore[no-untyped-def]
+    with Session(writer.engine) as s:
+        return list(s.scalars(select(model).order_by(model.id)))
+
+
+OK, GONE410, SCOPE, LOAD, S500 = (
+    Outcome.OK,
+    Outcome.DEPRECATED,
+    Outcome.TOKEN_SCOPE,
+    Outcome.LOADING,
+    Outcome.SERVER_ERROR,
+)
+
+
+def test_a_healthy_target_turning_410_gives_exactly_one_alert_with_the_evidence(
+    writer: Writer,
+) -> None:
+    feed(writer, [OK, OK, OK, GONE410, GONE410, GONE410, GONE410])
+
+    (first, change) = rows(writer, TransitionRecord)
+    assert (first.from_outcome, first.to_outcome, first.announced) == (None, "ok", False)
+    assert (change.from_outcome, change.to_outcome, change.announced) == ("ok", "deprecated", True)
+    assert change.label == "ok → deprecated (410)"
+    assert change.started_at == T0 + timedelta(minutes=3)  # when it began, not when confirmed
+    (alert,) = rows(writer, AlertRecord)
+    assert alert.subject == "[inferwatch] gpt2-legacy: ok → deprecated (410)"
+    assert GONE in alert.body_text
+    assert "switch to https://router.huggingface.co" in alert.body_text
+    assert "Root=1-abc" in alert.body_text and "hf-inference" in alert.body_text
+    assert "http://dash:8501/target?name=gpt2-legacy" in alert.body_text
+    assert alert.status == "pending" and alert.recipients == ["oncall@example.com"]
+
+
+def test_a_token_losing_its_scope_gives_exactly_one_alert(writer: Writer) -> None:
+    feed(writer, [OK, OK, SCOPE, SCOPE, SCOPE, SCOPE, SCOPE])
+
+    (alert,) = rows(writer, AlertRecord)
+    assert "token scope regression (403)" in alert.subject
+    assert "Make calls to Inference Providers" in alert.body_text
+
+
+def test_an_outage_alerts_once_down_and_once_on_recovery(writer: Writer) -> None:
+    feed(writer, [OK, S500, S500, S500, S500, OK, S500, S500, OK, OK, OK])
+
+    subjects = [a.subject for a in rows(writer, AlertRecord)]
+    assert subjects == [
+        "[inferwatch] gpt2-legacy: ok → server_error (500)",
+        "[inferwatch] gpt2-legacy: server_error → ok (recovered after 7m)",
+    ]
+    (incident,) = rows(writer, IncidentRecord)
+    assert incident.opened_at == T0 + timedelta(minutes=1)
+    assert incident.closed_at == T0 + timedelta(minutes=8)
+    assert incident.duration_seconds == 7 * 60
+
+
+def test_a_lone_503_while_a_model_wakes_never_alerts(writer: Writer) -> None:
+    feed(writer, [OK, OK, LOAD, OK, OK, LOAD, LOAD, OK, OK])
+
+    assert rows(writer, AlertRecord) == []
+    assert [t.to_outcome for t in rows(writer, TransitionRecord)] == ["ok"]
+    assert rows(writer, IncidentRecord) == []
+
+
+def test_a_target_failing_from_its_first_probe_is_announced(writer: Writer) -> None:
+    feed(writer, [Outcome.AUTH_MISSING, Outcome.AUTH_MISSING, Outcome.AUTH_MISSING])
+
+    (alert,) = rows(writer, AlertRecord)
+    assert alert.subject == "[inferwatch] gpt2-legacy: first probe: auth_missing (401)"
+    assert "HF_TOKEN is not set" in alert.body_text
+
+
+def test_a_class_change_updates_the_incident_and_alerts(writer: Writer) -> None:
+    feed(writer, [OK, S500, S500, S500, SCOPE, SCOPE])
+
+    assert [a.subject.split(": ", 1)[1] for a in rows(writer, AlertRecord)] == [
+        "ok → server_error (500)",
+        "server_error → token_scope (403)",
+    ]
+    (incident,) = rows(writer, IncidentRecord)
+    assert incident.outcomes == ["server_error", "token_scope"]
+    assert incident.closed_at is None
+
+
+def test_a_restart_never_re_announces_but_announces_what_changed_meanwhile(db_url: str) -> None:
+    engine = open_database(db_url)
+    first = Writer(engine, config(), clock=lambda: T0)
+    first.start_run()
+    feed(first, [OK, OK, GONE410, GONE410])
+    first.stop_run()
+    assert len(rows(first, AlertRecord)) == 1
+
+    second = Writer(engine, config(), clock=lambda: T0 + timedelta(hours=1))
+    second.start_run()
+    feed(second, [GONE410, GONE410, GONE410], start=60)  # still deprecated: nothing new
+    assert len(rows(second, AlertRecord)) == 1
+    feed(second, [OK, OK], start=63)  # fixed while... now recovered: announced once
+    subjects = [a.subject for a in rows(second, AlertRecord)]
+    assert len(subjects) == 2 and "recovered" in subjects[1]
+
+
+def test_a_change_while_stopped_is_announced_after_the_restart(db_url: str) -> None:
+    engine = open_database(db_url)
+    first = Writer(engine, config(), clock=lambda: T0)
+    first.start_run()
+    feed(first, [OK, OK])
+    first.stop_run()
+
+    second = Writer(engine, config(), clock=lambda: T0 + timedelta(hours=2))
+    second.start_run()
+    feed(second, [SCOPE, SCOPE], start=120)
+
+    (alert,) = rows(second, AlertRecord)
+    assert "token scope regression (403)" in alert.subject
+
+
+def test_a_crashed_run_is_closed_at_its_last_heartbeat(db_url: str) -> None:
+    engine = open_database(db_url)
+    crashed = Writer(engine, config(), clock=lambda: T0)
+    crashed.start_run()
+    feed(crashed, [OK])  # heartbeat at T0, then the process dies without stop_run
+
+    later = Writer(engine, config(), clock=lambda: T0 + timedelta(hours=3))
+    later.start_run()
+
+    runs = rows(later, MonitorRunRecord)
+    assert [r.stopped_at for r in runs] == [T0, None]
+    assert runs[1].started_at - runs[0].stopped_at == timedelta(hours=3)  # the "no data" gap
+
+
+def test_reminders_repeat_while_an_incident_stays_open(db_url: str) -> None:
+    now = [T0]
+    w = Writer(open_database(db_url), config(remind_every="30m"), clock=lambda: now[0])
+    w.start_run()
+    for minute in range(0, 100, 10):
+        now[0] = T0 + timedelta(minutes=minute)
+        w.write_batch([result("gpt2-legacy", GONE410, now[0])])
+
+    subjects = [a.subject for a in rows(w, AlertRecord)]
+    assert subjects[0].endswith("first probe: deprecated (410)")
+    reminders = [s for s in subjects if "reminder" in s]
+    assert len(reminders) == 2  # 30 and 60 minutes after the first alert (t=10m -> 40m, 70m)
+    assert "still deprecated" in reminders[0]
+
+
+def test_no_email_settings_means_transitions_but_no_outbox(db_url: str) -> None:
+    plain = make_config([{"name": "gpt2-legacy", "kind": "hf-legacy", "model": "gpt2"}])
+    w = Writer(open_database(db_url), plain, clock=lambda: T0)
+    w.start_run()
+    feed(w, [OK, GONE410, GONE410])
+
+    assert [t.to_outcome for t in rows(w, TransitionRecord)] == ["ok", "deprecated"]
+    assert rows(w, AlertRecord) == []
+
+
+def test_per_target_recipients_override_the_default(db_url: str) -> None:
+    cfg = make_config(
+        [
+            {
+                "name": "gpt2-legacy",
+                "kind": "hf-legacy",
+                "model": "gpt2",
+                "recipients": ["ml@example.com"],
+            }
+        ],
+        alerts={"email": EMAIL},
+    )
+    w = Writer(open_database(db_url), cfg, clock=lambda: T0)
+    w.start_run()
+    feed(w, [GONE410, GONE410])
+
+    (alert,) = rows(w, AlertRecord)
+    assert alert.recipients == ["ml@example.com"]
+
+
+def test_flapping_sends_one_notice_then_stays_quiet(writer: Writer) -> None:
+    feed(writer, [OK, S500] * 15 + [OK] * 25)
+
+    subjects = [a.subject for a in rows(writer, AlertRecord)]
+    flapping = [s for s in subjects if "flapping" in s]
+    assert len(flapping) == 2  # one when it starts, one when it settles
+    assert "is flapping" in flapping[0] and "stopped flapping" in flapping[1]
+    assert len(subjects) <= 4
+
+
+def test_thresholds_can_be_set_per_target(db_url: str) -> None:
+    cfg = make_config(
+        [{"name": "gpt2-legacy", "kind": "hf-legacy", "model": "gpt2", "failure_threshold": 1}],
+        alerts={"email": EMAIL},
+    )
+    w = Writer(open_database(db_url), cfg, clock=lambda: T0)
+    w.start_run()
+    feed(w, [OK, LOAD])
+
+    assert [t.to_outcome for t in rows(w, TransitionRecord)] == ["ok", "loading"]
+
+
+@pytest.mark.parametrize(
+    ("to", "has_open", "action"),
+    [
+        (Outcome.DEPRECATED, False, IncidentAction(open=True)),
+        (Outcome.TOKEN_SCOPE, True, IncidentAction(update=True)),
+        (Outcome.OK, True, IncidentAction(close=True)),
+        (Outcome.OK, False, IncidentAction()),
+    ],
+)
+def test_incident_actions(to: Outcome, has_open: bool, action: IncidentAction) -> None:
+    from monitor.states import Change
+
+    change = Change(
+        from_outcome=None, to_outcome=to, at=T0, started_at=T0, since=None, announce=True
+    )
+    assert incident_action(change, has_open) == action
+
+
+@pytest.mark.parametrize(
+    ("last", "every", "due"),
+    [
+        (None, 60.0, False),
+        (T0, None, False),
+        (T0, 60.0, True),
+        (T0 + timedelta(seconds=30), 60.0, False),
+    ],
+)
+def test_reminder_due(last: datetime | None, every: float | None, due: bool) -> None:
+    assert reminder_due(last, T0 + timedelta(minutes=1), every) is due
