@@ -341,6 +341,31 @@ def test_alert(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     raise typer.Exit(1)
 
 
+@app.command()
+def prune(
+    config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete raw probes older than retention.raw (30d) and rollups older than retention.rollups
+    (400d), one target at a time. `inferwatch run` also does this once a day.
+    """
+    from monitor.prune import cutoffs
+    from monitor.prune import prune as prune_database
+
+    cfg = load_or_exit(config)
+    engine = open_or_exit(cfg)
+    raw, rolled = cutoffs(cfg.retention.raw, cfg.retention.rollups)
+    report = prune_database(engine, raw, rolled, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {report.probes} raw probes from before {raw:%Y-%m-%d %H:%M} UTC and "
+        f"{report.rollups} rollups from before {rolled:%Y-%m-%d} UTC",
+        markup=False,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     """Create the database or bring its schema to the latest version (safe to repeat)."""

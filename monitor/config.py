@@ -146,6 +146,13 @@ class AlertSettings(StrictModel):
         return None if value in (False, "off", "never", None) else value
 
 
+class RetentionSettings(StrictModel):
+    raw: Duration = Field(default=30 * 86400.0, description="how long raw probes are kept")
+    rollups: Duration = Field(
+        default=400 * 86400.0, description="how long hourly and daily rollups are kept"
+    )
+
+
 class Config(StrictModel):
     database: str = Field(default=DEFAULT_DATABASE, description="SQLAlchemy URL")
     defaults: DefaultsModel = Field(default_factory=DefaultsModel)
@@ -153,6 +160,7 @@ class Config(StrictModel):
         default=20, ge=1, le=1000, description="probes in flight at once, at most"
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     targets: list[Any] = Field(default_factory=list)  # validated per kind by parse_target
 
     # Set by `parse_config`; never read from YAML.

@@ -12,20 +12,24 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from monitor.alerts.outbox import FLUSH_SECONDS, Sender
 from monitor.config import Config, ConfigError, load_config
 from monitor.pipeline import judge, to_result, token_for
 from monitor.probe import Prober
+from monitor.prune import cutoffs, prune
 from monitor.redact import Redactor
 from monitor.scheduler import make_scheduler, schedule
 from monitor.writer import Writer
 
 log = logging.getLogger(__name__)
 
+PRUNE_JOB = "inferwatch:prune"  # not a valid target name, so it never collides
 PROBE_GRACE = 5.0  # seconds in-flight probes get at shutdown
 WRITE_GRACE = 1.0  # seconds the writer gets to write what is queued
 
@@ -73,6 +77,15 @@ class Monitor:
         self._scheduler.start()
         for target in self.config.targets:
             schedule(self._scheduler, target.name, self.config.interval_of(target), self._probe)
+        self._scheduler.add_job(
+            self._prune,
+            IntervalTrigger(days=1),
+            id=PRUNE_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+            misfire_grace_time=3600,
+        )
         log.info(
             "monitoring %d targets; database %s",
             len(self.config.targets),
@@ -101,6 +114,14 @@ class Monitor:
             log.exception("probe of %s failed unexpectedly", name)
         finally:
             self._inflight.discard(task)
+
+    async def _prune(self) -> None:
+        """The daily retention pass; off the event loop, in short per-target transactions."""
+        raw, rolled = cutoffs(self.config.retention.raw, self.config.retention.rollups)
+        try:
+            await asyncio.to_thread(prune, self.engine, raw, rolled)
+        except Exception:
+            log.exception("the daily prune failed; it will run again tomorrow")
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]], prober: Prober) -> None:
         log.info("stopping: finishing in-flight probes, writing results, sending alerts")
@@ -159,7 +180,7 @@ class Monitor:
         self.writer.reconfigure(new)
         self.sender.config = new
         self._redact = Redactor(new.secrets)
-        for name in old.keys() - {t.name for t in new.targets}:
+        for name in old.keys() - {t.name for t in new.targets}:  # never the prune job
             with contextlib.suppress(Exception):
                 self._scheduler.remove_job(name)
             log.info("%s: removed from the config; no longer probed", name)

@@ -21,16 +21,18 @@ from sqlalchemy.orm import Session
 from monitor.alerts.email import AlertContext, ProbeLine, render
 from monitor.config import Config
 from monitor.evidence import Outcome, ProbeResult
+from monitor.rollups import encode_latency, fold
 from monitor.states import Change, FlapEvent, Notice, TargetState, label, step
 from monitor.store.models import (
     AlertRecord,
     IncidentRecord,
     MonitorRunRecord,
     ProbeRecord,
+    RollupRecord,
     TargetStateRecord,
     TransitionRecord,
 )
-from monitor.store.repo import probe_record, sync_targets
+from monitor.store.repo import probe_record, rollup_record, stored_rollup, sync_targets
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,7 @@ class Writer:
                         updated_at=now,
                     )
                 )
+            self._roll_up(s, results)
             queued += self._reminders(s, now)
             if self.run_id is not None:
                 s.execute(
@@ -299,6 +302,30 @@ class Writer:
             ctx = self._context_from_row(s, target, last, "reminder", incident)
             queued += self._enqueue(s, target, ctx, incident=incident)
         return queued
+
+    def _roll_up(self, s: Session, results: Sequence[ProbeResult]) -> None:
+        """Fold the batch into hourly and daily rollups (what the dashboard reads).
+
+        Latency counts only probes that got an answer: a timeout's "latency" is the timeout.
+        """
+        partials = fold(
+            (
+                self.target_ids[r.target],
+                r.checked_at,
+                str(r.outcome),
+                r.timings.total_ms if r.http_status is not None else None,
+            )
+            for r in results
+        )
+        for (target_id, period, start), part in partials.items():
+            row = s.get(RollupRecord, (target_id, period, start))
+            if row is None:
+                s.add(rollup_record(target_id, period, start, part))
+            else:
+                merged = stored_rollup(row).merge(part)
+                row.probes, row.ok, row.counts = merged.probes, merged.ok, merged.counts
+                row.latency = encode_latency(merged.latency)
+                row.latency_sum, row.latency_max = merged.latency_sum, merged.latency_max
 
     # ------------------------------------------------------------ alerts
 

@@ -10,6 +10,7 @@ Message-ID lets mail servers drop a duplicate if a crash lands between send and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -183,11 +184,13 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any) -> T:
 
     def work() -> None:
         try:
-            result = fn(*args)
+            outcome: tuple[Any, BaseException | None] = (fn(*args), None)
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            outcome = (None, exc)
+        # The loop may be gone (the process is exiting): the outcome is recorded in the
+        # database by `fn` itself, so there is no one left to tell.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, future, *outcome)
 
     threading.Thread(target=work, name="inferwatch-smtp", daemon=True).start()
     return await asyncio.shield(future)

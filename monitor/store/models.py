@@ -143,7 +143,11 @@ class TransitionRecord(Base):
     )
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
 
-    __table_args__ = (Index("ix_transitions_target_id_at", "target_id", "at"),)
+    __table_args__ = (
+        Index("ix_transitions_target_id_at", "target_id", "at"),
+        # Pruning probes sets probe_id to NULL here: without an index, a scan per probe.
+        Index("ix_transitions_probe_id", "probe_id"),
+    )
 
 
 class AlertRecord(Base):
@@ -174,6 +178,8 @@ class AlertRecord(Base):
     __table_args__ = (
         Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_alerts_created_at", "created_at"),
+        Index("ix_alerts_transition_id", "transition_id"),
+        Index("ix_alerts_incident_id", "incident_id"),
     )
 
 
@@ -200,3 +206,24 @@ class MonitorRunRecord(Base):
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]  # heartbeat: a crashed run ends here
     stopped_at: Mapped[datetime | None]
+
+
+class RollupRecord(Base):
+    """Counts per outcome and a latency sketch for one target over one hour ('h') or day ('d')."""
+
+    __tablename__ = "probe_rollups"
+
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    probes: Mapped[int]
+    ok: Mapped[int]
+    counts: Mapped[dict[str, Any]]  # outcome -> probes
+    latency: Mapped[dict[str, Any]]  # histogram bucket (monitor.rollups) -> probes
+    latency_sum: Mapped[float]
+    latency_max: Mapped[float]
+
+    # The overview reads one period for all targets over a time range.
+    __table_args__ = (Index("ix_probe_rollups_period_bucket_start", "period", "bucket_start"),)

@@ -9,10 +9,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from monitor.evidence import ProbeResult
+from monitor.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
     AlertRecord,
     IncidentRecord,
     ProbeRecord,
+    RollupRecord,
     TargetRecord,
     TransitionRecord,
 )
@@ -59,6 +61,31 @@ def probe_record(r: ProbeResult, target_id: int) -> ProbeRecord:
         provider=r.provider,
         headers=r.headers,
         body_excerpt=r.body_excerpt,
+    )
+
+
+def rollup_record(target_id: int, period: str, start: datetime, r: Rollup) -> RollupRecord:
+    return RollupRecord(
+        target_id=target_id,
+        period=period,
+        bucket_start=start,
+        probes=r.probes,
+        ok=r.ok,
+        counts=dict(r.counts),
+        latency=encode_latency(r.latency),
+        latency_sum=r.latency_sum,
+        latency_max=r.latency_max,
+    )
+
+
+def stored_rollup(row: RollupRecord) -> Rollup:
+    return Rollup(
+        probes=row.probes,
+        ok=row.ok,
+        counts=dict(row.counts),
+        latency=decode_latency(row.latency),
+        latency_sum=row.latency_sum,
+        latency_max=row.latency_max,
     )
 
 

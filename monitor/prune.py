@@ -1,0 +1,87 @@
+"""Retention: delete raw probes and rollups older than configured, per target key range.
+
+Deleting by (target_id, checked_at < cutoff) walks the composite index one target at a time,
+in chunks, so each write transaction stays short and the monitor's writer is never starved.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from monitor.store.models import ProbeRecord, RollupRecord, TargetRecord
+
+log = logging.getLogger(__name__)
+
+CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    probes: int
+    rollups: int
+    raw_cutoff: datetime
+    rollup_cutoff: datetime
+
+
+def cutoffs(raw_seconds: float, rollup_seconds: float, now: datetime | None = None):  # type: ignore[no-untyped-def]
+    now = now or datetime.now(UTC)
+    return now - timedelta(seconds=raw_seconds), now - timedelta(seconds=rollup_seconds)
+
+
+def prune(
+    engine: Engine, raw_cutoff: datetime, rollup_cutoff: datetime, *, dry_run: bool = False
+) -> PruneReport:
+    """Delete raw probes before `raw_cutoff` and rollups before `rollup_cutoff`."""
+    with Session(engine) as s:
+        target_ids = list(s.scalars(select(TargetRecord.id)))
+    probes = rollups = 0
+    for target_id in target_ids:
+        probes += _delete_chunks(
+            engine,
+            select(ProbeRecord.id).where(
+                ProbeRecord.target_id == target_id, ProbeRecord.checked_at < raw_cutoff
+            ),
+            ProbeRecord,
+            dry_run,
+        )
+        with Session(engine) as s, s.begin():
+            query = delete(RollupRecord).where(
+                RollupRecord.target_id == target_id, RollupRecord.bucket_start < rollup_cutoff
+            )
+            if dry_run:
+                rollups += len(
+                    s.execute(
+                        select(RollupRecord.target_id).where(
+                            RollupRecord.target_id == target_id,
+                            RollupRecord.bucket_start < rollup_cutoff,
+                        )
+                    ).all()
+                )
+            else:
+                rollups += s.execute(query).rowcount or 0
+    log.info(
+        "pruned %d probes before %s and %d rollups before %s",
+        probes,
+        raw_cutoff.isoformat(timespec="seconds"),
+        rollups,
+        rollup_cutoff.isoformat(timespec="seconds"),
+    )
+    return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
+
+
+def _delete_chunks(engine: Engine, ids_query, model, dry_run: bool) -> int:  # type: ignore[no-untyped-def]
+    total = 0
+    while True:
+        with Session(engine) as s, s.begin():
+            ids = list(s.scalars(ids_query.limit(CHUNK)))
+            if not ids:
+                return total
+            if dry_run:
+                return total + len(list(s.scalars(ids_query)))
+            s.execute(delete(model).where(model.id.in_(ids)))
+            total += len(ids)
