@@ -1,0 +1,110 @@
+"""The dashboard's data layer on a seeded database: what each page will show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from dashboard import queries as q
+from monitor.seed import seed
+from monitor.store import make_engine, open_database
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    url = f"sqlite:///{tmp_path_factory.mktemp('q') / 'seed.db'}"
+    seed(open_database(url), now=NOW, days=2)
+    return make_engine(url, readonly=True)
+
+
+def test_overview_has_state_uptime_latency_and_why(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = {r.name: r for r in q.overview(s, NOW)}
+
+    assert rows["minilm-embeddings"].state == "ok"
+    assert rows["minilm-embeddings"].uptime["24h"] == 1.0
+    assert rows["gpt2-legacy"].state == "deprecated"
+    assert rows["gpt2-legacy"].uptime["24h"] == 0.0
+    assert 0.25 < rows["gpt2-legacy"].uptime["7d"] < 0.35  # ok for the first 30% of two days
+    assert rows["gpt2-legacy"].http_status == 410  # the latest words, not the 404 that began it
+    assert "switch to https://router.huggingface.co" in rows["gpt2-legacy"].hint
+    assert rows["llama-chat"].last_change == "token scope regression (403)"
+    assert rows["status-page"].last_change.startswith("recovered after")
+    for r in rows.values():
+        assert r.p50_ms is not None and r.p50_ms <= r.p95_ms
+        assert r.probes_24h == 288
+
+
+def test_flags_are_the_states_that_need_action(engine: Engine) -> None:
+    with Session(engine) as s:
+        flagged = {f.target: f for f in q.flags(q.overview(s, NOW))}
+
+    assert set(flagged) == {"gpt2-legacy", "llama-chat"}
+    assert "Make calls to Inference Providers" in flagged["llama-chat"].hint
+
+
+def test_the_overview_can_follow_the_config_order(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = q.overview(s, NOW, names=["status-page", "gpt2-legacy"])
+    assert [r.name for r in rows] == ["status-page", "gpt2-legacy"]
+
+
+def test_the_timeline_has_a_block_per_hour_and_no_data_where_nothing_ran(engine: Engine) -> None:
+    with Session(engine) as s:
+        blocks = q.timeline(s, "status-page", NOW - timedelta(days=3), NOW)
+
+    assert len(blocks) == 72
+    assert {b.worst for b in blocks[:24]} == {q.NO_DATA}  # before the history began
+    assert "transient" in {b.worst for b in blocks}  # the outage
+    assert blocks[-2].uptime == 1.0
+
+
+def test_long_ranges_use_daily_blocks(engine: Engine) -> None:
+    with Session(engine) as s:
+        blocks = q.timeline(s, "gpt2-legacy", NOW - timedelta(days=30), NOW)
+    assert len(blocks) == 31 and blocks[1].end - blocks[1].start == timedelta(days=1)
+    assert blocks[-1].worst == "contract"
+
+
+def test_outcome_mix_and_probe_log(engine: Engine) -> None:
+    with Session(engine) as s:
+        blocks = q.timeline(s, "bert-classifier", NOW - timedelta(days=2), NOW)
+        log = q.probe_log(s, "bert-classifier", NOW - timedelta(days=2), NOW, limit=50)
+    mix = q.outcome_mix(blocks)
+    assert next(iter(mix)) == "ok" and mix["loading"] >= 5
+    assert len(log) == 50 and log[0].checked_at > log[-1].checked_at
+
+
+def test_incidents_with_alerts_and_stats(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = q.incidents(s, NOW - timedelta(days=7), NOW + timedelta(minutes=1), NOW)
+        only_scope = q.incidents(s, NOW - timedelta(days=7), NOW, NOW, outcomes=["token_scope"])
+    by_target = {r.target: r for r in rows}
+    assert by_target["status-page"].closed_at is not None
+    assert by_target["gpt2-legacy"].open
+    assert (
+        by_target["gpt2-legacy"].alerts
+        and "deprecated" in by_target["gpt2-legacy"].alerts[0]["subject"]
+    )
+    assert [r.target for r in only_scope] == ["llama-chat"]
+    stats = q.incident_stats(rows)
+    assert stats.count == len(rows) and stats.open >= 2
+    assert stats.mttr_s == pytest.approx(by_target["status-page"].duration_s)
+
+
+def test_the_alert_log_has_every_status(engine: Engine) -> None:
+    with Session(engine) as s:
+        log = q.alert_log(s, NOW - timedelta(days=7), NOW + timedelta(days=1))
+    statuses = {a.status for a, _ in log}
+    assert statuses == {"sent", "pending", "failed"}
+    assert any("550" in a.last_error for a, _ in log)
+
+
+def test_gaps_are_the_times_the_monitor_was_not_running(engine: Engine) -> None:
+    with Session(engine) as s:
+        assert q.gaps(s, NOW - timedelta(days=3), NOW) == []
