@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +18,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from monitor.alerts.email import AlertContext, ProbeLine, render
+from monitor.alerts.outbox import pending_alert
 from monitor.config import Config
 from monitor.evidence import Outcome, ProbeResult
 from monitor.rollups import encode_latency, fold
 from monitor.states import Change, FlapEvent, Notice, TargetState, label, step
 from monitor.store.models import (
-    AlertRecord,
     IncidentRecord,
     MonitorRunRecord,
     ProbeRecord,
@@ -341,24 +340,16 @@ class Writer:
         recipients = self.config.recipients_of(target)
         if self.config.alerts.email is None or not recipients:
             return 0
-        email = render(ctx)
         now = self.clock()
         s.add(
-            AlertRecord(
+            pending_alert(
+                render(ctx),
+                ctx.reason,
+                recipients,
+                now,
                 target_id=self.target_ids[target.name],
                 transition_id=transition_id,
                 incident_id=incident.id if incident is not None else None,
-                reason=ctx.reason,
-                channel="email",
-                recipients=recipients,
-                subject=email.subject,
-                body_text=email.text,
-                body_html=email.html,
-                message_id=f"<{uuid.uuid4()}@inferwatch>",
-                status="pending",
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
             )
         )
         if incident is not None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,6 +34,35 @@ IDLE_WAIT = 30.0
 FLUSH_SECONDS = 3.0  # at shutdown, what pending alerts get before the process exits
 
 T = TypeVar("T")
+
+
+def pending_alert(
+    email: RenderedEmail,
+    reason: str,
+    recipients: list[str],
+    now: datetime,
+    *,
+    target_id: int | None = None,
+    transition_id: int | None = None,
+    incident_id: int | None = None,
+) -> AlertRecord:
+    """A new outbox row, due now, with its own Message-ID (the dedupe key for mail servers)."""
+    return AlertRecord(
+        target_id=target_id,
+        transition_id=transition_id,
+        incident_id=incident_id,
+        reason=reason,
+        channel="email",
+        recipients=list(recipients),
+        subject=email.subject,
+        body_text=email.text,
+        body_html=email.html,
+        message_id=f"<{uuid.uuid4()}@inferwatch>",
+        status="pending",
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+    )
 
 
 def retry_delay(attempts: int) -> float:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.alerts.email import AlertContext, render
+from monitor.alerts.outbox import pending_alert
 from monitor.config import Config
-from monitor.store.models import AlertRecord
 
 
 def queue_test_alert(engine: Engine, config: Config) -> int:
@@ -40,19 +39,7 @@ def queue_test_alert(engine: Engine, config: Config) -> int:
         )
     )
     with Session(engine) as s, s.begin():
-        alert = AlertRecord(
-            reason="test",
-            channel="email",
-            recipients=list(config.alerts.email.recipients),
-            subject=email.subject,
-            body_text=email.text,
-            body_html=email.html,
-            message_id=f"<{uuid.uuid4()}@inferwatch>",
-            status="pending",
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        alert = pending_alert(email, "test", config.alerts.email.recipients, now)
         s.add(alert)
         s.flush()
         return alert.id
