@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.evidence import Outcome, OutcomeClass, outcome_class
+from monitor.evidence import NO_DATA, Outcome, OutcomeClass, outcome_class
 from monitor.rollups import DAY, HOUR, Rollup, decode_latency
 from monitor.states import TargetState
 from monitor.store.models import (
@@ -39,7 +39,6 @@ UPTIME_WINDOWS = {
 }
 # States that need someone to act, flagged above the overview.
 ACTION_OUTCOMES = (Outcome.DEPRECATED, Outcome.TOKEN_SCOPE, Outcome.PAYMENT_REQUIRED)
-NO_DATA = "no_data"
 
 
 def state_class(outcome: str | None) -> str:
@@ -426,11 +425,13 @@ def incidents(
         ):
             by_incident[a.incident_id].append(
                 {
+                    "id": a.id,
                     "created_at": a.created_at,
                     "subject": a.subject,
                     "status": a.status,
                     "attempts": a.attempts,
                     "reason": a.reason,
+                    "last_error": a.last_error,
                 }
             )
     return [

@@ -69,6 +69,17 @@ def outcome_class(outcome: Outcome | str) -> OutcomeClass:
     return OutcomeClass.TRANSIENT if outcome in TRANSIENT_OUTCOMES else OutcomeClass.CONTRACT
 
 
+# The one palette (emails, dashboard pages and charts): ok green, transient amber, contract red,
+# and grey for "no data" (no probes: the monitor was not running), which is never uptime.
+NO_DATA = "no_data"
+CLASS_COLOUR: dict[str, str] = {
+    OutcomeClass.OK: "#1a7f37",
+    OutcomeClass.TRANSIENT: "#b58100",
+    OutcomeClass.CONTRACT: "#cf222e",
+    NO_DATA: "#8c959f",
+}
+
+
 @dataclass(frozen=True)
 class RequestSpec:
     """What a target kind wants sent; the probe engine sends exactly this."""

@@ -20,17 +20,13 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from monitor.config import EmailSettings
-from monitor.evidence import OutcomeClass, outcome_class
+from monitor.evidence import CLASS_COLOUR, outcome_class
 from monitor.states import format_span
 
 REASONS = frozenset({"transition", "reminder", "flapping_started", "flapping_stopped", "test"})
 
-# Hex versions of report.CLASS_STYLE: email clients need inline colours, not terminal styles.
-CLASS_COLOUR = {
-    OutcomeClass.OK: "#1a7f37",
-    OutcomeClass.TRANSIENT: "#b58100",
-    OutcomeClass.CONTRACT: "#cf222e",
-}
+# CLASS_COLOUR (monitor.evidence) is the hex version of report.CLASS_STYLE: email clients need
+# inline colours, not terminal styles; the dashboard uses the same palette.
 NEUTRAL_COLOUR = "#57606a"  # test alerts and unknown states: no verdict to colour
 
 SUBJECT_PREFIX = "[inferwatch]"

@@ -1,0 +1,130 @@
+"""Pure Plotly figure builders: plain data (hourly/daily buckets, counts) in, a figure out.
+
+The pages pass what the queries return (already aggregated, a few hundred points at most), so
+a year of probes never reaches the browser. Colours come from the one palette
+(monitor.evidence.CLASS_COLOUR): ok green, transient amber, contract red, no data grey.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+
+from dashboard.format import local, percent
+from dashboard.queries import state_class
+from monitor.evidence import CLASS_COLOUR, NO_DATA
+
+# Legend order and wording, the same on every chart.
+CLASS_LABEL = {
+    "ok": "ok",
+    "transient": "transient failure",
+    "contract": "contract break",
+    NO_DATA: "no data",
+}
+P50_COLOUR = "#0969da"
+P95_COLOUR = "#8250df"
+FONT_SIZE = 15  # readable from across the room
+
+
+def _wall(at: datetime, tz: ZoneInfo) -> datetime:
+    """Wall-clock time in the viewer's zone, naive: Plotly draws naive times as given."""
+    return local(at, tz).replace(tzinfo=None)
+
+
+def _layout(fig: go.Figure, height: int, **extra: Any) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        font={"size": FONT_SIZE},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        **extra,
+    )
+    return fig
+
+
+def _block_text(b: Mapping[str, Any], tz: ZoneInfo) -> str:
+    start, end = local(b["start"], tz), local(b["end"], tz)
+    head = f"{start:%Y-%m-%d %H:%M} – {end:%H:%M}"
+    if not b["probes"]:
+        return f"{head}<br>no data (no probes)"
+    counts = "<br>".join(f"{o}: {n}" for o, n in sorted(b["counts"].items(), key=lambda kv: -kv[1]))
+    return f"{head}<br>{b['probes']} probes, {percent(b['ok'] / b['probes'])} ok<br>{counts}"
+
+
+def status_band(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure:
+    """The status-page band: one coloured block per hour or day, grey where nothing ran.
+
+    Each bucket is a dict with start, end, probes, ok, counts and worst (queries.Bucket.worst:
+    no_data, ok or the worst class seen). One trace per class, so the legend names every colour
+    even when a class is absent.
+    """
+    fig = go.Figure()
+    for cls, label in CLASS_LABEL.items():
+        mine = [b for b in buckets if b["worst"] == cls]
+        fig.add_trace(
+            go.Bar(
+                name=label,
+                x=[_wall(b["start"], tz) for b in mine],
+                y=[1] * len(mine),
+                width=[(b["end"] - b["start"]).total_seconds() * 1000 * 0.92 for b in mine],
+                offset=0,
+                marker={"color": CLASS_COLOUR[cls], "line": {"width": 0}},
+                hovertext=[_block_text(b, tz) for b in mine],
+                hoverinfo="text",
+            )
+        )
+    if buckets:
+        fig.update_xaxes(range=[_wall(buckets[0]["start"], tz), _wall(buckets[-1]["end"], tz)])
+    fig.update_yaxes(visible=False, range=[0, 1], fixedrange=True)
+    return _layout(fig, 140, barmode="overlay", bargap=0, showlegend=True)
+
+
+def latency_chart(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure:
+    """p50 and p95 per block; blocks without data break the line instead of faking a value."""
+    x = [_wall(b["start"], tz) for b in buckets]
+    fig = go.Figure()
+    for key, name, colour, dash in (
+        ("p50_ms", "p50", P50_COLOUR, "solid"),
+        ("p95_ms", "p95", P95_COLOUR, "dot"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                x=x,
+                y=[b[key] for b in buckets],
+                mode="lines+markers",
+                line={"color": colour, "dash": dash, "width": 2},
+                marker={"size": 4},
+                connectgaps=False,
+                hovertemplate=f"{name} %{{y:.0f}} ms<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
+            )
+        )
+    fig.update_yaxes(title_text="ms", rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def outcome_bars(counts: Mapping[str, int], unit: str = "probes") -> go.Figure:
+    """Horizontal bars, most frequent on top, each outcome in its class colour."""
+    items = sorted(counts.items(), key=lambda kv: kv[1])  # Plotly draws the first at the bottom
+    fig = go.Figure(
+        go.Bar(
+            x=[n for _, n in items],
+            y=[o for o, _ in items],
+            orientation="h",
+            marker={"color": [CLASS_COLOUR[state_class(o)] for o, _ in items]},
+            text=[f"{n:,}" for _, n in items],
+            textposition="inside",
+            insidetextanchor="end",
+            textangle=0,
+            hovertemplate=f"%{{y}}: %{{x}} {unit}<extra></extra>",
+        )
+    )
+    # The counts are written on the bars; an axis would only add 0.5-incident ticks.
+    fig.update_xaxes(visible=False, rangemode="tozero")
+    return _layout(fig, 40 + 36 * max(1, len(items)), showlegend=False)

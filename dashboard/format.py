@@ -1,0 +1,122 @@
+"""Pure formatting for the pages: times in the viewer's zone, percentages, spans, badges.
+
+No Streamlit here, so what the user reads can be unit-tested. Every piece of HTML escapes its
+text: provider messages are untrusted and end up in the page.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dashboard.queries import state_class
+from monitor.evidence import CLASS_COLOUR, NO_DATA
+from monitor.states import format_span
+
+DASH = "—"
+# Alert delivery statuses in the outcome palette: delivered is fine, waiting may fix itself,
+# failed needs someone.
+STATUS_CLASS = {"sent": "ok", "pending": "transient", "failed": "contract"}
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The viewer's zone, UTC when the name is unknown (never an error on the page)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local(at: datetime, tz: ZoneInfo) -> datetime:
+    """`at` in the viewer's zone; the store's times are UTC (naive ones are taken as UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(tz)
+
+
+def when(at: datetime | None, tz: ZoneInfo, seconds: bool = False) -> str:
+    """'2026-11-22 14:05' in the viewer's zone; a dash for never."""
+    if at is None:
+        return DASH
+    return local(at, tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def lasted(since: datetime | None, now: datetime) -> str:
+    """'2h 14m': how long a state has lasted, the first thing an operator wants."""
+    return DASH if since is None else format_span((now - since).total_seconds())
+
+
+def ago(at: datetime | None, now: datetime) -> str:
+    return DASH if at is None else f"{lasted(at, now)} ago"
+
+
+def span(seconds: float | None) -> str:
+    return DASH if seconds is None else format_span(seconds)
+
+
+def percent(value: float | None) -> str:
+    """'99.9%'; a dash when there were no probes (no data is not 0% and not 100%)."""
+    return DASH if value is None else f"{value * 100:.1f}%"
+
+
+def millis(value: float | None) -> str:
+    return DASH if value is None else f"{value:.0f} ms"
+
+
+def colour(outcome: str | None) -> str:
+    """The palette colour of an outcome (or of no data)."""
+    return CLASS_COLOUR[state_class(outcome)]
+
+
+def badge(text: str | None, cls: str | None = None) -> str:
+    """A coloured pill: white text on the class colour. `cls` overrides the outcome's class."""
+    label = text or "no data"
+    fill = CLASS_COLOUR.get(cls or state_class(text), CLASS_COLOUR[NO_DATA])
+    return (
+        f'<span style="background:{fill};color:#fff;border-radius:999px;padding:0.15em 0.7em;'
+        f'font-weight:600;white-space:nowrap;">{escape(label)}</span>'
+    )
+
+
+_SWITCH_TO = re.compile(r"switch to (https?://[^\s)]+)")
+_PLEASE_USE = re.compile(r"\buse (https?://[^\s)]+?)[.,]?\s+instead", re.IGNORECASE)
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+def replacement_url(detail: str, hint: str) -> str | None:
+    """The URL the provider names as the replacement (from our hint, else its own words)."""
+    for pattern, text in ((_SWITCH_TO, hint), (_PLEASE_USE, detail)):
+        if m := pattern.search(text or ""):
+            return m.group(1).rstrip(".,")
+    return None
+
+
+def missing_permission(hint: str) -> str | None:
+    """The token permission named in a token-scope hint ('Make calls to Inference Providers')."""
+    m = _QUOTED.search(hint or "")
+    return m.group(1) if m else None
+
+
+def flag_html(
+    target: str, state: str, since: datetime | None, detail: str, hint: str, tz: ZoneInfo
+) -> str:
+    """One flagged change: what happened, since when, and the one thing to do about it."""
+    facts = []
+    if state == "deprecated" and (url := replacement_url(detail, hint)):
+        facts.append(f"Replacement: <a href='{escape(url)}'>{escape(url)}</a>")
+    if state == "token_scope" and (permission := missing_permission(hint)):
+        facts.append(f"Missing token permission: <b>{escape(permission)}</b>")
+    lines = [
+        f"<b style='font-size:1.15em'>{escape(target)}</b> {badge(state)} "
+        f"<span style='opacity:0.75'>since {escape(when(since, tz))}</span>",
+        *facts,
+        f"<span style='opacity:0.85'>{escape(detail)}</span>" if detail else "",
+        f"→ {escape(hint)}" if hint else "",
+    ]
+    body = "<br>".join(line for line in lines if line)
+    return (
+        f"<div style='border-left:6px solid {colour(state)};padding:0.5em 0.9em;"
+        f"margin:0 0 0.6em 0;background:rgba(127,127,127,0.08);border-radius:4px;'>{body}</div>"
+    )

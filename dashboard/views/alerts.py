@@ -1,0 +1,45 @@
+"""Alerts: the delivery log — what was sent, what is still waiting, what failed and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import streamlit as st
+
+from dashboard import common as c
+from dashboard import format as f
+from dashboard import tables
+
+STATUSES = ("sent", "pending", "failed")
+
+time_range = c.sidebar(time_range=True)
+st.title("Alerts")
+
+
+@c.live
+def alerts() -> None:
+    url = c.database_url()
+    tz, now = c.viewer_zone(), c.clock()
+    start, end = time_range.bounds(now, tz)
+    wanted = st.multiselect("Status", STATUSES, placeholder="Any status", key="alert_statuses")
+    rows = c.load_alerts(url, start, end, tuple(wanted))
+    counts = Counter(r["status"] for r in rows)
+    st.markdown(
+        " &nbsp; ".join(
+            f"{f.badge(s, f.STATUS_CLASS[s])}&nbsp;<b>{counts.get(s, 0)}</b>" for s in STATUSES
+        ),
+        unsafe_allow_html=True,
+    )
+    if not rows:
+        st.info(f"No alerts between {f.when(start, tz)} and {f.when(end, tz)}.")
+        return
+    frame = tables.alert_frame(rows, tz)
+    st.dataframe(tables.styled(frame, statuses=["status"]), hide_index=True)
+    st.caption(
+        "Pending alerts are retried (5 s doubling to 60 s, for up to a day); a 5xx answer from "
+        "the mail server marks one failed. Without alerts.email in the config, changes are "
+        "recorded but not emailed."
+    )
+
+
+alerts()

@@ -1,0 +1,131 @@
+"""Target: one target's story — status band, latency, outcome mix, probe log, its changes.
+
+Emails link here as /target?name=NAME, so the query parameter picks the target, and picking
+another target updates it (the URL can be shared).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import streamlit as st
+
+from dashboard import charts, tables
+from dashboard import common as c
+from dashboard import format as f
+from dashboard.queries import period_for
+from monitor.rollups import HOUR
+
+PROBE_LIMIT = 200
+CHART_CONFIG = {"displayModeBar": False}
+
+time_range = c.sidebar(time_range=True)
+st.title("Target")
+
+
+def _follow_selection() -> None:
+    st.query_params["name"] = st.session_state["target"]
+
+
+def pick(names: list[str]) -> str:
+    """The target named in the URL, else the one picked before, else the first."""
+    wanted = st.query_params.get("name")
+    if wanted in names:
+        st.session_state["target"] = wanted
+    elif wanted:
+        st.warning(f"No target named {wanted!r} in the database; showing another.")
+    if st.session_state.get("target") not in names:
+        st.session_state["target"] = names[0]
+    name = st.columns([1, 2])[0].selectbox(
+        "Target", names, key="target", on_change=_follow_selection
+    )
+    if st.query_params.get("name") != name:
+        st.query_params["name"] = name
+    return name
+
+
+@c.live
+def target(name: str, time_range: c.TimeRange) -> None:
+    url = c.database_url()
+    tz, now = c.viewer_zone(), c.clock()
+    start, end = time_range.bounds(now, tz)
+    rows = c.load_overview(url, c.settings().targets, now)["rows"]
+    row = next((r for r in rows if r["name"] == name), None)
+    if row is not None and row["state"] not in (None, "ok"):
+        flag = {k: row[k] for k in ("state", "since", "detail", "hint")}
+        st.markdown(f.flag_html(name, **flag, tz=tz), unsafe_allow_html=True)
+    elif row is not None:
+        since = f"since {f.when(row['since'], tz)} ({f.ago(row['since'], now)})"
+        st.markdown(
+            f"{f.badge(row['state'])} {since if row['since'] else 'not probed yet'}",
+            unsafe_allow_html=True,
+        )
+
+    timeline = c.load_timeline(url, name, start, end)
+    buckets = timeline["buckets"]
+    probes, ok = sum(b["probes"] for b in buckets), sum(b["ok"] for b in buckets)
+    block = "hour" if period_for(start, end) == HOUR else "day"
+
+    st.subheader("Status")
+    cols = st.columns(3)
+    cols[0].metric("Uptime in range", f.percent(ok / probes if probes else None))
+    cols[1].metric("Probes in range", f"{probes:,}")
+    cols[2].metric("Failing probes", f"{probes - ok:,}")
+    st.plotly_chart(charts.status_band(buckets, tz), key="band", config=CHART_CONFIG)
+    st.caption(f"One block per {block}, coloured by the worst outcome in it. {c.UPTIME_NOTE}")
+    gaps = c.load_gaps(url, start, end)
+    if gaps:
+        spans = "; ".join(f"{f.when(a, tz)} – {f.when(b, tz)}" for a, b in gaps)
+        st.caption(f"Monitor not running (no data): {spans}")
+
+    left, right = st.columns([2, 1])
+    with left:
+        st.subheader("Latency")
+        st.plotly_chart(charts.latency_chart(buckets, tz), key="latency", config=CHART_CONFIG)
+        st.caption(f"p50 and p95 per {block}, whole probe time.")
+    with right:
+        st.subheader("Outcome mix")
+        if timeline["mix"]:
+            st.plotly_chart(charts.outcome_bars(timeline["mix"]), key="mix", config=CHART_CONFIG)
+        else:
+            st.caption("No probes in this range.")
+
+    log, changes, incidents = st.tabs(["Probe log", "Transitions", "Incidents"])
+    with log:
+        outcomes = st.multiselect(
+            "Only these outcomes", list(timeline["mix"]), key="probe_outcomes"
+        )
+        probes_shown = c.load_probe_log(url, name, start, end, tuple(outcomes), PROBE_LIMIT)
+        frame = tables.probe_frame(probes_shown, tz)
+        st.dataframe(tables.styled(frame, outcomes=["outcome"]), hide_index=True)
+        st.caption(f"The newest {PROBE_LIMIT} probes in the range, with the provider's evidence.")
+    with changes:
+        rows = c.load_transitions(url, start, end, name)
+        if rows:
+            frame = tables.transition_frame(rows, tz, with_target=False)
+            st.dataframe(tables.styled(frame, outcomes=["to"]), hide_index=True)
+        else:
+            st.caption("No state changes in this range.")
+    with incidents:
+        found = c.load_incidents(url, start, end, now, (name,), ())["rows"]
+        if found:
+            frame = tables.incident_frame(found, tz, with_target=False)
+            st.dataframe(tables.styled(frame, outcomes=["went through"]), hide_index=True)
+        else:
+            st.caption("No incidents in this range.")
+        st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")
+
+
+@c.guarded
+def page() -> None:
+    url = c.database_url()
+    names = c.load_names(url, c.settings().targets)
+    if not names:
+        raise c.Unavailable(f"No probes yet: {c.START_HINT}.")
+    name = pick(names)
+    if base := c.settings().dashboard_url:  # the same link the alert emails carry
+        st.caption(f"Link to this page: {base.rstrip('/')}/target?name={quote(name, safe='')}")
+    target(name, time_range)
+
+
+page()

@@ -1,0 +1,475 @@
+"""The Streamlit dashboard, as a viewer sees it: every page on a seeded database (AppTest), the
+friendly messages when there is nothing to show, and the pure chart/table/format builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+import streamlit as st
+import yaml
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
+
+from dashboard import charts, tables
+from dashboard import common as c
+from dashboard import format as f
+from dashboard import queries as q
+from monitor.alerts import email
+from monitor.evidence import CLASS_COLOUR
+from monitor.seed import SEED_TARGETS, seed
+from monitor.store import make_engine, open_database
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+NOW = datetime.now(UTC).replace(microsecond=0)  # the app reads the real clock
+GREEN, AMBER, RED, GREY = "#1a7f37", "#b58100", "#cf222e", "#8c959f"
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('dash') / 'seed.db'}"
+    seed(open_database(url), now=NOW)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No config file unless a test writes one; no cached query or engine from another test."""
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(tmp_path / "absent.yaml"))
+    monkeypatch.delenv("INFERWATCH_DATABASE", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(monkeypatch: pytest.MonkeyPatch, database: str | None) -> AppTest:
+    if database is not None:
+        monkeypatch.setenv("INFERWATCH_DATABASE", database)
+    return AppTest.from_file(str(APP), default_timeout=30)
+
+
+def page(at: AppTest, view: str | None = None, **query: str) -> AppTest:
+    """Run the app, then (when asked) open one of its pages, like following a link."""
+    at.run()
+    if view:
+        at.query_params.update(query)
+        at.switch_page(f"views/{view}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def text(node: Any) -> str:
+    """Everything readable under a node: markdown, captions, labels, values, table cells."""
+    parts = []
+    for el in node:
+        if isinstance(el, Block):
+            continue
+        for attr in ("label", "value"):
+            try:
+                value = getattr(el, attr)
+            except Exception:
+                continue
+            if isinstance(value, pd.DataFrame):
+                parts.append(value.to_string())
+            elif isinstance(value, str | int | float):
+                parts.append(str(value))
+    return "\n".join(parts)
+
+
+def frame(at: AppTest, i: int = 0) -> pd.DataFrame:
+    return at.dataframe[i].value
+
+
+def seven_days(at: AppTest) -> AppTest:
+    at.sidebar.selectbox(key="range").select("Last 7 days").run()
+    assert not at.exception
+    return at
+
+
+# ---------------------------------------------------------------- overview
+
+
+def test_overview_shows_states_uptime_and_the_changes_that_need_action(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded))
+    seen = text(at.main)
+
+    assert [p.label.strip("*") for p in at.main.page_link] == sorted(
+        t["name"] for t in SEED_TARGETS
+    )
+    assert "Needs action" in seen
+    assert "Replacement: <a href='https://router.huggingface.co'>" in seen
+    assert "Missing token permission: <b>Make calls to Inference Providers</b>" in seen
+    assert "ok probes ÷ probes with data" in seen
+
+    minilm = text(at.get_by_key("target-minilm-embeddings"))
+    assert "ok</span>" in minilm and minilm.count("**100.0%**") == 4
+    legacy = text(at.get_by_key("target-gpt2-legacy"))
+    assert "deprecated</span>" in legacy and "**0.0%**" in legacy and "**30.0%**" in legacy
+    chat = text(at.get_by_key("target-llama-chat"))
+    assert "token_scope</span>" in chat and "token scope regression (403)" in chat
+    assert "recovered after" in text(at.get_by_key("target-status-page"))
+    assert f"background:{RED}" in legacy and f"background:{GREEN}" in minilm
+
+
+def test_overview_follows_the_config_and_lists_targets_not_probed_yet(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "inferwatch.yaml"
+    targets = [
+        next(t for t in SEED_TARGETS if t["name"] == "status-page"),
+        next(t for t in SEED_TARGETS if t["name"] == "llama-chat"),
+        {"name": "new-model", "kind": "http", "url": "https://example.invalid/"},
+    ]
+    alerts = {"dashboard_url": "https://status.example.com/"}
+    config.write_text(yaml.safe_dump({"database": seeded, "targets": targets, "alerts": alerts}))
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config))
+
+    at = page(app(monkeypatch, None))  # the database comes from the config
+
+    names = [p.label.strip("*") for p in at.main.page_link]
+    assert names == ["status-page", "llama-chat", "new-model"]
+    assert "no data</span>" in text(at.get_by_key("target-new-model"))
+    assert "not probed yet" in text(at.get_by_key("target-new-model"))
+
+    at.switch_page("views/target.py").run()
+    assert at.selectbox(key="target").options[:3] == names  # then the unconfigured ones
+    assert "https://status.example.com/target?name=status-page" in text(at.main)
+    at.selectbox(key="target").select("new-model").run()
+    assert not at.exception and "not probed yet" in text(at.main)
+
+
+def test_overview_links_each_target_to_its_page(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded))
+    link = next(p for p in at.main.page_link if p.label == "**llama-chat**")
+    assert link.proto.page.endswith("target") and link.proto.query_string == "name=llama-chat"
+
+
+# ---------------------------------------------------------------- one target
+
+
+def test_target_page_opens_on_the_target_named_in_the_link(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded), "target", name="llama-chat")
+    seen = text(at.main)
+
+    assert at.selectbox(key="target").value == "llama-chat"
+    assert "token_scope</span>" in seen and "Make calls to Inference Providers" in seen
+    assert len(at.get("plotly_chart")) == 3  # status band, latency, outcome mix
+    assert "no data" in seen.lower()  # the band's key says what grey means
+
+    log = frame(at)
+    assert {"token_scope", "ok"} <= set(log["outcome"])
+    newest = log.iloc[0]
+    assert newest["HTTP"] == "403" and newest["provider"] == "hf-inference"
+    assert newest["request id"].startswith("Root=1-")
+    assert "sufficient permissions to call Inference Providers" in newest["provider message"]
+    assert "token scope regression (403)" in frame(at, 1)["change"].tolist()
+    assert frame(at, 2)["ended"].tolist() == ["ongoing"]
+
+
+def test_picking_another_target_updates_the_link(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded), "target", name="llama-chat")
+    at.selectbox(key="target").select("minilm-embeddings").run()
+
+    assert not at.exception
+    assert at.query_params["name"] == "minilm-embeddings"
+    assert set(frame(at)["outcome"]) == {"ok"}
+    assert "ok</span>" in text(at.main)
+
+
+def test_an_unknown_target_in_the_link_is_explained_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded), "target", name="gone-model")
+    assert "No target named 'gone-model'" in at.warning[0].value
+    assert at.selectbox(key="target").value in {t["name"] for t in SEED_TARGETS}
+
+
+def test_probe_log_filters_by_outcome(monkeypatch: pytest.MonkeyPatch, seeded: str) -> None:
+    at = page(app(monkeypatch, seeded), "target", name="bert-classifier")
+    seven_days(at)
+    at.multiselect(key="probe_outcomes").select("loading").run()
+
+    assert not at.exception
+    log = frame(at)
+    assert set(log["outcome"]) == {"loading"} and set(log["HTTP"]) == {"503"}
+
+
+# ---------------------------------------------------------------- incidents and alerts
+
+
+def test_incidents_page_reviews_history_with_mttr_and_alerts(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = seven_days(page(app(monkeypatch, seeded), "incidents"))
+    metrics = {m.label: m.value for m in at.metric}
+
+    assert metrics["Incidents"] == "3" and metrics["Still open"] == "2"
+    assert metrics["MTTR"] == "2h 25m"
+    rows = frame(at).set_index("target")
+    assert rows.loc["status-page", "duration"] == "2h 25m"
+    assert rows.loc["status-page", "went through"] == "server_error"
+    assert rows.loc["status-page", "alerts"] == "1 failed, 1 sent"
+    assert rows.loc["gpt2-legacy", "ended"] == "ongoing"
+    assert rows.loc["llama-chat", "classes"] == "contract"
+    sent = frame(at, 1)
+    assert set(sent["status"]) == {"sent", "pending", "failed"}
+    assert "550 5.1.1 no such user" in sent["error"].str.cat()
+    assert at.get("download_button")[0].proto.label == "Download CSV"
+    assert "contract</span>&nbsp;2" in text(at.main) and "transient</span>&nbsp;1" in text(at.main)
+
+
+def test_incidents_filter_by_target_and_outcome(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = seven_days(page(app(monkeypatch, seeded), "incidents"))
+    at.multiselect(key="inc_targets").select("status-page").run()
+    assert frame(at)["target"].tolist() == ["status-page"]
+
+    at.multiselect(key="inc_targets").unselect("status-page")
+    at.multiselect(key="inc_outcomes").select("deprecated").run()
+    assert frame(at)["target"].tolist() == ["gpt2-legacy"]
+    assert not at.exception
+
+
+def test_alerts_page_shows_the_delivery_log(monkeypatch: pytest.MonkeyPatch, seeded: str) -> None:
+    at = seven_days(page(app(monkeypatch, seeded), "alerts"))
+    log = frame(at)
+
+    assert set(log["status"]) == {"sent", "pending", "failed"}
+    failed = log[log["status"] == "failed"].iloc[0]
+    assert failed["error"] == "127.0.0.1:2525 refused RCPT: 550 5.1.1 no such user"
+    assert failed["to"] == "oncall@example.com"
+    assert log[log["status"] == "pending"]["next try"].str.len().min() > 0
+
+    at.multiselect(key="alert_statuses").select("failed").run()
+    assert frame(at)["status"].tolist() == ["failed"]
+
+
+def test_times_follow_the_viewers_zone(monkeypatch: pytest.MonkeyPatch, seeded: str) -> None:
+    with Session(make_engine(seeded, readonly=True)) as s:
+        opened = next(
+            i.opened_at
+            for i in q.incidents(s, NOW - timedelta(days=7), NOW, NOW)
+            if i.target == "status-page"
+        )
+    at = app(monkeypatch, seeded)
+    at.context["timezone"] = "Asia/Kolkata"
+    at = seven_days(page(at, "incidents"))
+
+    assert at.sidebar.selectbox(key="tz").value == "Asia/Kolkata"
+    started = frame(at).set_index("target").loc["status-page", "started"]
+    assert started == opened.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M")
+
+    at.sidebar.selectbox(key="tz").select("UTC").run()
+    assert frame(at).set_index("target").loc["status-page", "started"] == (
+        opened.strftime("%Y-%m-%d %H:%M")
+    )
+
+
+def test_a_custom_range_is_whole_days_in_the_viewers_zone(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded), "alerts")
+    at.sidebar.selectbox(key="range").select("Custom dates").run()
+    assert not at.exception and at.sidebar.date_input(key="range_dates")
+
+    berlin = ZoneInfo("Europe/Berlin")
+    days = c.TimeRange(c.CUSTOM, (date(2026, 11, 1), date(2026, 11, 2)))
+    start, end = days.bounds(datetime(2026, 12, 1, tzinfo=UTC), berlin)
+    assert start == datetime(2026, 10, 31, 23, tzinfo=UTC)
+    assert end == datetime(2026, 11, 2, 23, tzinfo=UTC)
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)  # today: up to now, not midnight
+    assert days.bounds(now, berlin) == (start, now)
+    assert c.TimeRange("Last 24 hours").bounds(now, berlin) == (now - timedelta(days=1), now)
+
+
+# ---------------------------------------------------------------- nothing to show
+
+
+PAGES = [None, "target", "incidents", "alerts"]
+
+
+@pytest.mark.parametrize("view", PAGES)
+def test_a_missing_database_is_a_friendly_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, view: str | None
+) -> None:
+    path = tmp_path / "nowhere" / "inferwatch.db"
+    at = page(app(monkeypatch, f"sqlite:///{path}"), view)
+
+    assert at.info[0].value == f"No database at {path}: start the monitor with `inferwatch run`."
+    assert not path.parent.exists()  # read-only: looking never creates it
+
+
+@pytest.mark.parametrize("view", PAGES)
+def test_an_empty_database_says_no_probes_yet(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, view: str | None
+) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()  # a file, but no schema: the monitor never ran
+    at = page(app(monkeypatch, f"sqlite:///{path}"), view)
+    assert "No probes yet" in at.info[0].value
+    assert not at.error
+
+
+@pytest.mark.parametrize("view", [None, "target"])
+def test_a_migrated_database_without_probes_says_no_probes_yet(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, view: str | None
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    open_database(url).dispose()
+    at = page(app(monkeypatch, url), view)
+    assert at.info[0].value.startswith("No probes yet")
+
+
+def test_without_config_or_database_it_says_how_to_point_at_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    at = page(app(monkeypatch, None))
+    message = at.error[0].value
+    assert "Cannot read the config" in message and "file not found" in message
+    assert "INFERWATCH_DATABASE" in message
+
+
+def test_an_unexpected_failure_is_an_apology_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(q, "overview", broken)
+    at = page(app(monkeypatch, seeded))
+    assert "Something went wrong" in at.error[0].value
+    assert "boom" not in text(at.main)
+
+
+# ---------------------------------------------------------------- pure builders
+
+
+def bucket(hour: int, counts: dict[str, int], worst: str) -> dict[str, Any]:
+    start = datetime(2026, 11, 20, hour, tzinfo=UTC)
+    n = sum(counts.values())
+    return {
+        "start": start,
+        "end": start + timedelta(hours=1),
+        "probes": n,
+        "ok": counts.get("ok", 0),
+        "counts": counts,
+        "worst": worst,
+        "p50_ms": 50.0 if n else None,
+        "p95_ms": 90.0 if n else None,
+    }
+
+
+BUCKETS = [
+    bucket(0, {"ok": 12}, "ok"),
+    bucket(1, {"ok": 10, "loading": 2}, "transient"),
+    bucket(2, {}, "no_data"),
+    bucket(3, {"deprecated": 12}, "contract"),
+]
+
+
+def test_one_palette_for_emails_and_dashboard() -> None:
+    assert email.CLASS_COLOUR is CLASS_COLOUR
+    assert [CLASS_COLOUR[c] for c in ("ok", "transient", "contract", "no_data")] == [
+        GREEN,
+        AMBER,
+        RED,
+        GREY,
+    ]
+
+
+def test_status_band_colours_blocks_by_class_and_no_data_grey() -> None:
+    fig = charts.status_band(BUCKETS, ZoneInfo("UTC"))
+    traces = {t.name: t for t in fig.data}
+
+    assert list(traces) == ["ok", "transient failure", "contract break", "no data"]
+    assert traces["no data"].marker.color == GREY
+    assert [str(x) for x in traces["no data"].x] == ["2026-11-20 02:00:00"]
+    assert "no data" in traces["no data"].hovertext[0]
+    assert traces["ok"].marker.color == GREEN and len(traces["ok"].x) == 1
+    assert traces["transient failure"].marker.color == AMBER
+    assert traces["contract break"].marker.color == RED
+    assert "loading: 2" in traces["transient failure"].hovertext[0]
+
+
+def test_status_band_draws_in_the_viewers_zone() -> None:
+    fig = charts.status_band(BUCKETS, ZoneInfo("Asia/Kolkata"))
+    ok = next(t for t in fig.data if t.name == "ok")
+    assert str(ok.x[0]) == "2026-11-20 05:30:00"
+
+
+def test_latency_chart_breaks_the_line_where_there_is_no_data() -> None:
+    fig = charts.latency_chart(BUCKETS, ZoneInfo("UTC"))
+    p50, p95 = fig.data
+    assert (p50.name, p95.name) == ("p50", "p95")
+    assert list(p50.y) == [50.0, 50.0, None, 50.0] and p50.connectgaps is False
+
+
+def test_outcome_bars_use_each_outcomes_class_colour() -> None:
+    fig = charts.outcome_bars({"ok": 500, "token_scope": 40, "loading": 3})
+    bars = fig.data[0]
+    assert list(bars.y) == ["loading", "token_scope", "ok"]  # most frequent drawn on top
+    assert list(bars.marker.color) == [AMBER, RED, GREEN]
+
+
+def test_flags_name_the_replacement_and_the_missing_permission() -> None:
+    assert f.replacement_url("", "switch to https://router.huggingface.co (named by …)") == (
+        "https://router.huggingface.co"
+    )
+    gone = "HTTP 410: x is no longer supported. Please use https://new.example/v1 instead."
+    assert f.replacement_url(gone, "") == "https://new.example/v1"
+    assert f.missing_permission("create a token with 'Make calls to Inference Providers' at") == (
+        "Make calls to Inference Providers"
+    )
+    html = f.flag_html("m", "deprecated", None, "<script>x</script>", "", ZoneInfo("UTC"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_formatting_never_turns_no_data_into_a_number() -> None:
+    assert f.percent(None) == "—" and f.percent(1.0) == "100.0%" and f.percent(0.993) == "99.3%"
+    assert f.millis(None) == "—"
+    assert "background:#8c959f" in f.badge(None) and "no data" in f.badge(None)
+    assert f.zone("Not/AZone") == ZoneInfo("UTC")
+
+
+def test_incident_csv_has_unambiguous_times_and_alert_counts() -> None:
+    opened = datetime(2026, 11, 20, 9, 58, tzinfo=UTC)
+    row = {
+        "id": 2,
+        "target": "status-page",
+        "opened_at": opened,
+        "closed_at": opened + timedelta(hours=2, minutes=25),
+        "duration_s": 8700.0,
+        "outcomes": ["server_error", "loading"],
+        "alerts": [{"status": "sent"}, {"status": "failed"}],
+    }
+    csv = tables.incidents_csv([row], ZoneInfo("Europe/Berlin")).decode()
+    header, line = csv.strip().splitlines()
+    assert header.startswith("id,target,opened_at,closed_at,duration_s,duration,outcomes")
+    assert "2026-11-20T10:58:00+01:00" in line and ",8700,2h 25m," in line
+    assert line.endswith(",1,0,1")
+
+
+def test_a_file_that_is_not_a_database_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite " * 100)
+    at = page(app(monkeypatch, f"sqlite:///{path}"), "target")
+    assert at.error[0].value == f"Cannot read the database {path}: file is not a database."
