@@ -1,12 +1,13 @@
-# Two commands on a fresh machine: `make up` (set up + run) and `make test` (set up + test).
+# Two commands on a fresh machine: `make up` (set up + monitor + dashboard) and `make test`.
 # Each creates the virtual environment when it is missing.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= inferwatch.yaml
+PORT   ?= 8501
 
-.PHONY: up test lint fmt install-check clean
+.PHONY: up demo test lint fmt install-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +19,14 @@ $(CONFIG):
 	cp inferwatch.example.yaml $(CONFIG)
 	@echo "created $(CONFIG) from inferwatch.example.yaml: edit it to watch your own models"
 
-## Set up, validate the config, then run the monitor (Ctrl-C stops it; data in inferwatch.db).
+## Set up, validate the config, then run the monitor and the dashboard (Ctrl-C stops both).
 up: $(STAMP) $(CONFIG)
 	$(BIN)/inferwatch check --config $(CONFIG)
-	$(BIN)/inferwatch run --config $(CONFIG)
+	$(BIN)/inferwatch up --config $(CONFIG) --port $(PORT)
+
+## Set up, then the two-minute offline demo: simulated provider, local mail, dashboard.
+demo: $(STAMP)
+	$(BIN)/inferwatch demo --port $(PORT)
 
 ## Set up and run the whole test suite (what CI runs).
 test: $(STAMP)
@@ -42,7 +47,9 @@ install-check:
 	build/install-check/bin/python -m pip install --quiet .
 	cd build/install-check && ./bin/inferwatch check --config ../../inferwatch.example.yaml
 	cd build/install-check && ./bin/inferwatch db upgrade --config ../../inferwatch.example.yaml
-	@echo "install-check: a plain pip install works, migrations included"
+	cd build/install-check && ./bin/python -c "from monitor.dashboard_server import app_path; \
+		assert app_path().is_file() and 'site-packages' in str(app_path()), app_path()"
+	@echo "install-check: a plain pip install works, migrations and dashboard included"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
