@@ -110,7 +110,9 @@ def overview(
     latency, probes_24h = _latency_24h(session, ids, now)
     last = _last_transitions(session, ids)
     states = {t.id: TargetState.from_dict(t.state) if t.state else TargetState() for t in targets}
-    failing = [i for i, st in states.items() if st.accepted not in (None, Outcome.OK)]
+    failing = {
+        i: str(st.accepted) for i, st in states.items() if st.accepted not in (None, Outcome.OK)
+    }
     latest = _latest_probes(session, failing)
     rows = []
     for t in targets:
@@ -211,13 +213,14 @@ def _latency_24h(
     return latency, probes
 
 
-def _latest_probes(session: Session, ids: list[int]) -> dict[int, ProbeRecord]:
-    """Each target's newest probe: one index lookup per target (only failing ones are asked)."""
+def _latest_probes(session: Session, states: dict[int, str]) -> dict[int, ProbeRecord]:
+    """Each failing target's newest probe *in its current state*, so one passing blip (a 500
+    amid a 410) cannot hide the fix; one index walk per target, only failing ones."""
     out = {}
-    for target_id in ids:
+    for target_id, state in states.items():
         probe = session.scalars(
             select(ProbeRecord)
-            .where(ProbeRecord.target_id == target_id)
+            .where(ProbeRecord.target_id == target_id, ProbeRecord.outcome == state)
             .order_by(ProbeRecord.checked_at.desc())
             .limit(1)
         ).first()

@@ -76,6 +76,10 @@ _TRANSPORT = {
     ),
     TransportError.PROTOCOL: (Outcome.BAD_RESPONSE, "the peer does not speak HTTP on this port"),
     TransportError.REDIRECTS: (Outcome.BAD_RESPONSE, "point the target at the final URL"),
+    TransportError.REQUEST: (
+        Outcome.CLIENT_ERROR,
+        "check the token and the headers for stray spaces or newlines",
+    ),
 }
 
 

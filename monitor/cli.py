@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from monitor import __version__
@@ -43,6 +42,7 @@ from monitor.report import (
     transitions_table,
 )
 from monitor.store import DatabaseError, open_database, save_results, sync_targets
+from monitor.store.db import display_url
 from monitor.store.models import AlertRecord
 from monitor.store.repo import list_alerts, list_incidents, list_transitions
 from monitor.targets import TargetBase
@@ -167,9 +167,9 @@ def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     out.print(f"[green]✓[/] {escape(str(config))} is valid: {len(cfg.targets)} targets ({listing})")
     for t in cfg.targets:
         every = format_duration(cfg.interval_of(t))
-        line = f"  {t.name} ({t.kind}, every {every})\n    {t.endpoint}"
+        line = f"  {t.name} ({t.kind}, every {every})\n    {cfg.redactor()(t.endpoint)}"
         out.print(line, soft_wrap=True, markup=False)
-    out.print(f"  database: {cfg.database}", soft_wrap=True, markup=False)
+    out.print(f"  database: {display_url(cfg.database)}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -196,7 +196,7 @@ def probe(
 
     results = asyncio.run(run())
     with Session(engine) as session, session.begin():
-        save_results(session, results, sync_targets(session, targets))
+        save_results(session, results, sync_targets(session, targets, cfg.redactor()))
     if output is Format.json:
         print(results_json(results))
     else:
@@ -361,7 +361,7 @@ def dashboard(
         signal.signal(signum, lambda *_: stopping.set())
     board = _start_dashboard(cfg, config, port, host)
     if board.wait_until_serving(stop=stopping.is_set):
-        database = make_url(cfg.database).render_as_string(hide_password=True)
+        database = display_url(cfg.database)
         out.print(f"[bold green]dashboard:[/] {board.url}  ·  {escape(database)}", soft_wrap=True)
     elif not stopping.is_set() and board.exited() is None:
         err.print(f"[bold yellow]warning:[/] nothing answers at {board.url} yet; still waiting")
@@ -553,7 +553,8 @@ def db_upgrade(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
 
     engine = open_or_exit(cfg)
     out.print(
-        f"[green]✓[/] {escape(cfg.database)} is at schema revision {current_revision(engine)}"
+        f"[green]✓[/] {escape(display_url(cfg.database))} is at schema revision "
+        f"{current_revision(engine)}"
     )
 
 

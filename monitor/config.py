@@ -25,9 +25,12 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from monitor.redact import Redactor
 
 DEFAULT_CONFIG_FILE = "inferwatch.yaml"
 DEFAULT_DATABASE = "sqlite:///inferwatch.db"
@@ -72,14 +75,16 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # the NAME of an environment variable
+
+
+StatusCode = Annotated[int, Field(ge=100, le=599)]
 
 
 class Expect(StrictModel):
     """Conditions a response must meet; any unmet one makes the probe `bad_response`."""
 
-    status: int | list[int] | None = Field(
+    status: StatusCode | list[StatusCode] | None = Field(
         default=None, description="accepted HTTP status code(s); default any 2xx"
     )
     max_latency: Duration | None = Field(
@@ -126,15 +131,23 @@ class EmailSettings(StrictModel):
     host: str = Field(min_length=1, description="SMTP server")
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["none", "starttls", "ssl"] = "starttls"
-    username_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    username_env: str | None = Field(default=None, pattern=ENV_NAME)
+    password_env: str | None = Field(default=None, pattern=ENV_NAME)
     sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="From address")
     recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
     timeout: Duration = Field(default=15.0, description="limit for one SMTP conversation")
 
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailSettings:
+        if bool(self.username_env) != bool(self.password_env):
+            raise ValueError("username_env and password_env go together: set both or neither")
+        return self
+
 
 class AlertSettings(StrictModel):
-    dashboard_url: str | None = Field(default=None, description="base URL for links in alerts")
+    dashboard_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="base URL for links in alerts"
+    )
     remind_every: Duration | None = Field(
         default=None, description="re-send while an incident stays open (off by default)"
     )
@@ -200,6 +213,9 @@ class Config(StrictModel):
             contract_threshold=target.contract_threshold or d.contract_threshold,
         )
 
+    def redactor(self) -> Redactor:
+        return Redactor(self.secrets)
+
     def recipients_of(self, target: Any) -> list[str]:
         email = self.alerts.email
         return list(target.recipients or (email.recipients if email else []))
@@ -238,6 +254,7 @@ class ConfigError(Exception):
 
 # ---------------------------------------------------------------- interpolation
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|PWD|AUTH|CREDENTIAL", re.IGNORECASE)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -264,8 +281,9 @@ class _Interpolation:
         elif value is None:
             self.missing.append((path, name))
             return ""
-        # Header values usually carry credentials (x-api-key, ...): treat them as secrets.
-        if "headers" in path and value:
+        # Header values usually carry credentials (x-api-key, ...), and so does any variable
+        # named like one, wherever it is used (a ?key= in a URL, a database password).
+        if value and ("headers" in path or SECRET_NAME.search(name)):
             self.secrets.add(value)
         return value
 
@@ -424,6 +442,18 @@ def parse_config(
     except ValidationError as exc:
         problems += _pydantic_problems(exc, file, Config)
         config = None
+    if config is not None and not any(loc[:1] == ("database",) for loc, _ in interp.missing):
+        try:
+            make_url(config.database)
+        except ArgumentError:
+            problems.append(
+                Problem(
+                    file,
+                    f"{config.database!r} is not a database URL (e.g. "
+                    "sqlite:///inferwatch.db or postgresql+psycopg://user@host/db)",
+                    field="database",
+                )
+            )
 
     targets = []
     if raw_targets is None or raw_targets == []:
@@ -473,7 +503,10 @@ def parse_config(
         update={"targets": targets, "database": _resolve_sqlite_path(config.database, base_dir)}
     )
     config._source = file
-    config._secrets = frozenset(interp.secrets | _token_values(targets, env))
+    password = make_url(config.database).password
+    config._secrets = frozenset(
+        interp.secrets | _token_values(targets, env) | ({str(password)} if password else set())
+    )
     return config
 
 
@@ -501,7 +534,8 @@ def _duplicate_names(raw_targets: list[Any], file: str, lines: dict[int, int]) -
 
 
 def _token_values(targets: list[Any], env: Mapping[str, str]) -> set[str]:
-    return {env[t.token_env] for t in targets if t.token_env and env.get(t.token_env)}
+    values = {env[t.token_env] for t in targets if t.token_env and env.get(t.token_env)}
+    return values | {v.strip() for v in values}
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
@@ -528,6 +562,22 @@ def config_warnings(config: Config, env: Mapping[str, str] | None = None) -> lis
     for t in config.targets:
         if t.token_env and not env.get(t.token_env):
             unset.setdefault(t.token_env, []).append(t.name)
+    padded = sorted(
+        {
+            t.token_env
+            for t in config.targets
+            if t.token_env and (env.get(t.token_env) or "").strip() != (env.get(t.token_env) or "")
+        }
+    )
+    for var in padded:
+        warnings.append(
+            Problem(
+                config.source,
+                f"environment variable {var} has spaces or a newline around "
+                "the token; inferwatch strips them",
+                field="token_env",
+            )
+        )
     for var, names in unset.items():
         warnings.append(
             Problem(

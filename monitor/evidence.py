@@ -80,6 +80,13 @@ CLASS_COLOUR: dict[str, str] = {
 }
 
 
+# Headers that carry credentials: Authorization, and the API-key headers of OpenAI-style
+# proxies, Anthropic (x-api-key) and Gemini (x-goog-api-key).
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+
+
 @dataclass(frozen=True)
 class RequestSpec:
     """What a target kind wants sent; the probe engine sends exactly this."""
@@ -93,7 +100,8 @@ class RequestSpec:
 
     @property
     def token_sent(self) -> bool:
-        return any(k.lower() == "authorization" for k in self.headers)
+        """Whether the request carried credentials (a 401 then means they were rejected)."""
+        return any(k.lower() in CREDENTIAL_HEADERS for k in self.headers)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class TransportError(StrEnum):
     CONNECT = "connect"
     TLS = "tls"
     PROTOCOL = "protocol"  # the peer answered something that is not HTTP
+    REQUEST = "request"  # our own request could not be sent (e.g. a newline in a header)
     REDIRECTS = "redirects"
 
 

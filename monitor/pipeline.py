@@ -46,7 +46,8 @@ KEPT_HEADERS = (
 
 
 def token_for(target: TargetBase, env: Mapping[str, str]) -> str | None:
-    return (env.get(target.token_env) or None) if target.token_env else None
+    """The target's token; surrounding whitespace (a pasted newline) is never part of it."""
+    return ((env.get(target.token_env) or "").strip() or None) if target.token_env else None
 
 
 def judge(target: TargetBase, ev: Evidence) -> Verdict:

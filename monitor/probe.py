@@ -97,7 +97,11 @@ class Prober:
             error, error_detail = TransportError.REDIRECTS, f"too many redirects: {exc}"
         except httpx.ConnectError as exc:
             error, error_detail = _connect_failure(exc, spec.url)
-        except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError) as exc:
+        except httpx.LocalProtocolError:
+            # Its message quotes the offending header value, which may be a token: not kept.
+            error = TransportError.REQUEST
+            error_detail = "the request could not be sent: a header value is not valid HTTP"
+        except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
             error, error_detail = TransportError.PROTOCOL, f"not a valid HTTP answer: {exc}"
         except httpx.TransportError as exc:
             error = TransportError.CONNECT

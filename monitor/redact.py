@@ -12,7 +12,11 @@ class Redactor:
     """Replaces every known secret with ***; longest first, so one secret inside another goes."""
 
     def __init__(self, secrets: Iterable[str]):
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = set()
+        for secret in (s for s in secrets if s):
+            # Error messages quote values escaped (b'Bearer hf_x\\n'), so mask those forms too.
+            forms |= {secret, secret.strip(), repr(secret)[1:-1], repr(secret.encode())[2:-1]}
+        self.secrets = sorted((f for f in forms if f), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

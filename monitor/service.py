@@ -18,7 +18,7 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from monitor.alerts.outbox import FLUSH_SECONDS, Sender
+from monitor.alerts.outbox import FLUSH_SECONDS, Sender, in_daemon_thread
 from monitor.config import Config, ConfigError, load_config
 from monitor.pipeline import judge, to_result, token_for
 from monitor.probe import Prober
@@ -30,8 +30,8 @@ from monitor.writer import Writer
 log = logging.getLogger(__name__)
 
 PRUNE_JOB = "inferwatch:prune"  # not a valid target name, so it never collides
-PROBE_GRACE = 5.0  # seconds in-flight probes get at shutdown
-WRITE_GRACE = 1.0  # seconds the writer gets to write what is queued
+PROBE_GRACE = 3.0  # seconds in-flight probes get at shutdown
+WRITE_GRACE = 1.5  # seconds the writer gets to write what is queued
 
 
 class Monitor:
@@ -67,13 +67,11 @@ class Monitor:
         await asyncio.to_thread(self.writer.start_run)
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
-        tasks = [asyncio.create_task(self.writer.run(), name="writer")]
-        if self.config.alerts.email is not None:
-            tasks.append(
-                asyncio.create_task(
-                    self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
-                )
-            )
+        # The sender always runs (idle without alerts), so a reload that adds alerts.email works.
+        writer = asyncio.create_task(self.writer.run(), name="writer")
+        sender = asyncio.create_task(
+            self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
+        )
         self._scheduler.start()
         for target in self.config.targets:
             schedule(self._scheduler, target.name, self.config.interval_of(target), self._probe)
@@ -89,12 +87,12 @@ class Monitor:
         log.info(
             "monitoring %d targets; database %s",
             len(self.config.targets),
-            self.engine.url.render_as_string(),
+            self.engine.url.render_as_string(hide_password=True),
         )
         try:
             await self._stop.wait()
         finally:
-            await self._shutdown(tasks, prober)
+            await self._shutdown(writer, sender, prober)
 
     async def _probe(self, name: str) -> None:
         """One scheduled probe: request, judge, hand to the writer. Never raises."""
@@ -110,6 +108,8 @@ class Monitor:
             ev = await self.prober.probe(spec, self.config.timeout_of(target))
             result = to_result(target, ev, judge(target, ev), self._redact)
             await self.writer.submit(result)
+        except asyncio.CancelledError:
+            pass  # cut off at shutdown: not a result about the target, so nothing to record
         except Exception:
             log.exception("probe of %s failed unexpectedly", name)
         finally:
@@ -123,7 +123,10 @@ class Monitor:
         except Exception:
             log.exception("the daily prune failed; it will run again tomorrow")
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]], prober: Prober) -> None:
+    async def _shutdown(
+        self, writer: asyncio.Task[None], sender: asyncio.Task[None], prober: Prober
+    ) -> None:
+        """Stop within 10 s: probes (3 s), then the writer (1.5 s), then alerts (3.5 s)."""
         log.info("stopping: finishing in-flight probes, writing results, sending alerts")
         self._scheduler.pause()
         if self._inflight:
@@ -131,19 +134,29 @@ class Monitor:
             for task in late:
                 task.cancel()
         self._scheduler.shutdown(wait=False)
+        # Writer first: an alert confirmed by the last results must be in the outbox before
+        # the sender's final flush reads it.
         await self.writer.close()
+        await self._finish(writer, WRITE_GRACE)
         self._stopping.set()
-        done, pending = await asyncio.wait(tasks, timeout=WRITE_GRACE + FLUSH_SECONDS)
-        for task in pending:
-            log.error("%s did not finish in time; stopping anyway", task.get_name())
-            task.cancel()
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("%s failed: %r", task.get_name(), task.exception())
-        await asyncio.to_thread(self.writer.stop_run)
+        await self._finish(sender, FLUSH_SECONDS + 0.5)
+        try:
+            async with asyncio.timeout(1.0):
+                await in_daemon_thread(self.writer.stop_run)
+        except Exception:
+            log.warning("could not record the end of this run; the next start will")
         if self._prober is None:
             await prober.aclose()
         log.info("stopped")
+
+    @staticmethod
+    async def _finish(task: asyncio.Task[None], seconds: float) -> None:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if not done:
+            log.error("%s did not finish in time; stopping anyway", task.get_name())
+            task.cancel()
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %r", task.get_name(), task.exception())
 
     # ------------------------------------------------------------ signals and reload
 
@@ -174,10 +187,16 @@ class Monitor:
                 self.config.database,
             )
             new = new.model_copy(update={"database": self.config.database})
+        if new.concurrency != self.config.concurrency:
+            log.warning(
+                "concurrency changes take effect after a restart; keeping %d",
+                self.config.concurrency,
+            )
         old_config = self.config
         old = {t.name: t for t in old_config.targets}
         self.config = new
-        self.writer.reconfigure(new)
+        # Queued behind the results already waiting, and before any probe of a new target.
+        self.writer.queue_config(new)
         self.sender.config = new
         self._redact = Redactor(new.secrets)
         for name in old.keys() - {t.name for t in new.targets}:  # never the prune job

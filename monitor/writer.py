@@ -32,12 +32,14 @@ from monitor.store.models import (
     TransitionRecord,
 )
 from monitor.store.repo import probe_record, rollup_record, stored_rollup, sync_targets
+from monitor.targets import TargetBase
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
 BATCH_WAIT = 0.25  # seconds to wait for more results before writing a batch
 RECENT_PROBES = 5
+_IDLE = object()  # "no more items for this batch"
 
 
 def utcnow() -> datetime:
@@ -75,7 +77,8 @@ class Writer:
         self.engine = engine
         self.config = config
         self.clock = clock
-        self.queue: asyncio.Queue[ProbeResult | None] = asyncio.Queue()  # None: close
+        # Results, a new Config (applied in order, by this writer), or None (close).
+        self.queue: asyncio.Queue[ProbeResult | Config | None] = asyncio.Queue()
         self.states: dict[str, TargetState] = {}
         self.target_ids: dict[str, int] = {}
         self.run_id: int | None = None
@@ -99,9 +102,9 @@ class Writer:
             run = MonitorRunRecord(started_at=now, last_seen_at=now)
             s.add(run)
             s.flush()
-            self.run_id = run.id
-            self._sync(s)
-            self.states = self._load_states(s)
+            run_id, ids = run.id, self._sync(s)
+            states = self._load_states(s, ids)
+        self.run_id, self.target_ids, self.states = run_id, ids, states
 
     def stop_run(self) -> None:
         with Session(self.engine) as s, s.begin():
@@ -112,11 +115,18 @@ class Writer:
             )
 
     def reconfigure(self, config: Config) -> None:
+        """Adopt a reloaded config (blocking: the writer's own task calls it, in a thread)."""
         self.config = config
         with Session(self.engine) as s, s.begin():
-            self._sync(s)
-            for name, state in self._load_states(s).items():
-                self.states.setdefault(name, state)
+            ids = self._sync(s)
+            states = self._load_states(s, ids)
+        self.target_ids.update(ids)
+        for name, state in states.items():
+            self.states.setdefault(name, state)
+
+    def queue_config(self, config: Config) -> None:
+        """Queue a reloaded config behind the results already queued (one writer, in order)."""
+        self.queue.put_nowait(config)
 
     async def submit(self, result: ProbeResult) -> None:
         await self.queue.put(result)
@@ -133,93 +143,118 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         while True:
-            first = await self.queue.get()
-            if first is None:
-                return
-            batch, closing = [first], False
+            item = await self.queue.get()
+            batch: list[ProbeResult] = []
             deadline = loop.time() + BATCH_WAIT
-            while len(batch) < BATCH_SIZE and not closing:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        item = await self.queue.get()
-                except TimeoutError:
-                    break
-                if item is None:
-                    closing = True
-                else:
-                    batch.append(item)
-            await self._write(batch)
-            if closing:
+            while isinstance(item, ProbeResult):
+                batch.append(item)
+                item = _IDLE if len(batch) >= BATCH_SIZE else await self._next(deadline)
+            if batch:
+                await self._write(batch)
+            if isinstance(item, Config):
+                await asyncio.to_thread(self.reconfigure, item)
+            elif item is None:
                 return
 
-    async def _write(self, batch: list[ProbeResult]) -> None:
+    async def _next(self, deadline: float) -> ProbeResult | Config | object | None:
+        """The next queued item, or _IDLE when none comes before `deadline`."""
         try:
-            alerts = await asyncio.to_thread(self.write_batch, batch)
-        except Exception:
-            # Never lose the monitor over one bad batch; the log says what was dropped.
-            log.exception("could not write %d probe results", len(batch))
-            return
-        if alerts:
-            self.alerts_written.set()
+            async with asyncio.timeout_at(deadline):
+                return await self.queue.get()
+        except TimeoutError:
+            return _IDLE
+
+    async def _write(self, batch: list[ProbeResult]) -> None:
+        """Write a batch, retrying briefly (e.g. a locked SQLite file) before giving it up."""
+        for attempt, pause in enumerate((0.5, 2.0, None), start=1):
+            try:
+                alerts = await asyncio.to_thread(self.write_batch, batch)
+            except Exception:
+                if pause is None:
+                    # States were not advanced, so the changes in this batch are detected
+                    # again by the next probes; only these raw results are lost.
+                    log.exception("could not write %d probe results; dropping them", len(batch))
+                    return
+                log.warning("writing %d results failed (try %d); retrying", len(batch), attempt)
+                await asyncio.sleep(pause)
+            else:
+                if alerts:
+                    self.alerts_written.set()
+                return
 
     # ------------------------------------------------------------ the transaction
 
     def write_batch(self, results: Sequence[ProbeResult]) -> int:
-        """Write one batch in one transaction; return how many alerts were queued."""
+        """Write one batch in one transaction; return how many alerts were queued.
+
+        New states and target ids are applied to this writer only after the commit, so a
+        batch that fails leaves nothing half-applied and can simply be written again.
+        """
         now = self.clock()
         queued = 0
+        states: dict[str, TargetState] = {}
         with Session(self.engine) as s, s.begin():
-            missing = {r.target for r in results} - set(self.target_ids)
-            if missing:
-                self._sync(s)
-            rows = [probe_record(r, self.target_ids[r.target]) for r in results]
+            ids = dict(self.target_ids)
+            if {r.target for r in results} - set(ids):
+                ids.update(self._sync(s))
+            known = [r for r in results if r.target in ids]  # else: removed from the config
+            rows = [probe_record(r, ids[r.target]) for r in known]
             s.add_all(rows)
             s.flush()
-            touched: set[str] = set()
-            for result, row in zip(results, rows, strict=True):
+            for result, row in zip(known, rows, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
-                queued += self._fold(s, result, row)
-                touched.add(result.target)
-            for name in touched:
+                queued += self._fold(s, result, row, ids, states)
+            for name, state in states.items():
                 s.merge(
-                    TargetStateRecord(
-                        target_id=self.target_ids[name],
-                        state=self.states[name].to_dict(),
-                        updated_at=now,
-                    )
+                    TargetStateRecord(target_id=ids[name], state=state.to_dict(), updated_at=now)
                 )
-            self._roll_up(s, results)
-            queued += self._reminders(s, now)
+            self._roll_up(s, known, ids)
+            queued += self._reminders(s, now, ids)
             if self.run_id is not None:
                 s.execute(
                     update(MonitorRunRecord)
                     .where(MonitorRunRecord.id == self.run_id)
                     .values(last_seen_at=now)
                 )
+        self.target_ids = ids
+        self.states.update(states)
         return queued
 
-    def _fold(self, s: Session, result: ProbeResult, row: ProbeRecord) -> int:
+    def _fold(
+        self,
+        s: Session,
+        result: ProbeResult,
+        row: ProbeRecord,
+        ids: dict[str, int],
+        states: dict[str, TargetState],
+    ) -> int:
         """Step the target's state machine with one result and record what it decided."""
         try:
             target = self.config.target(result.target)
         except KeyError:
-            return 0  # removed by a reload while its probe was in flight
-        state = self.states.get(result.target, TargetState())
+            return 0  # removed by a reload while its probe was in flight: evidence only
+        state = states.get(result.target) or self.states.get(result.target, TargetState())
         state, change, notice = step(
             state, result.outcome, result.checked_at, self.config.rules_of(target)
         )
-        self.states[result.target] = state
+        states[result.target] = state
         queued = 0
         if change is not None:
-            queued += self._record_change(s, target, result, row, change)
+            queued += self._record_change(s, target, result, row, change, ids)
         if notice is not None:
-            queued += self._record_notice(s, target, result, notice)
+            queued += self._record_notice(s, target, row, notice, ids)
         return queued
 
     def _record_change(
-        self, s: Session, target, result: ProbeResult, row: ProbeRecord, change: Change
-    ) -> int:  # type: ignore[no-untyped-def]
-        target_id = self.target_ids[target.name]
+        self,
+        s: Session,
+        target: TargetBase,
+        result: ProbeResult,
+        row: ProbeRecord,
+        change: Change,
+        ids: dict[str, int],
+    ) -> int:
+        target_id = ids[target.name]
         # A status in the label explains a failure ("(410)"); a 200 carrying a verdict (whoami
         # showing a missing scope, a wrong-shaped body) would only mislead.
         status = result.http_status if (result.http_status or 0) >= 300 else None
@@ -260,11 +295,27 @@ class Writer:
         log.info("%s: %s — %s", target.name, text, result.detail)
         if not change.announce:
             return 0
-        ctx = self._context(s, target, result, "transition", text, change)
-        queued = self._enqueue(s, target, ctx, transition_id=transition.id, incident=incident)
-        return queued
+        ctx = self._context(
+            s,
+            target,
+            row,
+            "transition",
+            text,
+            from_outcome=change.from_outcome,
+            to_outcome=change.to_outcome,
+            at=change.at,
+            since=change.started_at,
+        )
+        return self._enqueue(s, target, target_id, ctx, transition.id, incident)
 
-    def _record_notice(self, s: Session, target, result: ProbeResult, notice: Notice) -> int:  # type: ignore[no-untyped-def]
+    def _record_notice(
+        self,
+        s: Session,
+        target: TargetBase,
+        row: ProbeRecord,
+        notice: Notice,
+        ids: dict[str, int],
+    ) -> int:
         started = notice.event is FlapEvent.STARTED
         text = (
             f"flapping ({notice.change_percent:.0%} state change over recent probes)"
@@ -273,23 +324,23 @@ class Writer:
         )
         log.info("%s: %s", target.name, text)
         reason = "flapping_started" if started else "flapping_stopped"
-        ctx = self._context(s, target, result, reason, text, None, to_outcome=notice.state)
-        return self._enqueue(
-            s, target, ctx, incident=self._open_incident(s, self.target_ids[target.name])
-        )
+        ctx = self._context(s, target, row, reason, text, to_outcome=notice.state)
+        target_id = ids[target.name]
+        return self._enqueue(s, target, target_id, ctx, None, self._open_incident(s, target_id))
 
-    def _reminders(self, s: Session, now: datetime) -> int:
+    def _reminders(self, s: Session, now: datetime, ids: dict[str, int]) -> int:
         every = self.config.alerts.remind_every
         if every is None or self.config.alerts.email is None:
             return 0
+        names = {i: n for n, i in ids.items()}
         queued = 0
         for incident in s.scalars(select(IncidentRecord).where(IncidentRecord.closed_at.is_(None))):
             if not reminder_due(incident.last_alert_at, now, every):
                 continue
-            name = next((n for n, i in self.target_ids.items() if i == incident.target_id), None)
-            if name is None or name not in {t.name for t in self.config.targets}:
-                continue
-            target = self.config.target(name)
+            try:
+                target = self.config.target(names.get(incident.target_id, ""))
+            except KeyError:
+                continue  # no longer configured: nobody to remind about it
             last = s.scalars(
                 select(ProbeRecord)
                 .where(ProbeRecord.target_id == incident.target_id)
@@ -298,18 +349,27 @@ class Writer:
             ).first()
             if last is None:
                 continue
-            ctx = self._context_from_row(s, target, last, "reminder", incident)
-            queued += self._enqueue(s, target, ctx, incident=incident)
+            ctx = self._context(
+                s,
+                target,
+                last,
+                "reminder",
+                f"still {incident.last_outcome}",
+                to_outcome=incident.last_outcome,
+                since=incident.opened_at,
+                incident_opened_at=incident.opened_at,
+            )
+            queued += self._enqueue(s, target, incident.target_id, ctx, None, incident)
         return queued
 
-    def _roll_up(self, s: Session, results: Sequence[ProbeResult]) -> None:
+    def _roll_up(self, s: Session, results: Sequence[ProbeResult], ids: dict[str, int]) -> None:
         """Fold the batch into hourly and daily rollups (what the dashboard reads).
 
         Latency counts only probes that got an answer: a timeout's "latency" is the timeout.
         """
         partials = fold(
             (
-                self.target_ids[r.target],
+                ids[r.target],
                 r.checked_at,
                 str(r.outcome),
                 r.timings.total_ms if r.http_status is not None else None,
@@ -331,12 +391,12 @@ class Writer:
     def _enqueue(
         self,
         s: Session,
-        target,
+        target: TargetBase,
+        target_id: int,
         ctx: AlertContext,
-        *,
-        transition_id: int | None = None,
-        incident: IncidentRecord | None = None,
-    ) -> int:  # type: ignore[no-untyped-def]
+        transition_id: int | None,
+        incident: IncidentRecord | None,
+    ) -> int:
         recipients = self.config.recipients_of(target)
         if self.config.alerts.email is None or not recipients:
             return 0
@@ -347,7 +407,7 @@ class Writer:
                 ctx.reason,
                 recipients,
                 now,
-                target_id=self.target_ids[target.name],
+                target_id=target_id,
                 transition_id=transition_id,
                 incident_id=incident.id if incident is not None else None,
             )
@@ -355,6 +415,43 @@ class Writer:
         if incident is not None:
             incident.last_alert_at = now
         return 1
+
+    def _context(
+        self,
+        s: Session,
+        target: TargetBase,
+        row: ProbeRecord,
+        reason: str,
+        text: str,
+        *,
+        from_outcome: str | None = None,
+        to_outcome: str | None = None,
+        at: datetime | None = None,
+        since: datetime | None = None,
+        incident_opened_at: datetime | None = None,
+    ) -> AlertContext:
+        """What an alert says, from the stored (already redacted) probe that prompted it."""
+        return AlertContext(
+            reason=reason,
+            target=target.name,
+            kind=target.kind,
+            url=row.url,
+            from_outcome=str(from_outcome) if from_outcome else None,
+            to_outcome=str(to_outcome or row.outcome),
+            label=text,
+            at=at or row.checked_at,
+            since=since,
+            http_status=row.http_status,
+            detail=row.detail,
+            hint=row.hint,
+            warning=row.warning,
+            request_id=row.request_id,
+            provider=row.provider,
+            latency_ms=row.latency_ms,
+            recent=self._recent(s, row.target_id),
+            dashboard_url=self.config.alerts.dashboard_url,
+            incident_opened_at=incident_opened_at,
+        )
 
     def _recent(self, s: Session, target_id: int) -> tuple[ProbeLine, ...]:
         rows = s.scalars(
@@ -367,69 +464,14 @@ class Writer:
             ProbeLine(r.checked_at, r.outcome, r.http_status, r.latency_ms, r.detail) for r in rows
         )
 
-    def _context(
-        self,
-        s: Session,
-        target,
-        result: ProbeResult,
-        reason: str,
-        text: str,
-        change: Change | None,
-        to_outcome: Outcome | None = None,
-    ) -> AlertContext:  # type: ignore[no-untyped-def]
-        return AlertContext(
-            reason=reason,
-            target=target.name,
-            kind=target.kind,
-            url=result.url,
-            from_outcome=str(change.from_outcome) if change and change.from_outcome else None,
-            to_outcome=str(change.to_outcome if change else to_outcome or result.outcome),
-            label=text,
-            at=change.at if change else result.checked_at,
-            since=change.started_at if change else None,
-            http_status=result.http_status,
-            detail=result.detail,
-            hint=result.hint,
-            warning=result.warning,
-            request_id=result.request_id,
-            provider=result.provider,
-            latency_ms=result.latency_ms,
-            recent=self._recent(s, self.target_ids[target.name]),
-            dashboard_url=self.config.alerts.dashboard_url,
-        )
-
-    def _context_from_row(
-        self, s: Session, target, row: ProbeRecord, reason: str, incident: IncidentRecord
-    ) -> AlertContext:  # type: ignore[no-untyped-def]
-        return AlertContext(
-            reason=reason,
-            target=target.name,
-            kind=target.kind,
-            url=row.url,
-            from_outcome=None,
-            to_outcome=incident.last_outcome,
-            label=f"still {incident.last_outcome}",
-            at=row.checked_at,
-            since=incident.opened_at,
-            http_status=row.http_status,
-            detail=row.detail,
-            hint=row.hint,
-            warning=row.warning,
-            request_id=row.request_id,
-            provider=row.provider,
-            latency_ms=row.latency_ms,
-            recent=self._recent(s, incident.target_id),
-            dashboard_url=self.config.alerts.dashboard_url,
-            incident_opened_at=incident.opened_at,
-        )
-
     # ------------------------------------------------------------ helpers
 
-    def _sync(self, s: Session) -> None:
-        self.target_ids.update(sync_targets(s, self.config.targets))
+    def _sync(self, s: Session) -> dict[str, int]:
+        """Ids of the configured targets (inserting new ones); the caller applies them."""
+        return sync_targets(s, self.config.targets, self.config.redactor())
 
-    def _load_states(self, s: Session) -> dict[str, TargetState]:
-        by_id = {i: n for n, i in self.target_ids.items()}
+    def _load_states(self, s: Session, ids: dict[str, int]) -> dict[str, TargetState]:
+        by_id = {i: n for n, i in ids.items()}
         return {
             by_id[r.target_id]: TargetState.from_dict(r.state)
             for r in s.scalars(select(TargetStateRecord))

@@ -167,3 +167,12 @@ def test_a_head_request_needs_no_json_body() -> None:
         [{"name": "t", "kind": "http", "url": "http://x/", "method": "HEAD"}]
     ).targets[0]
     assert classify(target, ev(200, "")).outcome == Outcome.OK
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "x-goog-api-key", "api-key", "Authorization"])
+def test_a_key_in_any_credential_header_counts_as_a_token_sent(header: str) -> None:
+    from monitor.evidence import RequestSpec
+
+    spec = RequestSpec("POST", "http://x/", headers={header: "k"})
+    verdict = classify(CHAT_TARGET, ev(401, '{"error":"invalid x-api-key"}', token=spec.token_sent))
+    assert verdict.outcome == Outcome.AUTH_INVALID

@@ -1215,3 +1215,31 @@ def test_check_prints_the_endpoint_verbatim(
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0
     assert url in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("top", "field", "fragment"),
+    [
+        ("database: not a url\n", "database", "is not a database URL"),
+        ("alerts: {dashboard_url: 'localhost:8501'}\n", "alerts.dashboard_url", "localhost:8501"),
+        (
+            "alerts: {email: {host: h, sender: a@b, recipients: [c@d], username_env: U}}\n",
+            "alerts.email",
+            "username_env and password_env go together",
+        ),
+    ],
+)
+def test_settings_that_could_never_work_are_config_errors(
+    top: str, field: str, fragment: str
+) -> None:
+    (problem,) = problems_of(targets_yaml("{name: web, kind: hf-whoami}", top=top))
+    assert problem.field == field
+    assert fragment in problem.message
+
+
+def test_an_impossible_expected_status_is_rejected() -> None:
+    problems = problems_of(
+        targets_yaml("{name: web, kind: http, url: 'https://e.com', expect: {status: 999}}")
+    )
+    assert problems and all(p.field.startswith("expect.status") for p in problems)
+    assert any("less than or equal to 599" in p.message for p in problems)

@@ -431,10 +431,10 @@ def test_login_reads_username_and_password_from_env(free_port: int) -> None:
     assert len(handler.envelopes) == 1
 
 
-def test_no_login_without_username_env(free_port: int) -> None:
+def test_no_login_without_login_variables(free_port: int) -> None:
     handler, logins = Collector(), Logins()
     with auth_server(handler, free_port, logins):
-        send(settings(free_port, password_env="SMTP_PASSWORD"), {}, OPS, RENDERED, "<a@b>")
+        send(settings(free_port), {"SMTP_PASSWORD": "unused"}, OPS, RENDERED, "<a@b>")
     assert logins.attempts == []
     assert len(handler.envelopes) == 1
 
@@ -467,16 +467,12 @@ def test_missing_login_variable_is_permanent_and_named(
         assert value not in str(caught.value)
 
 
-def test_username_without_password_env_is_a_config_error(free_port: int) -> None:
-    with pytest.raises(DeliveryError, match="password_env is not set") as caught:
-        send(
-            settings(free_port, username_env="SMTP_USER"),
-            {"SMTP_USER": "a"},
-            OPS,
-            RENDERED,
-            "<a@b>",
-        )
-    assert caught.value.permanent is True
+@pytest.mark.parametrize("half", [{"username_env": "SMTP_USER"}, {"password_env": "SMTP_PASSWORD"}])
+def test_half_a_login_is_a_config_error(free_port: int, half: dict[str, str]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="username_env and password_env go together"):
+        settings(free_port, **half)
 
 
 # ---------------------------------------------------------------- TLS

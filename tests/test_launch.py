@@ -148,12 +148,18 @@ def test_streamlit_runs_headless_on_loopback_without_the_configs_secrets() -> No
                 "host": "h",
                 "sender": "a@b",
                 "recipients": ["c@d"],
+                "username_env": "SMTP_USER",
                 "password_env": "SMTP_PASSWORD",
             }
         },
     )
-    env = {"HF_TOKEN": "hf_x", "SMTP_PASSWORD": "p", "PATH": "/bin"}
-    assert without_secrets(env, config) == {"HF_TOKEN": "", "SMTP_PASSWORD": "", "PATH": "/bin"}
+    env = {"HF_TOKEN": "hf_x", "SMTP_USER": "u", "SMTP_PASSWORD": "p", "PATH": "/bin"}
+    assert without_secrets(env, config) == {
+        "HF_TOKEN": "",
+        "SMTP_USER": "",
+        "SMTP_PASSWORD": "",
+        "PATH": "/bin",
+    }
 
 
 # ------------------------------------------------------------------ inferwatch up

@@ -259,3 +259,22 @@ def test_sighup_reloads_targets_without_a_restart(tmp_path: Path, provider: Fake
     assert proc.returncode == 0
     assert "reload refused" in stderr and "kind" in stderr
     assert "b: added to the config" in stderr and "a: removed from the config" in stderr
+
+
+def test_an_alert_confirmed_by_the_last_probe_is_still_sent_at_shutdown(
+    tmp_path: Path, provider: FakeProvider, inbox: Inbox
+) -> None:
+    provider.route("/models/gpt2", Reply(410, {"error": "gone"}, delay=0.4))
+    target = {
+        "name": "t",
+        "kind": "hf-legacy",
+        "model": "gpt2",
+        "base_url": provider.url,
+        "contract_threshold": 1,
+        "interval": "1h",
+    }
+    cfg = write(tmp_path / "c.yaml", [target], inbox)
+
+    run_monitor(cfg, lambda e: len(provider.requests) >= 1)  # stop while that probe is in flight
+
+    assert inbox.subjects == ["[inferwatch] t: first probe: deprecated (410)"]

@@ -155,3 +155,53 @@ def test_the_sender_loop_delivers_when_woken(db_url: str, inbox: Inbox) -> None:
 
     asyncio.run(scenario())
     assert len(inbox.messages) == 2
+
+
+def test_a_partial_delivery_retries_only_the_refused_recipients(db_url: str) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.smtp import Inbox
+
+    class Greylist:
+        """Accepts a@…, greylists b@… once (450), as real servers do."""
+
+        def __init__(self) -> None:
+            self.delivered: list[list[str]] = []
+            self.greylisted = True
+
+        async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+            if address.startswith("b@") and self.greylisted:
+                return "450 4.2.0 greylisted, try again later"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            self.delivered.append(list(envelope.rcpt_tos))
+            return "250 OK"
+
+    box = Inbox()  # only for its free port and settings
+    handler = Greylist()
+    controller = Controller(handler, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        clock = Clock()
+        config = make_config(
+            [{"name": "t0", "kind": "hf-legacy", "model": "gpt2"}],
+            alerts={"email": box.settings(recipients=("a@example.com", "b@example.com"))},
+        )
+        engine = open_database(db_url)
+        writer = Writer(engine, config, clock=clock)
+        writer.start_run()
+        feed(writer, [Outcome.DEPRECATED, Outcome.DEPRECATED], name="t0")
+        sender = Sender(engine, config, env={}, clock=clock)
+
+        deliver_due(sender)
+        handler.greylisted = False
+        clock.advance(retry_delay(1))
+        deliver_due(sender)
+    finally:
+        controller.stop()
+
+    assert handler.delivered == [["a@example.com"], ["b@example.com"]]  # nobody got it twice
+    (alert,) = alerts(sender)
+    assert alert.status == "sent"

@@ -317,3 +317,41 @@ def test_incident_actions(to: Outcome, has_open: bool, action: IncidentAction) -
 )
 def test_reminder_due(last: datetime | None, every: float | None, due: bool) -> None:
     assert reminder_due(last, T0 + timedelta(minutes=1), every) is due
+
+
+def test_a_result_for_a_removed_target_does_not_cost_the_others_their_alerts(db_url: str) -> None:
+    w = Writer(open_database(db_url), config(), clock=lambda: T0)
+    w.start_run()
+    feed(w, [OK, OK])
+    ghost = result("ghost", GONE410, T0 + timedelta(minutes=2))  # in flight when it was removed
+
+    w.write_batch([ghost, result("gpt2-legacy", GONE410, T0 + timedelta(minutes=2))])
+    w.write_batch([ghost, result("gpt2-legacy", GONE410, T0 + timedelta(minutes=3))])
+
+    assert [a.subject for a in rows(w, AlertRecord)] == [
+        "[inferwatch] gpt2-legacy: ok → deprecated (410)"
+    ]
+
+
+def test_a_failed_batch_advances_nothing_so_writing_it_again_gives_the_same_result(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = Writer(open_database(db_url), config(), clock=lambda: T0)
+    w.start_run()
+    feed(w, [OK, GONE410])
+    batch = [result("gpt2-legacy", GONE410, T0 + timedelta(minutes=2))]
+    real_roll_up = w._roll_up
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(w, "_roll_up", broken)  # an edge case no real database produces on cue
+    with pytest.raises(RuntimeError):
+        w.write_batch(batch)
+    assert rows(w, AlertRecord) == [] and w.states["gpt2-legacy"].accepted == Outcome.OK
+
+    monkeypatch.setattr(w, "_roll_up", real_roll_up)
+    w.write_batch(batch)
+    assert [a.subject for a in rows(w, AlertRecord)] == [
+        "[inferwatch] gpt2-legacy: ok → deprecated (410)"
+    ]

@@ -108,3 +108,21 @@ def test_the_alert_log_has_every_status(engine: Engine) -> None:
 def test_gaps_are_the_times_the_monitor_was_not_running(engine: Engine) -> None:
     with Session(engine) as s:
         assert q.gaps(s, NOW - timedelta(days=3), NOW) == []
+
+
+def test_a_transient_blip_does_not_hide_the_fix_in_a_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from monitor.evidence import Outcome
+    from monitor.writer import Writer
+    from tests.test_loop_writer import T0, config, result
+
+    url = f"sqlite:///{tmp_path / 'blip.db'}"
+    w = Writer(open_database(url), config(), clock=lambda: T0)
+    w.start_run()
+    story = [Outcome.DEPRECATED, Outcome.DEPRECATED, Outcome.DEPRECATED, Outcome.SERVER_ERROR]
+    for i, outcome in enumerate(story):
+        w.write_batch([result("gpt2-legacy", outcome, T0 + timedelta(minutes=i))])
+
+    with Session(make_engine(url, readonly=True)) as s:
+        (flag,) = q.flags(q.overview(s, T0 + timedelta(minutes=5)))
+    assert flag.state == "deprecated"
+    assert "switch to https://router.huggingface.co" in flag.hint

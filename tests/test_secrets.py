@@ -123,3 +123,71 @@ def test_longer_secrets_are_masked_before_their_substrings() -> None:
     redact = Redactor(["abc12345", "abc12345-long-suffix"])
 
     assert redact("x abc12345-long-suffix y abc12345") == "x *** y ***"
+
+
+def test_a_token_pasted_with_a_newline_is_stripped_and_never_echoed(provider: FakeProvider) -> None:
+    from tests.conftest import make_config, probe_once
+
+    provider.route("/models/gpt2", Reply(200, [[0.1]]))
+    env = {"HF_TOKEN": TOKEN + "\n"}
+    config = make_config(
+        [
+            {
+                "name": "t",
+                "kind": "hf-legacy",
+                "model": "gpt2",
+                "base_url": provider.url,
+                "token_env": "HF_TOKEN",
+            }
+        ],
+        env=env,
+    )
+
+    result = probe_once(config, env)["t"]
+
+    assert result.outcome == "ok"
+    assert provider.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_escaped_forms_of_a_secret_are_masked_too() -> None:
+    redact = Redactor([TOKEN + "\n"])
+    assert TOKEN not in redact(f"Illegal header value b'Bearer {TOKEN}\\\\n'")
+    assert TOKEN not in redact(f"value {TOKEN!r}")
+
+
+def test_keys_interpolated_into_urls_never_reach_the_database(
+    tmp_path: Path, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "AIzaSyD-secret-gemini-key-0123456789"
+    monkeypatch.setenv("GEMINI_API_KEY", key)
+    provider.route("/v1/models", Reply(200, {"models": []}))
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [
+            {
+                "name": "gemini",
+                "kind": "http",
+                "url": f"{provider.url}/v1/models?key=${{GEMINI_API_KEY}}",
+            }
+        ],
+        database=f"sqlite:///{tmp_path / 'k.db'}",
+    )
+    runner = CliRunner()
+
+    check = runner.invoke(app, ["check", "-c", str(cfg)])
+    probe = runner.invoke(app, ["probe", "-c", str(cfg), "-f", "json"])
+
+    assert provider.requests[-1].path == "/v1/models"  # the key was really sent...
+    assert key not in check.output and key not in probe.output  # ...and shown nowhere
+    db = b"".join(p.read_bytes() for p in tmp_path.glob("k.db*"))
+    assert key.encode() not in db and b"key=***" in db
+
+
+def test_a_database_password_is_never_printed(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [{"name": "a", "kind": "http", "url": "http://a/"}],
+        database="postgresql+psycopg://monitor:pg-s3cret-pw@127.0.0.1:1/inferwatch",
+    )
+    result = CliRunner().invoke(app, ["check", "-c", str(cfg)])
+    assert result.exit_code == 0 and "pg-s3cret-pw" not in result.output and "***" in result.output

@@ -83,10 +83,13 @@ class RenderedEmail:
 class DeliveryError(Exception):
     """Sending failed; `permanent` says whether retrying the same message could ever help."""
 
-    def __init__(self, message: str, permanent: bool):
+    def __init__(self, message: str, permanent: bool, retry_only: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        # After a partial delivery: the recipients a retry must go to (and only them), so the
+        # ones that already have the message do not get it twice.
+        self.retry_only = retry_only
 
 
 # ---------------------------------------------------------------- rendering
@@ -372,9 +375,12 @@ def _refused(
     server: str, refused: Mapping[str, tuple[int, bytes]], delivered: bool
 ) -> DeliveryError:
     answers = "; ".join(f"{addr}: {_answer(code, text)}" for addr, (code, text) in refused.items())
+    if delivered:
+        retry = tuple(addr for addr, (code, _) in refused.items() if _is_temporary(code))
+        prefix = "delivered to the other recipients, but "
+        return DeliveryError(f"{prefix}{server} refused {answers}", not retry, retry_only=retry)
     temporary = all(_is_temporary(code) for code, _ in refused.values())
-    prefix = "delivered to the other recipients, but " if delivered else ""
-    return DeliveryError(f"{prefix}{server} refused {answers}", permanent=not temporary)
+    return DeliveryError(f"{server} refused {answers}", permanent=not temporary)
 
 
 __all__ = [

@@ -150,7 +150,9 @@ class Sender:
                 log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
                 return True
             give_up = error.permanent or now - created >= GIVE_UP_AFTER
-            values = {"attempts": attempts, "last_error": str(error)}
+            values: dict[str, Any] = {"attempts": attempts, "last_error": str(error)}
+            if error.retry_only:
+                values["recipients"] = list(error.retry_only)  # the rest already have it
             if give_up:
                 values["status"] = "failed"
                 log.error("alert %s failed for good: %s (%s)", alert_id, alert.subject, error)
@@ -175,13 +177,22 @@ class Sender:
         stopping = stopping or asyncio.Event()
         while not stopping.is_set():
             wake.clear()
-            for alert_id in await asyncio.to_thread(self.due):
-                if stopping.is_set():
-                    break
-                await in_daemon_thread(self.deliver, alert_id)
-            wait = await asyncio.to_thread(self.seconds_until_next)
+            try:
+                for alert_id in await asyncio.to_thread(self.due):
+                    if stopping.is_set():
+                        break
+                    await in_daemon_thread(self.deliver, alert_id)
+                wait = await asyncio.to_thread(self.seconds_until_next)
+            except Exception:
+                # e.g. the database locked past its busy timeout: the outbox keeps the alerts,
+                # so log it and try again shortly rather than stop sending for good.
+                log.exception("the alert sender hit an error; retrying in %.0f s", FIRST_RETRY)
+                wait = FIRST_RETRY
             await _first_of(wake, stopping, timeout=max(wait, 0.05))
-        await self.flush(FLUSH_SECONDS)
+        try:
+            await self.flush(FLUSH_SECONDS)
+        except Exception:
+            log.exception("could not flush pending alerts; they stay queued for the next start")
 
     async def flush(self, seconds: float) -> None:
         """One attempt at each due alert while time remains; the rest stay queued for next time."""

@@ -18,6 +18,14 @@ class DatabaseError(Exception):
     """The database cannot be opened or migrated; the message says which and why."""
 
 
+def display_url(url: str) -> str:
+    """A database URL fit to print or log: the password, if any, is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(an unparsable database URL)"
+
+
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
     """An engine for `url`; SQLite files get the pragmas, read-only ones open with mode=ro."""
     parsed = make_url(url)
@@ -87,6 +95,6 @@ def open_database(url: str) -> Engine:
     try:
         engine = make_engine(url)
     except Exception as exc:
-        raise DatabaseError(f"cannot open database {url}: {exc}") from exc
+        raise DatabaseError(f"cannot open database {display_url(url)}: {exc}") from exc
     upgrade(engine)
     return engine

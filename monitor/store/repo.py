@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, select
@@ -21,8 +21,13 @@ from monitor.store.models import (
 from monitor.targets import TargetBase
 
 
-def sync_targets(session: Session, targets: Iterable[TargetBase]) -> dict[str, int]:
-    """Insert new targets, refresh kind/URL of known ones; return name -> id."""
+def sync_targets(
+    session: Session, targets: Iterable[TargetBase], redact: Callable[[str], str] = str
+) -> dict[str, int]:
+    """Insert new targets, refresh kind/URL of known ones; return name -> id.
+
+    The URL is stored redacted: a key interpolated into it (?key=${API_KEY}) stays secret.
+    """
     targets = list(targets)
     now = datetime.now(UTC)
     names = [t.name for t in targets]
@@ -31,14 +36,13 @@ def sync_targets(session: Session, targets: Iterable[TargetBase]) -> dict[str, i
     }
     for t in targets:
         record = existing.get(t.name)
+        url = redact(t.endpoint)
         if record is None:
-            record = TargetRecord(
-                name=t.name, kind=t.kind, url=t.endpoint, created_at=now, updated_at=now
-            )
+            record = TargetRecord(name=t.name, kind=t.kind, url=url, created_at=now, updated_at=now)
             session.add(record)
             existing[t.name] = record
-        elif (record.kind, record.url) != (t.kind, t.endpoint):
-            record.kind, record.url, record.updated_at = t.kind, t.endpoint, now
+        elif (record.kind, record.url) != (t.kind, url):
+            record.kind, record.url, record.updated_at = t.kind, url, now
     session.flush()
     return {name: r.id for name, r in existing.items()}
 

@@ -9,7 +9,7 @@ import httpx
 from pydantic import AfterValidator, Field
 
 from monitor import __version__
-from monitor.config import Duration, Expect, StrictModel
+from monitor.config import ENV_NAME, Duration, Expect, StrictModel
 from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
 
 USER_AGENT = f"inferwatch/{__version__} (+availability probe)"
@@ -51,7 +51,7 @@ class TargetBase(StrictModel):
     tags: list[str] = Field(default_factory=list, description="free labels for grouping")
     token_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=ENV_NAME,
         description="NAME of the environment variable holding the bearer token",
     )
     expect: Expect = Field(default_factory=Expect)
