@@ -206,19 +206,7 @@ TRANSITION_COLUMNS = (
     "http_status",
     "announced",
 )
-ALERT_COLUMNS = (
-    "id",
-    "reason",
-    "recipients",
-    "subject",
-    "status",
-    "attempts",
-    "created_at",
-    "next_attempt_at",
-    "sent_at",
-    "last_error",
-    "incident_id",
-)
+ALERT_COLUMNS = q.ALERT_COLUMNS
 
 
 def _bucket(b: q.Bucket) -> dict[str, Any]:

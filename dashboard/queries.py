@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from monitor.evidence import NO_DATA, Outcome, OutcomeClass, outcome_class
 from monitor.rollups import DAY, HOUR, Rollup, decode_latency
@@ -196,20 +196,37 @@ def _uptimes(session: Session, ids: list[int], now: datetime) -> dict[int, dict[
 def _latency_24h(
     session: Session, ids: list[int], now: datetime
 ) -> tuple[dict[int, Rollup], dict[int, int]]:
+    """Latency sketches and probe counts over the last 24 h.
+
+    Today's daily rollup already holds every hour since midnight, so only the hours before
+    it are read one by one: about half the rows (and JSON decodes) of 24 hourly ones.
+    """
     latency: dict[int, Rollup] = {}
     probes: dict[int, int] = defaultdict(int)
     if not ids:
         return latency, probes
+    midnight = _floor(now, DAY)
     rows = session.execute(
         select(RollupRecord.target_id, RollupRecord.probes, RollupRecord.latency).where(
-            RollupRecord.period == HOUR,
             RollupRecord.target_id.in_(ids),
-            RollupRecord.bucket_start >= now - timedelta(hours=24),
+            or_(
+                and_(
+                    RollupRecord.period == HOUR,
+                    RollupRecord.bucket_start >= now - timedelta(hours=24),
+                    RollupRecord.bucket_start < midnight,
+                ),
+                and_(RollupRecord.period == DAY, RollupRecord.bucket_start == midnight),
+            ),
         )
     )
+    sums: dict[int, dict[str, int]] = {}
     for target_id, n, hist in rows:
         probes[target_id] += n
-        latency.setdefault(target_id, Rollup()).merge(Rollup(latency=decode_latency(hist)))
+        total = sums.setdefault(target_id, {})
+        for bucket, count in (hist or {}).items():  # add the stored dicts as they are
+            total[bucket] = total.get(bucket, 0) + count
+    for target_id, total in sums.items():
+        latency[target_id] = Rollup(latency=decode_latency(total))
     return latency, probes
 
 
@@ -423,6 +440,7 @@ def incidents(
     if ids:
         for a in session.scalars(
             select(AlertRecord)
+            .options(load_only(*_alert_columns(INCIDENT_ALERT_COLUMNS)))
             .where(AlertRecord.incident_id.in_(ids))
             .order_by(AlertRecord.created_at)
         ):
@@ -476,17 +494,55 @@ def incident_stats(rows: Sequence[IncidentRow]) -> IncidentStats:
     )
 
 
+# What the delivery log shows; the rendered email bodies (~8 KB each) are never loaded.
+ALERT_COLUMNS = (
+    "id",
+    "reason",
+    "recipients",
+    "subject",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+    "sent_at",
+    "last_error",
+    "incident_id",
+)
+INCIDENT_ALERT_COLUMNS = (
+    "id",
+    "created_at",
+    "subject",
+    "status",
+    "attempts",
+    "reason",
+    "last_error",
+    "incident_id",
+)
+ALERT_LOG_LIMIT = 500
+
+
+def _alert_columns(names: Sequence[str]) -> list[Any]:
+    return [getattr(AlertRecord, n) for n in names]
+
+
 def alert_log(
-    session: Session, start: datetime, end: datetime, statuses: Sequence[str] | None = None
+    session: Session,
+    start: datetime,
+    end: datetime,
+    statuses: Sequence[str] | None = None,
+    limit: int = ALERT_LOG_LIMIT,
 ) -> list[tuple[AlertRecord, str | None]]:
+    """The newest `limit` alerts in the range (without their bodies), newest first."""
     query = (
         select(AlertRecord, TargetRecord.name)
+        .options(load_only(*_alert_columns(ALERT_COLUMNS)))
         .outerjoin(TargetRecord)
         .where(AlertRecord.created_at >= start, AlertRecord.created_at < end)
     )
     if statuses:
         query = query.where(AlertRecord.status.in_(statuses))
-    return [(a, n) for a, n in session.execute(query.order_by(AlertRecord.id.desc()))]
+    rows = session.execute(query.order_by(AlertRecord.id.desc()).limit(limit))
+    return [(a, n) for a, n in rows]
 
 
 def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
