@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from monitor.evidence import NO_DATA, Outcome, OutcomeClass, outcome_class
-from monitor.rollups import DAY, HOUR, Rollup, decode_latency
+from monitor.rollups import DAY, HOUR, Rollup, decode_latency, period_start
 from monitor.states import TargetState
 from monitor.store.models import (
     AlertRecord,
@@ -205,7 +205,7 @@ def _latency_24h(
     probes: dict[int, int] = defaultdict(int)
     if not ids:
         return latency, probes
-    midnight = _floor(now, DAY)
+    midnight = period_start(now, DAY)
     rows = session.execute(
         select(RollupRecord.target_id, RollupRecord.probes, RollupRecord.latency).where(
             RollupRecord.target_id.in_(ids),
@@ -314,13 +314,13 @@ def timeline(
         .where(
             TargetRecord.name == target,
             RollupRecord.period == period,
-            RollupRecord.bucket_start >= _floor(start, period),
+            RollupRecord.bucket_start >= period_start(start, period),
             RollupRecord.bucket_start < end,
         )
     ).scalars()
     found = {r.bucket_start: r for r in rows}
     buckets = []
-    at = _floor(start, period)
+    at = period_start(start, period)
     while at < end:
         r = found.get(at)
         if r is None:
@@ -561,10 +561,3 @@ def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetim
                 out.append((a, b))
         previous_end = stopped or last_seen
     return out
-
-
-def _floor(at: datetime, period: str) -> datetime:
-    at = at.astimezone(UTC)
-    if period == HOUR:
-        return at.replace(minute=0, second=0, microsecond=0)
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
