@@ -184,7 +184,11 @@ def start(cfg: Path, *args: str) -> subprocess.Popen[str]:
 
 def stop(proc: subprocess.Popen[str], cfg: Path) -> str:
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=12)
+    try:
+        proc.wait(timeout=12)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # fail the test, but never leave a monitor running behind it
+        raise
     return (cfg.parent / "run.log").read_text()
 
 
@@ -216,7 +220,11 @@ def test_sigterm_stops_cleanly_within_10_seconds(tmp_path: Path, provider: FakeP
     )
     db = tmp_path / "loop.db"
     proc = start(cfg)
-    wait_for(lambda: db_count(db, "select count(*) from probe_results") >= 3)
+    try:
+        wait_for(lambda: db_count(db, "select count(*) from probe_results") >= 3)
+    except AssertionError:
+        proc.kill()
+        raise
 
     sent = time.monotonic()
     stderr = stop(proc, cfg)
