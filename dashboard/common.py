@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from dashboard import queries as q
 from dashboard.format import zone
 from monitor.config import DEFAULT_CONFIG_FILE, ConfigError, load_config
-from monitor.store.db import make_engine
+from monitor.store.db import display_url, make_engine
 
 log = logging.getLogger("inferwatch.dashboard")
 
@@ -111,14 +111,15 @@ def settings() -> Settings:
 
 
 def shown_url(url: str) -> str:
-    """A URL fit for the page: a SQLite file as its path, passwords hidden."""
+    """A URL fit for the page: a SQLite file as its path, anything else as display_url shows
+    it (password masked, an unparsable URL never echoed)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return url
+        return display_url(url)
     if parsed.get_backend_name() == "sqlite":
         return parsed.database or ":memory:"
-    return parsed.render_as_string(hide_password=True)
+    return display_url(url)
 
 
 def database_url() -> str:
