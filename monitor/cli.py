@@ -165,9 +165,10 @@ def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
     listing = ", ".join(f"{n} {k}" for k, n in kinds.items())
     out.print(f"[green]✓[/] {escape(str(config))} is valid: {len(cfg.targets)} targets ({listing})")
+    redact = cfg.redactor()
     for t in cfg.targets:
         every = format_duration(cfg.interval_of(t))
-        line = f"  {t.name} ({t.kind}, every {every})\n    {cfg.redactor()(t.endpoint)}"
+        line = f"  {t.name} ({t.kind}, every {every})\n    {redact(t.endpoint)}"
         out.print(line, soft_wrap=True, markup=False)
     out.print(f"  database: {display_url(cfg.database)}", soft_wrap=True, markup=False)
 
