@@ -19,6 +19,7 @@ from typing import Any
 import certifi
 import httpx
 
+from monitor.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
 from monitor.evidence import Evidence, RequestSpec, Timings, TransportError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Prober:
             verify=ssl_context or default_ssl_context(),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0),
             max_redirects=max_redirects,
+            headers={"accept-encoding": ACCEPT_ENCODING},  # only what we decode within a cap
             transport=transport,
             trust_env=False,  # a probe measures the endpoint, not whatever proxy the shell sets
         )
@@ -94,21 +96,22 @@ class Prober:
         except (TimeoutError, httpx.TimeoutException):
             error, error_detail = TransportError.TIMEOUT, clock.timeout_detail(timeout)
         except httpx.TooManyRedirects as exc:
-            error, error_detail = TransportError.REDIRECTS, f"too many redirects: {exc}"
+            error, error_detail = TransportError.REDIRECTS, f"too many redirects: {_reason(exc)}"
         except httpx.ConnectError as exc:
             error, error_detail = _connect_failure(exc, spec.url)
         except httpx.LocalProtocolError:
             # Its message quotes the offending header value, which may be a token: not kept.
             error = TransportError.REQUEST
             error_detail = "the request could not be sent: a header value is not valid HTTP"
-        except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-            error, error_detail = TransportError.PROTOCOL, f"not a valid HTTP answer: {exc}"
+        except (httpx.RemoteProtocolError, httpx.DecodingError, UndecodableBody) as exc:
+            error = TransportError.PROTOCOL
+            error_detail = f"not a valid HTTP answer: {_reason(exc)}"
         except httpx.TransportError as exc:
             error = TransportError.CONNECT
-            error_detail = f"connection failed: {exc or type(exc).__name__}"
+            error_detail = f"connection failed: {_reason(exc)}"
         except Exception as exc:  # a probe must never take the monitor down
             log.exception("unexpected error probing %s", spec.url)
-            error, error_detail = TransportError.CONNECT, f"{type(exc).__name__}: {exc}"
+            error, error_detail = TransportError.CONNECT, f"{type(exc).__name__}: {_reason(exc)}"
         return Evidence(
             url=str(response.url) if response is not None else spec.url,
             method=spec.method,
@@ -128,15 +131,29 @@ class Prober:
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
-    """Read at most `cap` bytes of the (decoded) body; say whether more was left unread."""
+    """Read and decode at most `cap` bytes of body; say whether more was left unread.
+
+    Raw bytes go through our own decoder (`CappedDecoder`), never httpx's, whose inflate has
+    no output limit: memory stays near `cap` whatever the server compressed.
+    """
+    decoder = CappedDecoder(response.headers.get("content-encoding"), cap)
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= cap:
-            return b"".join(chunks)[:cap], True
-    return b"".join(chunks), False
+    async for raw in response.aiter_raw():
+        chunks.append(decoder.feed(raw))
+        if decoder.done:
+            break
+    return b"".join(chunks), decoder.truncated
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in words: httpx's errors are often empty (a reset connection), so
+    the first cause that says something, else the exception's type."""
+    for cause in _causes(exc):
+        if text := str(cause).strip():
+            return text
+        if isinstance(cause, ConnectionResetError):
+            return "the server reset the connection"
+    return type(exc).__name__
 
 
 class _PhaseClock:
@@ -196,9 +213,9 @@ def _connect_failure(exc: httpx.ConnectError, url: str) -> tuple[TransportError,
         marker in text
         for marker in ("Name or service not known", "nodename nor servname", "getaddrinfo")
     ):
-        return TransportError.DNS, f"cannot resolve host {host}: {exc}"
+        return TransportError.DNS, f"cannot resolve host {host}: {_reason(exc)}"
     if any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or "SSL" in text:
-        return TransportError.TLS, f"TLS failed with {host}: {exc}"
+        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc)}"
     if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) or "refused" in text:
-        return TransportError.CONNECT, f"connection refused by {host}: {exc}"
-    return TransportError.CONNECT, f"cannot connect to {host}: {exc}"
+        return TransportError.CONNECT, f"connection refused by {host}: {_reason(exc)}"
+    return TransportError.CONNECT, f"cannot connect to {host}: {_reason(exc)}"
