@@ -1,8 +1,9 @@
 """The YAML config: pydantic models, durations, ${VAR} interpolation and readable errors.
 
 Loading is a pure pipeline: text -> YAML data -> interpolated data -> validated `Config`.
-Every problem is collected (not just the first) and reported with the file, the target name,
-the field, what is wrong and what is allowed.
+Every problem is collected (not just the first) and reported with the file, the line, the target
+name, the field, what is wrong and what is allowed. Reading is bounded (size, nesting, aliases,
+number length), so any file at all gives a `Config` or a `ConfigError` within a second.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ DEFAULT_DATABASE = "sqlite:///inferwatch.db"
 
 # ---------------------------------------------------------------- durations
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# Matched after strip(): with `\s*` on both sides of an optional unit, "1   ...x" backtracks
+# quadratically.
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_HELP = "a duration such as 500ms, 10s, 5m, 1h or 1d (a bare number means seconds)"
 
@@ -47,14 +50,23 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {DURATION_HELP}")
     if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            raise ValueError(f"is far too large; use {DURATION_HELP}") from None
+    elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]  # inf if huge: see below
     else:
-        raise ValueError(f"{value!r} is not {DURATION_HELP}")
+        raise ValueError(f"{_brief(value)} is not {DURATION_HELP}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"must be a finite time greater than zero; use {DURATION_HELP}")
     return seconds
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """repr() for a message, shortened: a value may be a 200 kB string or a huge structure."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else "<huge number>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def format_duration(seconds: float) -> str:
@@ -270,7 +282,10 @@ class _Interpolation:
         if isinstance(data, list):
             return [self.walk(v, (*path, i)) for i, v in enumerate(data)]
         if isinstance(data, str):
-            return _VAR.sub(lambda m: self._lookup(m, path), data)
+            # Every match ends at a '}': past the last one a search can only fail, and for a
+            # string of many '${A:-' it fails slowly (each start scans to the end).
+            end = data.rfind("}") + 1
+            return _VAR.sub(lambda m: self._lookup(m, path), data[:end]) + data[end:]
         return data
 
     def _lookup(self, match: re.Match[str], path: tuple[Any, ...]) -> str:
@@ -288,21 +303,212 @@ class _Interpolation:
         return value
 
 
-# ---------------------------------------------------------------- loading
+# ---------------------------------------------------------------- reading YAML, bounded
+
+# A config is a few kilobytes. These limits make any file, broken or hostile ("billion laughs"
+# aliases, a self-referencing alias, thousands of nested brackets, a 5,000-digit number), a
+# readable problem within a fraction of a second instead of a hang or a crash.
+MAX_CHARS = 100_000  # PyYAML reads about 100,000 characters a second at worst
+MAX_BYTES = 4 * MAX_CHARS  # read no more than this: UTF-8 takes at most 4 bytes a character
+MAX_DEPTH = 64  # lists and mappings inside each other, aliases expanded
+MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded
+MAX_DIGITS = 30  # in an integer
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_NOT_DIGITS = re.compile(r"^[-+]?(?:0[bxo])?|[_:]")  # sign, base prefix, separators
+_TAG_NAMES = {
+    "timestamp": "a date or time",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+}
 
 
-def _target_lines(text: str) -> dict[int, int]:
-    """Index of each item under `targets:` -> its 1-based line in the file."""
+class _Refused(yaml.MarkedYAMLError):
+    """A file the loader will not read to the end; `problem` says why, `problem_mark` where."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, measuring the document while composing it.
+
+    The composer sees every node and alias once; the size and depth an alias stands for are
+    known from its anchor, so a billion laughs is refused after a few dozen aliases, before
+    the constructor or anything after it (interpolation, validation) walks the expansion.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0  # lists and mappings open around the current node
+        self._values = 0
+        self._open: set[str] = set()  # anchors of the lists and mappings being composed
+        self._measure: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self._compose_alias(event)
+        collection = not isinstance(event, yaml.ScalarEvent)
+        if collection:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    f"lists and mappings nested more than {MAX_DEPTH} levels deep",
+                    event.start_mark,
+                )
+        if event.anchor is not None:
+            self._open.add(event.anchor)
+        node = super().compose_node(parent, index)
+        self._open.discard(event.anchor)
+        if collection:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode):
+            _check_scalar(node)
+            self._measure[id(node)] = (1, 0)
+        else:
+            children = [
+                self._measure[id(n)]
+                for item in node.value
+                for n in (item if isinstance(item, tuple) else (item,))
+            ]
+            self._measure[id(node)] = (
+                1 + sum(values for values, _ in children),
+                1 + max((depth for _, depth in children), default=0),
+            )
+        self._count(1, event.start_mark)
+        return node
+
+    def _compose_alias(self, event: yaml.AliasEvent) -> Any:
+        if event.anchor in self._open:
+            raise _Refused(
+                f"alias *{event.anchor} is inside the list or mapping it names "
+                "(it would contain itself forever)",
+                event.start_mark,
+            )
+        node = super().compose_node(None, None)  # the anchored node, or undefined alias error
+        values, depth = self._measure[id(node)]
+        if self._depth + depth > MAX_DEPTH:
+            raise _Refused(
+                f"alias *{event.anchor} nests the data more than {MAX_DEPTH} levels deep",
+                event.start_mark,
+            )
+        self._count(values, event.start_mark)
+        return node
+
+    def _count(self, values: int, mark: Any) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            raise _Refused(
+                f"more than {MAX_VALUES:,} values once aliases (*name) are expanded; "
+                "a config needs far fewer",
+                mark,
+            )
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        # PyYAML lets through whatever Python raises for a value it cannot build: ValueError
+        # for 2024-13-01, AttributeError for `!!timestamp soon`, IndexError for `!!int ''`,
+        # KeyError for `!!bool maybe`.
+        except (ValueError, TypeError, LookupError, AttributeError, OverflowError) as exc:
+            kind = _TAG_NAMES.get(str(node.tag).rsplit(":", 1)[-1], str(node.tag))
+            detail = f" ({exc})" if isinstance(exc, ValueError) else ""
+            message = f"cannot read {_brief(node.value)} as {kind}{detail}"
+            raise _Refused(message, node.start_mark) from None
+
+
+def _check_scalar(node: yaml.ScalarNode) -> None:
+    """Refuse integers too long to mean anything, before int() spends time on them."""
+    if node.tag == _INT_TAG:
+        digits = len(_NOT_DIGITS.sub("", node.value))
+        if digits > MAX_DIGITS:
+            raise _Refused(
+                f"a number {digits} digits long is too large (at most {MAX_DIGITS} digits; "
+                "quote it if it is text)",
+                node.start_mark,
+            )
+
+
+def _too_large(file: str, text: str | bytes, size: str) -> ConfigError:
+    """The problem names the line where the limit is passed."""
+    line = text.count("\n" if isinstance(text, str) else b"\n", 0, MAX_CHARS) + 1
+    message = f"too large: {size} (a config has at most {MAX_CHARS:,} characters)"
+    return ConfigError([Problem(file, message, line=line)])
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+    """YAML text -> (data, root node), or ConfigError naming the line; bounded in time."""
+    if len(text) > MAX_CHARS:
+        raise _too_large(file, text, f"{len(text):,} characters")
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    for key, value in root.value:
-        if key.value == "targets" and isinstance(value, yaml.SequenceNode):
-            return {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
-    return {}
+        loader = _BoundedLoader(text)  # the reader refuses control characters right here
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        char = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        line = text.count("\n", 0, exc.position) + 1
+        message = f"invalid YAML: character #x{char:04x} is not allowed ({exc.reason})"
+        raise ConfigError([Problem(file, message, line=line)]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        if not isinstance(exc, _Refused):
+            problem = f"invalid YAML: {_context(exc, line)}{problem}"
+        raise ConfigError([Problem(file, problem, line=line)]) from None
+    return data, root
+
+
+def _context(exc: yaml.YAMLError, line: int | None) -> str:
+    """PyYAML's 'while scanning a quoted scalar' and where that began, to go before the problem."""
+    context, mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if not context:
+        return ""
+    where = f" on line {mark.line + 1}" if mark and mark.line + 1 != line else ""
+    return f"{context}{where}, "
+
+
+def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
+    """Path of every key and list item (keys as written, indexes as str) -> its 1-based line.
+
+    Built after construction, when merge keys (`<<: *base`) are already flattened in: a merged
+    key has the line where its anchor wrote it.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines[(*path, key.value)] = key.start_mark.line + 1
+                    walk(value, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    if root is not None:
+        walk(root, ())  # bounded: the loader refused more than MAX_VALUES / MAX_DEPTH
+    return lines
+
+
+def _line_at(lines: Mapping[tuple[str, ...], int], loc: tuple[Any, ...]) -> int | None:
+    """The line of `loc`, else of its nearest written parent (a missing field: its mapping)."""
+    path = tuple(str(p) for p in loc)
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
+# ---------------------------------------------------------------- validation
 
 
 def _allowed_fields(model: type[BaseModel]) -> list[str]:
@@ -339,7 +545,9 @@ def _pydantic_problems(
     prefix: tuple[Any, ...] = (),
     target: str | None = None,
     line: int | None = None,
+    lines: Mapping[tuple[str, ...], int] | None = None,
 ) -> list[Problem]:
+    """One problem per pydantic error; on `line`, or where `lines` says its field is written."""
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -351,13 +559,14 @@ def _pydantic_problems(
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         elif err["type"] == "string_pattern_mismatch":
-            msg = f"{err['input']!r} is not allowed here ({_pattern_help(loc[-1])})"
+            msg = f"{_brief(err['input'])} is not allowed here ({_pattern_help(loc[-1])})"
         elif err["type"] == "literal_error":
-            msg = f"{err['input']!r} is not allowed; {msg[0].lower()}{msg[1:]}"
+            msg = f"{_brief(err['input'])} is not allowed; {msg[0].lower()}{msg[1:]}"
         else:
-            msg = f"{msg} (got {err.get('input')!r})" if "input" in err else msg
+            msg = f"{msg} (got {_brief(err.get('input'))})" if "input" in err else msg
         fld = ".".join(str(p) for p in (*prefix, *loc)) or None
-        problems.append(Problem(file, msg, target=target, field=fld, line=line))
+        at = _line_at(lines, (*prefix, *loc)) if lines is not None else line
+        problems.append(Problem(file, msg, target=target, field=fld, line=at))
     return problems
 
 
@@ -375,13 +584,19 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     file = str(path)
     env = os.environ if env is None else env
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # not all of a huge file, or of /dev/zero
+        if len(raw) > MAX_BYTES:
+            raise _too_large(file, raw, f"more than {MAX_BYTES:,} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
             [Problem(file, "file not found; create it (see README) or pass --config FILE")]
         ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, f"not UTF-8 text (byte {exc.start})")]) from None
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte {exc.start}); is this a binary file?"
+        raise ConfigError([Problem(file, message, line=line)]) from None
     except OSError as exc:
         raise ConfigError([Problem(file, f"cannot read: {exc.strerror or exc}")]) from None
     return parse_config(text, file=file, env=env, base_dir=path.parent)
@@ -396,22 +611,24 @@ def parse_config(
     from monitor.targets import TARGET_KINDS, TargetBase, parse_target
 
     env = os.environ if env is None else env
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(file, f"invalid YAML: {problem}", line=line)]) from None
+    data, root = _read_yaml(text, file)
+    start = root.start_mark.line + 1 if root is not None else 1  # the file's first value
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([Problem(file, "the file must be a mapping with a 'targets:' list")])
+        raise ConfigError(
+            [Problem(file, "the file must be a mapping with a 'targets:' list", line=start)]
+        )
 
     interp = _Interpolation(env)
     data = interp.walk(data)
-    lines = _target_lines(text)
     raw_targets = data.get("targets")
+    key_lines = _key_lines(root)
+    targets_line = key_lines.get(("targets",), start)
+    lines = {  # index of each item under `targets:` -> its line
+        i: key_lines.get(("targets", str(i)), targets_line)
+        for i in range(len(raw_targets) if isinstance(raw_targets, list) else 0)
+    }
     problems: list[Problem] = []
 
     def name_of(i: int) -> str:
@@ -432,7 +649,7 @@ def parse_config(
                 f"set it, or write ${{{var}:-default}})",
                 target=name_of(loc[1]) if in_target else None,
                 field=".".join(str(p) for p in fld) or None,
-                line=lines.get(loc[1]) if in_target else None,
+                line=lines.get(loc[1]) if in_target else _line_at(key_lines, loc),
             )
         )
 
@@ -440,7 +657,7 @@ def parse_config(
     try:
         config = Config.model_validate({**top, "targets": []})
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, file, Config)
+        problems += _pydantic_problems(exc, file, Config, lines=key_lines)
         config = None
     if config is not None and not any(loc[:1] == ("database",) for loc, _ in interp.missing):
         try:
@@ -449,9 +666,10 @@ def parse_config(
             problems.append(
                 Problem(
                     file,
-                    f"{config.database!r} is not a database URL (e.g. "
+                    f"{_brief(config.database, 100)} is not a database URL (e.g. "
                     "sqlite:///inferwatch.db or postgresql+psycopg://user@host/db)",
                     field="database",
+                    line=_line_at(key_lines, ("database",)),
                 )
             )
 
@@ -463,10 +681,13 @@ def parse_config(
                 "no targets: add a 'targets:' list with at least one target "
                 "(see inferwatch.example.yaml)",
                 field="targets",
+                line=targets_line,
             )
         )
     elif not isinstance(raw_targets, list):
-        problems.append(Problem(file, "must be a list of targets", field="targets"))
+        problems.append(
+            Problem(file, "must be a list of targets", field="targets", line=targets_line)
+        )
     else:
         problems += _duplicate_names(raw_targets, file, lines)
         for i, raw in enumerate(raw_targets):
@@ -496,7 +717,7 @@ def parse_config(
             targets.append(target)
 
     if problems or config is None:
-        problems.sort(key=lambda p: p.line or 0)  # file order; file-level problems first
+        problems.sort(key=lambda p: p.line or 0)  # file order (stable within a line)
         raise ConfigError(problems)
 
     config = config.model_copy(

@@ -237,6 +237,24 @@ def test_a_nan_interval_in_yaml_is_a_problem() -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        *(10**400, -(10**400), 10**5000, float("-inf"), "9" * 400, "9" * 400 + "d"),
+        *("1" + " " * 50_000 + "x", "5" * 100_000 + "q"),
+    ],
+    ids=[
+        *("int-401-digits", "negative-int", "int-5001-digits", "minus-inf", "400-nines"),
+        *("400-nines-days", "spaces-then-junk", "long-junk"),
+    ],
+)
+def test_parse_duration_raises_only_value_error_quickly_and_briefly(value: Any) -> None:
+    """No OverflowError from float(huge int), no quadratic regex, no 100 kB message."""
+    with pytest.raises(ValueError, match=r"500ms, 10s, 5m, 1h or 1d") as info:
+        parse_duration(value)
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
     ("seconds", "text"),
     [
         *((0.5, "500ms"), (1, "1s"), (10, "10s"), (90, "90s"), (1.5, "1.5s")),
@@ -530,6 +548,122 @@ def test_bad_defaults_duration_names_the_field() -> None:
     assert "'soon' is not a duration" in problem.message
 
 
+# Every top-level section, written in block style so each key has its own line.
+SECTIONS = """\
+# inferwatch
+database: sqlite:///x.db
+concurrency: 10
+defaults:
+  interval: 1m
+  timeout: 5s
+alerts:
+  dashboard_url: https://iw.example
+  email:
+    host: smtp.example
+    sender: iw@example.com
+    recipients: [ops@example.com]
+retention: {raw: 30d}
+targets:
+  - {name: a, kind: hf-whoami}
+"""
+
+
+def test_the_sections_config_is_valid() -> None:
+    assert load(SECTIONS).concurrency == 10
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "fragment"),
+    [
+        ("database: sqlite", "databse: sqlite", 2, "databse", "did you mean 'database'"),
+        ("database: sqlite:///x.db", "database: not a url", 2, "database", "not a database URL"),
+        ("database: sqlite:///x.db", "database: ${DB_URL}", 2, "database", "DB_URL is not set"),
+        ("concurrency: 10", "concurrency: 0", 3, "concurrency", "greater than or equal to 1"),
+        ("  timeout: 5s", "  timeout: soon", 6, "defaults.timeout", "'soon' is not a duration"),
+        ("  interval: 1m", "  intrval: 1m", 5, "defaults.intrval", "did you mean 'interval'"),
+        ("defaults:\n  interval: 1m\n  timeout: 5s\n", "defaults: 5\n", 4, "defaults", "dict"),
+        ("https://iw.example", "localhost:8501", 8, "alerts.dashboard_url", "'localhost:8501'"),
+        ("    host: smtp.example\n", "", 9, "alerts.email.host", "is required"),
+        ("[ops@example.com]", "[ops]", 12, "alerts.email.recipients.0", "'ops' is not allowed"),
+        ("{raw: 30d}", "{raw: 0}", 13, "retention.raw", "greater than zero"),
+        ("  - {name: a, kind: hf-whoami}\n", "", 14, "targets", "no targets"),
+        ("  - {name: a, kind: hf-whoami}\n", "  web\n", 14, "targets", "must be a list"),
+    ],
+    ids=[
+        *("unknown-key", "bad-database", "database-variable", "concurrency"),
+        *("defaults-field", "defaults-unknown", "defaults-not-mapping", "alerts-field"),
+        *("alerts-missing", "alerts-list-item", "retention", "no-targets", "targets-not-list"),
+    ],
+)
+def test_top_level_problems_carry_the_line_of_their_key(
+    old: str, new: str, line: int, field: str, fragment: str
+) -> None:
+    """The README promises file:line for every problem; a missing field gets its mapping's."""
+    assert old in SECTIONS
+    (problem,) = problems_of(SECTIONS.replace(old, new))
+    assert (problem.line, problem.field, problem.target) == (line, field, None)
+    assert fragment in problem.message
+    assert str(problem).startswith(f"inferwatch.yaml:{line}: field '{field}': ")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("", 1), ("\n\n# only a comment\n", 1), ("# note\n- a\n- b\n", 2), ("\n42\n", 2)],
+    ids=["empty", "comment", "list", "scalar"],
+)
+def test_file_level_problems_name_a_line_too(text: str, line: int) -> None:
+    (problem,) = problems_of(text)
+    assert problem.line == line
+    assert str(problem).startswith(f"inferwatch.yaml:{line}: ")
+
+
+def test_yaml_errors_say_what_was_being_read_and_where_it_began() -> None:
+    (problem,) = problems_of("targets:\n  - {name: 'a, kind: hf-whoami}\n")
+    assert problem.line == 3
+    assert problem.message.startswith("invalid YAML: while scanning a quoted scalar on line 2, ")
+
+
+def test_a_duplicate_anchor_names_both_lines() -> None:
+    (problem,) = problems_of("targets:\n  - &a {name: a, kind: hf-whoami}\n  - &a {name: b}\n")
+    assert problem.line == 3
+    assert "duplicate anchor 'a'; first occurrence on line 2" in problem.message
+
+
+def test_anchors_aliases_and_merge_keys_keep_working() -> None:
+    text = """\
+defaults: &base {interval: 2m, timeout: 5s}
+targets:
+  - &web {name: web, kind: http, url: 'https://e.com', headers: &team {x-team: ops}}
+  - {<<: *web, name: web2, interval: 5m}
+  - name: api
+    <<: [*web, *base]
+    url: https://api.example.com
+    headers: *team
+  - {name: who, kind: hf-whoami, expect: {status: &ok [200, 204]}}
+  - {name: who2, kind: hf-whoami, expect: {status: *ok}, <<: *base, timeout: 1s}
+"""
+    config = load(text)
+    assert config.defaults.interval == 120.0
+    assert [t.name for t in config.targets] == ["web", "web2", "api", "who", "who2"]
+    web2, api, who2 = config.target("web2"), config.target("api"), config.target("who2")
+    assert (web2.kind, web2.url, web2.interval) == ("http", "https://e.com", 300.0)
+    assert web2.headers == {"x-team": "ops"}
+    assert (api.url, api.interval, api.timeout) == ("https://api.example.com", 120.0, 5.0)
+    assert api.headers == {"x-team": "ops"}
+    assert (who2.interval, who2.timeout) == (120.0, 1.0)  # an explicit key beats the merge
+    assert who2.expect.status == config.target("who").expect.status == [200, 204]
+
+
+def test_a_problem_in_a_merged_value_names_a_line() -> None:
+    text = "defaults: &base {interval: soon}\ntargets:\n  - {name: a, kind: hf-whoami}\n"
+    text += "retention: {<<: *base}\n"
+    problems = problems_of(text)
+    assert [(p.field, p.line) for p in problems] == [
+        ("defaults.interval", 1),
+        ("retention.interval", 1),  # written on line 1, merged in on line 4
+    ]
+
+
 def test_load_config_file_not_found(tmp_path: Path) -> None:
     path = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError) as info:
@@ -551,8 +685,11 @@ def test_load_config_directory_cannot_be_read(tmp_path: Path) -> None:
 def test_load_config_reports_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "inferwatch.yaml"
     path.write_bytes(b"targets:\n  - {name: caf\xe9, kind: http, url: 'https://e.com'}\n")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as info:
         load_config(path, env={})
+    (problem,) = info.value.problems
+    assert problem.line == 2
+    assert str(problem) == f"{path}:2: not UTF-8 text (byte 23); is this a binary file?"
 
 
 def test_load_config_reads_the_file_and_records_its_source(tmp_path: Path) -> None:
@@ -811,8 +948,9 @@ targets:
 """
     problems = problems_of(text, env={})
     got = [(p.line, p.target, p.field) for p in problems]
-    assert sorted(got[:2], key=str) == [(None, None, "colour"), (None, None, "concurrency")]
-    assert got[2:] == [
+    assert got == [
+        (1, None, "concurrency"),  # top-level problems carry the line of their key too
+        (2, None, "colour"),
         (4, "a", "kind"),
         (5, "b", "model"),
         (6, "c", "interval"),
