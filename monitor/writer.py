@@ -165,8 +165,12 @@ class Writer:
             return _IDLE
 
     async def _write(self, batch: list[ProbeResult]) -> None:
-        """Write a batch, retrying briefly (e.g. a locked SQLite file) before giving it up."""
-        for attempt, pause in enumerate((0.5, 2.0, None), start=1):
+        """Write a batch, retrying (e.g. a locked SQLite file) before giving it up.
+
+        The retries outlast the longest a sender may hold SQLite's write lock (a guarded
+        SMTP DATA, GUARDED_DATA_TIMEOUT) plus the busy timeout of each try.
+        """
+        for attempt, pause in enumerate((0.5, 2.0, 5.0, 10.0, None), start=1):
             try:
                 alerts = await asyncio.to_thread(self.write_batch, batch)
             except Exception:

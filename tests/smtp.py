@@ -18,8 +18,9 @@ class _Collect:
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:  # type: ignore[no-untyped-def]
         if self.box.reject_with:
             return self.box.reject_with
-        message = email.message_from_bytes(envelope.content, policy=default)
-        self.box.messages.append(message)  # type: ignore[arg-type]
+        # Keep the raw bytes and answer at once, as a queueing MTA does: parsing happens when
+        # a test reads `messages`, not between receiving the message and saying 250.
+        self.box.raw.append(envelope.content)  # type: ignore[arg-type]
         return "250 OK"
 
 
@@ -30,7 +31,8 @@ class Inbox:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []
+        self._parsed: list[EmailMessage] = []
         self.reject_with = ""  # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
         self._controller: Controller | None = None
 
@@ -43,6 +45,13 @@ class Inbox:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """What arrived, parsed (in arrival order)."""
+        for content in self.raw[len(self._parsed) :]:
+            self._parsed.append(email.message_from_bytes(content, policy=default))  # type: ignore[arg-type]
+        return self._parsed
 
     @property
     def subjects(self) -> list[str]:

@@ -205,3 +205,48 @@ def test_a_partial_delivery_retries_only_the_refused_recipients(db_url: str) -> 
     assert handler.delivered == [["a@example.com"], ["b@example.com"]]  # nobody got it twice
     (alert,) = alerts(sender)
     assert alert.status == "sent"
+
+
+def test_two_senders_racing_for_one_alert_send_it_once(db_url: str, inbox: Inbox) -> None:
+    """The claim: a conditional UPDATE in the transaction that records the 250."""
+    import threading
+
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    other = Sender(sender.engine, sender.config, env={}, clock=clock)
+    (alert_id,) = sender.due()
+    start = threading.Barrier(4)
+    outcomes: list[bool] = []
+
+    def race(s: Sender) -> None:
+        start.wait()
+        outcomes.append(s.deliver(alert_id))
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in (sender, other) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert len(inbox.messages) == 1
+    assert sorted(outcomes) == [False, False, False, True]
+    (alert,) = alerts(sender)
+    assert alert.status == "sent" and alert.attempts == 1
+
+
+def test_a_refused_data_rolls_the_claim_back_and_is_retried(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    inbox.reject_with = "451 4.3.0 try again later"
+
+    deliver_due(sender)
+
+    (alert,) = alerts(sender)
+    assert alert.status == "pending" and alert.attempts == 1 and alert.sent_at is None
+    assert "451" in alert.last_error
+    inbox.reject_with = ""
+    clock.advance(retry_delay(1))
+    deliver_due(sender)
+    (alert,) = alerts(sender)
+    assert alert.status == "sent" and alert.attempts == 2
+    assert len(inbox.messages) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -78,6 +78,17 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+# The moment of no return is the server's 250 answer to DATA. A caller that must record that
+# moment atomically passes a guard: guard(transmit, partial) runs `transmit` (the DATA
+# command; it returns the server's code and text) inside its own transaction and records
+# the outcome there when the code is 250. `partial` is the error to record when some
+# recipients were refused at RCPT (None when all were accepted).
+Transmit = Callable[[], tuple[int, bytes]]
+DataGuard = Callable[[Transmit, "DeliveryError | None"], tuple[int, bytes]]
+# How long a guarded DATA may take: the guard may hold a database lock meanwhile.
+GUARDED_DATA_TIMEOUT = 10.0
 
 
 class DeliveryError(Exception):
@@ -285,10 +296,13 @@ def send(
     message_id: str,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    guard: DataGuard | None = None,
 ) -> None:
     """Deliver one message to the configured server; raise DeliveryError saying what it answered.
 
     `ssl_context` defaults to the system's trusted CAs; tests pass one trusting their own CA.
+    With a `guard`, DATA runs through it and the guard records the accepted outcome, a partial
+    delivery included, so `send` returns normally after a 250 (see DataGuard above).
     """
     server = f"SMTP server {settings.host}:{settings.port}"
     if not recipients:
@@ -298,15 +312,14 @@ def send(
     context = ssl_context or ssl.create_default_context()
 
     step = "connect"  # the SMTP step in progress, for error messages
-    smtp: smtplib.SMTP | None = None
+    smtp: _SMTP | None = None
     accepted = False
     try:
         if settings.security == "ssl":
-            smtp = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=context
-            )
+            smtp = _SMTPSSL(settings.host, settings.port, timeout=settings.timeout, context=context)
         else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            smtp = _SMTP(settings.host, settings.port, timeout=settings.timeout)
+        smtp.guard, smtp.server = guard, server
         step = "EHLO"
         smtp.ehlo()
         if settings.security == "starttls":
@@ -356,8 +369,38 @@ def send(
             smtp.close()
 
     _quit_quietly(smtp)
-    if refused:
+    if refused and guard is None:
         raise _refused(server, refused, delivered=True)
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib with the DATA command run through a guard (see DataGuard)."""
+
+    guard: DataGuard | None = None
+    server = ""  # "SMTP server host:port", for the guard's partial-delivery error
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        code, answer = super().rcpt(recip, options)
+        if code not in (250, 251):
+            self.refused_at_rcpt[recip] = (code, answer)
+        return code, answer
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        self.refused_at_rcpt: dict[str, tuple[int, bytes]] = {}
+        return super().mail(sender, options)
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        if self.guard is None:
+            return super().data(msg)
+        if self.sock is not None:
+            self.sock.settimeout(min(self.timeout, GUARDED_DATA_TIMEOUT))
+        refused = self.refused_at_rcpt
+        partial = _refused(self.server, refused, delivered=True) if refused else None
+        return self.guard(lambda: super(_SMTP, self).data(msg), partial)
+
+
+class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
+    pass
 
 
 _PORT_ADVICE = "port 465 usually means security: ssl, 587 and 25 security: starttls"

@@ -2,9 +2,9 @@
 
 Connection failures and 4xx replies are retried with capped backoff, so when an SMTP server
 comes back after an outage every alert arrives within a minute, once. 5xx replies (and
-retries older than a day) mark the alert failed. An alert is marked sent with a conditional
-UPDATE on `status = 'pending'`, so it can never be sent twice by this process; the stable
-Message-ID lets mail servers drop a duplicate if a crash lands between send and commit.
+retries older than a day) mark the alert failed. Each send is claimed (a conditional UPDATE
+on `status = 'pending'` that must touch one row) in the transaction that records the server's
+250, so two senders never send one alert and a crash never doubles one (see `deliver`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from monitor.alerts.email import DeliveryError, RenderedEmail, send
+from monitor.alerts.email import DeliveryError, RenderedEmail, Transmit, send
 from monitor.config import Config
 from monitor.store.models import AlertAttemptRecord, AlertRecord
 
@@ -110,7 +110,16 @@ class Sender:
         return min(max((nxt - self.clock()).total_seconds(), 0.0), IDLE_WAIT)
 
     def deliver(self, alert_id: int, timeout: float | None = None) -> bool:
-        """One attempt at one alert (blocking: run it in a thread). True when sent."""
+        """One attempt at one alert (blocking: run it in a thread). True when sent to all.
+
+        Exactly once: the alert is claimed (a conditional UPDATE that must touch one row) in
+        a transaction opened just before the SMTP DATA command, and the server's 250 is
+        recorded in that same transaction at once. On SQLite the transaction takes the write
+        lock up front (BEGIN IMMEDIATE), so recording never waits behind the writer's batch:
+        a crash can double an alert only in the microseconds between the 250 and the commit
+        (and the retry then carries the same Message-ID). A crash before the 250 rolls the
+        claim back, and the alert is sent by the next run.
+        """
         settings = self.config.alerts.email
         with Session(self.engine) as s:
             alert = s.get(AlertRecord, alert_id)
@@ -118,54 +127,91 @@ class Sender:
                 return False
             message = RenderedEmail(alert.subject, alert.body_text, alert.body_html)
             recipients, message_id, created = alert.recipients, alert.message_id, alert.created_at
-        error: DeliveryError | None = None
+            subject = alert.subject
         if settings is None:
             error = DeliveryError("no alerts.email server is configured", permanent=False)
-        else:
-            if timeout is not None:
-                settings = settings.model_copy(update={"timeout": min(settings.timeout, timeout)})
-            try:
-                send(settings, self.env, recipients, message, message_id)
-            except DeliveryError as exc:
-                error = exc
-        return self._record(alert_id, error, created)
+            return self._record(alert_id, error, created)
+        if timeout is not None:
+            settings = settings.model_copy(update={"timeout": min(settings.timeout, timeout)})
+        accepted: list[bool] = []
 
-    def _record(self, alert_id: int, error: DeliveryError | None, created: datetime) -> bool:
-        now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            s.add(
-                AlertAttemptRecord(
-                    alert_id=alert_id, at=now, ok=error is None, error=str(error) if error else ""
-                )
-            )
-            alert = s.get(AlertRecord, alert_id)
-            assert alert is not None
-            attempts = alert.attempts + 1
-            if error is None:
-                s.execute(
+        def guard(transmit: Transmit, partial: DeliveryError | None) -> tuple[int, bytes]:
+            with self.engine.connect() as conn:
+                _begin_writing(conn)
+                claimed = conn.execute(
                     update(AlertRecord)
                     .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
-                    .values(status="sent", sent_at=now, attempts=attempts, last_error="")
+                    .values(attempts=AlertRecord.attempts + 1)
                 )
-                log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
-                return True
-            give_up = error.permanent or now - created >= GIVE_UP_AFTER
-            values: dict[str, Any] = {"attempts": attempts, "last_error": str(error)}
-            if error.retry_only:
-                values["recipients"] = list(error.retry_only)  # the rest already have it
-            if give_up:
-                values["status"] = "failed"
-                log.error("alert %s failed for good: %s (%s)", alert_id, alert.subject, error)
-            else:
-                delay = retry_delay(attempts)
-                values["next_attempt_at"] = now + timedelta(seconds=delay)
-                log.warning("alert %s not sent (%s); retrying in %.0f s", alert_id, error, delay)
+                if claimed.rowcount != 1:
+                    raise _AlreadyHandled  # another sender got there first: no DATA sent
+                # Written ahead, so that after the 250 only the COMMIT is left to do; any
+                # other answer (or a crash) rolls all of it back.
+                self._record_accepted(conn, alert_id, partial, created)
+                code, answer = transmit()
+                if code == 250:
+                    conn.commit()
+                    accepted.append(partial is None)
+                return code, answer
+
+        try:
+            send(settings, self.env, recipients, message, message_id, guard=guard)
+        except _AlreadyHandled:
+            return False
+        except DeliveryError as exc:
+            return self._record(alert_id, exc, created)
+        if accepted and accepted[0]:
+            log.info("alert sent to %s: %s", ", ".join(recipients), subject)
+        return bool(accepted and accepted[0])
+
+    def _record_accepted(
+        self, conn: Connection, alert_id: int, partial: DeliveryError | None, created: datetime
+    ) -> None:
+        """The server took the message (attempts already counted by the claim)."""
+        now = self.clock()
+        conn.execute(
+            insert(AlertAttemptRecord).values(
+                alert_id=alert_id, at=now, ok=partial is None, error=str(partial or "")
+            )
+        )
+        values: dict[str, Any]
+        if partial is None:
+            values = {"status": "sent", "sent_at": now, "last_error": ""}
+        else:
+            attempts = conn.scalar(select(AlertRecord.attempts).where(AlertRecord.id == alert_id))
+            values = self._failure_values(alert_id, partial, created, now, attempts or 1)
+        conn.execute(update(AlertRecord).where(AlertRecord.id == alert_id).values(**values))
+
+    def _record(self, alert_id: int, error: DeliveryError, created: datetime) -> bool:
+        """A failed attempt: logged, and retried later unless it is permanent or too old."""
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            s.add(AlertAttemptRecord(alert_id=alert_id, at=now, ok=False, error=str(error)))
+            alert = s.get(AlertRecord, alert_id)
+            assert alert is not None
+            values = self._failure_values(alert_id, error, created, now, alert.attempts + 1)
             s.execute(
                 update(AlertRecord)
                 .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
                 .values(**values)
             )
-            return False
+        return False
+
+    @staticmethod
+    def _failure_values(
+        alert_id: int, error: DeliveryError, created: datetime, now: datetime, attempts: int
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {"last_error": str(error), "attempts": attempts}
+        if error.retry_only:
+            values["recipients"] = list(error.retry_only)  # the rest already have it
+        if error.permanent or now - created >= GIVE_UP_AFTER:
+            values["status"] = "failed"
+            log.error("alert %s failed for good: %s", alert_id, error)
+        else:
+            delay = retry_delay(attempts)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            log.warning("alert %s not sent (%s); retrying in %.0f s", alert_id, error, delay)
+        return values
 
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event | None = None) -> None:
         """Send what is due, then sleep until the next retry or a new alert; when `stopping`
@@ -207,6 +253,18 @@ class Sender:
                     await in_daemon_thread(self.deliver, alert_id, remaining - 0.25)
             except TimeoutError:
                 break
+
+
+class _AlreadyHandled(Exception):
+    """The claim touched no row: the alert was sent or given up on meanwhile."""
+
+
+def _begin_writing(conn: Connection) -> None:
+    """Open a transaction that already holds the right to write. SQLite has one writer lock:
+    take it now (BEGIN IMMEDIATE), so the commit after the server's 250 never waits behind
+    the writer's batch. PostgreSQL locks the claimed row instead, which blocks nobody else."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

@@ -1,0 +1,132 @@
+"""`inferwatch run` as a real process under kill -9 and under load at SIGTERM.
+
+An alert is delivered once per channel across crashes (none lost, none doubled), and a
+SIGTERM writes every queued result and stops background jobs without a traceback.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import yaml
+
+from monitor import simulator as sim
+from monitor.simulator import FakeProvider, Reply, Seen
+from tests.smtp import Inbox
+from tests.test_launch import start_cli, wait_for
+
+KILLS = 20
+FLIPPING = 10  # targets whose answer alternates, so alerts are always being sent
+STEADY = 60  # healthy targets that keep the writer busy with batches
+
+
+def _query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _alternating(offset: float, period: float = 0.8):  # type: ignore[no-untyped-def]
+    """ok, then 500, then ok... each for `period` seconds (phase-shifted per target)."""
+
+    def answer(_: Seen) -> Reply:
+        if stable["on"] or int((time.monotonic() + offset) / period) % 2 == 0:
+            return Reply(200, "ok")
+        return sim.server_500()
+
+    return answer
+
+
+stable = {"on": False}  # set at the end: every target recovers and stays up
+
+
+def test_no_alert_is_lost_or_doubled_across_kill_9(
+    tmp_path: Path, provider: FakeProvider, inbox: Inbox
+) -> None:
+    stable["on"] = False
+    for i in range(FLIPPING):
+        provider.route(f"/flip{i}", _alternating(i * 0.07))
+    provider.route("/steady", Reply(200, "ok"))
+    targets = [
+        {"name": f"flip{i}", "kind": "http", "url": f"{provider.url}/flip{i}"}
+        for i in range(FLIPPING)
+    ] + [
+        {"name": f"steady{i}", "kind": "http", "url": f"{provider.url}/steady", "interval": "500ms"}
+        for i in range(STEADY)
+    ]
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{tmp_path / 'crash.db'}",
+                "defaults": {
+                    "interval": "200ms",
+                    "timeout": "400ms",
+                    "failure_threshold": 1,
+                    "success_threshold": 1,
+                },
+                "alerts": {"email": inbox.settings()},
+                "targets": targets,
+            }
+        )
+    )
+    db = tmp_path / "crash.db"
+    pace = random.Random(7)
+
+    def alerts_sent() -> int:
+        if not db.exists():
+            return 0
+        try:
+            return _query(db, "select count(*) from alerts where status = 'sent'")[0][0]
+        except sqlite3.OperationalError:
+            return 0
+
+    for kill in range(KILLS):
+        log = tmp_path / f"run{kill}.log"
+        proc = start_cli(["run", "-c", str(config)], log)
+        before = alerts_sent()
+        # Kill while alerts are being sent: after this run has sent at least one.
+        wait_for(lambda b=before: alerts_sent() > b, proc, log, timeout=30)
+        time.sleep(pace.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    # The last run: every target recovers, the outbox drains, then a clean stop.
+    stable["on"] = True
+    log = tmp_path / "final.log"
+    proc = start_cli(["run", "-c", str(config)], log)
+    wait_for(
+        lambda: (
+            _query(db, "select count(*) from alerts where status != 'sent'")[0][0] == 0
+            and _query(db, "select count(*) from alerts")[0][0] > 0
+            and _settled(db)
+        ),
+        proc,
+        log,
+        timeout=60,
+    )
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0, log.read_text()
+
+    stored = {mid for (mid,) in _query(db, "select message_id from alerts")}
+    received = collections.Counter(str(m["message-id"]) for m in inbox.messages)
+    doubled = {mid: n for mid, n in received.items() if n > 1}
+    lost = stored - set(received)
+    assert len(stored) >= KILLS, "too few alerts to say anything"
+    assert not doubled, f"{len(doubled)} alerts sent twice of {len(stored)}"
+    assert not lost, f"{len(lost)} alerts never arrived of {len(stored)}"
+    assert set(received) == stored  # nothing arrived that the outbox does not know
+
+
+def _settled(db: Path) -> bool:
+    """Every flipping target's last transition is a recovery (so no new alert is coming)."""
+    rows = _query(
+        db,
+        "select t.name, tr.to_outcome from transitions tr join targets t on t.id = tr.target_id"
+        " where tr.id in (select max(id) from transitions group by target_id)",
+    )
+    return all(outcome == "ok" for _, outcome in rows)
