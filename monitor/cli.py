@@ -108,12 +108,29 @@ def load_or_exit(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is logged, not when the handler was made:
+    a stream swapped in for a while (a test runner's) may be closed by the time a thread logs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def setup_logging(config: Config | None, level: int = logging.WARNING) -> None:
     """Log lines on stderr, with every configured secret redacted. Safe to call again."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "inferwatch", False)]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.inferwatch = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(Redactor(config.secrets if config else ())))

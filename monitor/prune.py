@@ -7,6 +7,7 @@ in chunks, so each write transaction stays short and the monitor's writer is nev
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,13 +35,26 @@ def cutoffs(raw_seconds: float, rollup_seconds: float, now: datetime | None = No
 
 
 def prune(
-    engine: Engine, raw_cutoff: datetime, rollup_cutoff: datetime, *, dry_run: bool = False
+    engine: Engine,
+    raw_cutoff: datetime,
+    rollup_cutoff: datetime,
+    *,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
 ) -> PruneReport:
-    """Delete raw probes before `raw_cutoff` and rollups before `rollup_cutoff`."""
+    """Delete raw probes before `raw_cutoff` and rollups before `rollup_cutoff`.
+
+    `stop` ends the pass between two short transactions (the monitor is shutting down); what
+    is left is deleted by the next pass.
+    """
+    stop = stop or threading.Event()
     with Session(engine) as s:
         target_ids = list(s.scalars(select(TargetRecord.id)))
     probes = rollups = 0
     for target_id in target_ids:
+        if stop.is_set():
+            log.info("prune stopped early (shutting down); the next pass finishes it")
+            break
         probes += _delete_chunks(
             engine,
             select(ProbeRecord.id).where(
@@ -48,6 +62,7 @@ def prune(
             ),
             ProbeRecord,
             dry_run,
+            stop,
         )
         with Session(engine) as s, s.begin():
             query = delete(RollupRecord).where(
@@ -74,9 +89,9 @@ def prune(
     return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
 
 
-def _delete_chunks(engine: Engine, ids_query, model, dry_run: bool) -> int:  # type: ignore[no-untyped-def]
+def _delete_chunks(engine: Engine, ids_query, model, dry_run: bool, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
     total = 0
-    while True:
+    while not stop.is_set():
         with Session(engine) as s, s.begin():
             ids = list(s.scalars(ids_query.limit(CHUNK)))
             if not ids:
@@ -85,3 +100,4 @@ def _delete_chunks(engine: Engine, ids_query, model, dry_run: bool) -> int:  # t
                 return total + len(list(s.scalars(ids_query)))
             s.execute(delete(model).where(model.id.in_(ids)))
             total += len(ids)
+    return total

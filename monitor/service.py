@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from monitor.alerts.outbox import FLUSH_SECONDS, Sender, in_daemon_thread
+from monitor.alerts.outbox import Sender, in_daemon_thread
 from monitor.config import Config, ConfigError, load_config
 from monitor.pipeline import judge, to_result, token_for
 from monitor.probe import Prober
@@ -30,8 +31,13 @@ from monitor.writer import Writer
 log = logging.getLogger(__name__)
 
 PRUNE_JOB = "inferwatch:prune"  # not a valid target name, so it never collides
-PROBE_GRACE = 3.0  # seconds in-flight probes get at shutdown
-WRITE_GRACE = 1.5  # seconds the writer gets to write what is queued
+# The shutdown budget (seconds after SIGTERM). The writer gets whatever the probes leave of
+# it, less what the alerts and the run record need after it.
+STOP_BUDGET = 9.5
+PROBE_GRACE = 3.0  # at most, for in-flight probes
+ALERT_GRACE = 2.0  # reserved for the last try at pending alerts
+RUN_RECORD_GRACE = 0.5  # reserved for recording the end of the run
+RELOAD_LIMIT = 10.0  # a config load taking longer is abandoned (the loader answers in ~1 s)
 
 
 class Monitor:
@@ -57,6 +63,9 @@ class Monitor:
         self._stop = asyncio.Event()
         self._stopping = asyncio.Event()  # tells the sender to flush and return
         self._scheduler = make_scheduler()
+        self._prune_stop = threading.Event()
+        self._background: set[asyncio.Task[None]] = set()  # prune, reloads: ended at shutdown
+        self._reload_lock = asyncio.Lock()
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,19 +125,44 @@ class Monitor:
             self._inflight.discard(task)
 
     async def _prune(self) -> None:
-        """The daily retention pass; off the event loop, in short per-target transactions."""
+        """The daily retention pass; off the event loop, in short per-target transactions.
+
+        At shutdown `_prune_stop` ends it between two transactions, so it never outlives
+        the monitor or ends in a cancelled thread.
+        """
         raw, rolled = cutoffs(self.config.retention.raw, self.config.retention.rollups)
+        with self._tracked():
+            try:
+                await in_daemon_thread(
+                    lambda: prune(self.engine, raw, rolled, stop=self._prune_stop)
+                )
+            except asyncio.CancelledError:
+                pass  # shutting down: the thread stops at its next chunk
+            except Exception:
+                log.exception("the daily prune failed; it will run again tomorrow")
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        """Registers the running task as background work that shutdown ends."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._background.add(task)
         try:
-            await asyncio.to_thread(prune, self.engine, raw, rolled)
-        except Exception:
-            log.exception("the daily prune failed; it will run again tomorrow")
+            yield
+        finally:
+            if task is not None:
+                self._background.discard(task)
 
     async def _shutdown(
         self, writer: asyncio.Task[None], sender: asyncio.Task[None], prober: Prober
     ) -> None:
-        """Stop within 10 s: probes (3 s), then the writer (1.5 s), then alerts (3.5 s)."""
+        """Stop within 10 s: in-flight probes (up to 3 s), then everything queued is written,
+        then pending alerts get a last try, then the run is recorded as stopped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_BUDGET
         log.info("stopping: finishing in-flight probes, writing results, sending alerts")
         self._scheduler.pause()
+        self._prune_stop.set()
         if self._inflight:
             _, late = await asyncio.wait(set(self._inflight), timeout=PROBE_GRACE)
             for task in late:
@@ -137,11 +171,17 @@ class Monitor:
         # Writer first: an alert confirmed by the last results must be in the outbox before
         # the sender's final flush reads it.
         await self.writer.close()
-        await self._finish(writer, WRITE_GRACE)
+        write_until = deadline - ALERT_GRACE - RUN_RECORD_GRACE
+        await self._finish(writer, write_until - loop.time())
+        self.sender.flush_seconds = max(deadline - RUN_RECORD_GRACE - loop.time() - 0.5, 0.5)
         self._stopping.set()
-        await self._finish(sender, FLUSH_SECONDS + 0.5)
+        await self._finish(sender, self.sender.flush_seconds + 0.5)
+        if self._background:  # prune between two chunks, a reload reading a file
+            for task in self._background:
+                task.cancel()
+            await asyncio.wait(set(self._background), timeout=0.2)
         try:
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(RUN_RECORD_GRACE):
                 await in_daemon_thread(self.writer.stop_run)
         except Exception:
             log.warning("could not record the end of this run; the next start will")
@@ -167,17 +207,32 @@ class Monitor:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     def reload(self) -> None:
-        """Re-read the config file; on any problem keep running on the old one."""
-        if self.config_path is None:
-            return
-        try:
-            new = load_config(self.config_path, env=self.env)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload refused: %s", problem)
-            log.error("still running on the previous config")
-            return
-        self.apply(new)
+        """SIGHUP: re-read the config file in the background; probing never waits for it."""
+        if self.config_path is not None and not self._stop.is_set():
+            asyncio.get_running_loop().create_task(self._reload(self.config_path))
+
+    async def _reload(self, path: Path) -> None:
+        """Load the file off the event loop; on any problem keep running on the old config."""
+        with self._tracked():
+            async with self._reload_lock:  # two quick SIGHUPs apply in order, one at a time
+                try:
+                    async with asyncio.timeout(RELOAD_LIMIT):
+                        new = await in_daemon_thread(load_config, path, self.env)
+                except ConfigError as exc:
+                    for problem in exc.problems:
+                        log.error("reload refused: %s", problem)
+                    log.error("still running on the previous config")
+                    return
+                except TimeoutError:
+                    log.error("reload refused: reading %s took over %gs", path, RELOAD_LIMIT)
+                    return
+                except asyncio.CancelledError:
+                    return  # shutting down
+                except Exception:
+                    log.exception("reload refused: %s could not be read", path)
+                    return
+                if not self._stop.is_set():
+                    self.apply(new)
 
     def apply(self, new: Config) -> None:
         """Switch to a new config: schedule added targets, drop removed ones, re-time changed."""

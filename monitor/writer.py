@@ -208,10 +208,7 @@ class Writer:
             for result, row in zip(known, rows, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
                 queued += self._fold(s, result, row, ids, states)
-            for name, state in states.items():
-                s.merge(
-                    TargetStateRecord(target_id=ids[name], state=state.to_dict(), updated_at=now)
-                )
+            self._save_states(s, states, ids, now)
             self._roll_up(s, known, ids)
             queued += self._reminders(s, now, ids)
             if self.run_id is not None:
@@ -380,8 +377,19 @@ class Writer:
             )
             for r in results
         )
+        # One SELECT for every row the batch touches, not one (with an autoflush) per row.
+        with s.no_autoflush:
+            existing = {
+                (r.target_id, r.period, r.bucket_start): r
+                for r in s.scalars(
+                    select(RollupRecord).where(
+                        RollupRecord.target_id.in_({key[0] for key in partials}),
+                        RollupRecord.bucket_start.in_({key[2] for key in partials}),
+                    )
+                )
+            }
         for (target_id, period, start), part in partials.items():
-            row = s.get(RollupRecord, (target_id, period, start))
+            row = existing.get((target_id, period, start))
             if row is None:
                 s.add(rollup_record(target_id, period, start, part))
             else:
@@ -389,6 +397,29 @@ class Writer:
                 row.probes, row.ok, row.counts = merged.probes, merged.ok, merged.counts
                 row.latency = encode_latency(merged.latency)
                 row.latency_sum, row.latency_max = merged.latency_sum, merged.latency_max
+
+    @staticmethod
+    def _save_states(
+        s: Session, states: dict[str, TargetState], ids: dict[str, int], now: datetime
+    ) -> None:
+        """Upsert the batch's new states: one SELECT for the existing rows, not a merge each."""
+        if not states:
+            return
+        with s.no_autoflush:
+            rows = {
+                r.target_id: r
+                for r in s.scalars(
+                    select(TargetStateRecord).where(
+                        TargetStateRecord.target_id.in_([ids[n] for n in states])
+                    )
+                )
+            }
+        for name, state in states.items():
+            row = rows.get(ids[name])
+            if row is None:
+                s.add(TargetStateRecord(target_id=ids[name], state=state.to_dict(), updated_at=now))
+            else:
+                row.state, row.updated_at = state.to_dict(), now
 
     # ------------------------------------------------------------ alerts
 

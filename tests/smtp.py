@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import email
+import logging
 import socket
 from email.message import EmailMessage
 from email.policy import default
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
+
+# aiosmtpd narrates every connection at INFO from its own thread; only problems matter here.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class _Collect:

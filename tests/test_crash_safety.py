@@ -130,3 +130,131 @@ def _settled(db: Path) -> bool:
         " where tr.id in (select max(id) from transitions group by target_id)",
     )
     return all(outcome == "ok" for _, outcome in rows)
+
+
+def test_sigterm_under_load_writes_every_answered_probe(
+    tmp_path: Path, provider: FakeProvider
+) -> None:
+    """300 targets every second: SIGTERM within 10 s, and every answer the provider gave is
+    a stored result (the writer used to give up after 1.5 s and drop what was queued)."""
+    provider.route("/ok", Reply(200, "ok"))
+    targets = [
+        {"name": f"t{i:03d}", "kind": "http", "url": f"{provider.url}/ok"} for i in range(300)
+    ]
+    config = tmp_path / "inferwatch.yaml"
+    db = tmp_path / "load.db"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{db}",
+                "defaults": {"interval": "500ms", "timeout": "450ms"},
+                "targets": targets,
+            }
+        )
+    )
+    log = tmp_path / "run.log"
+    proc = start_cli(["run", "-c", str(config)], log)
+    wait_for(lambda: len(provider.requests) >= 4000, proc, log, timeout=60)
+
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0, log.read_text()
+    took = time.monotonic() - sent
+
+    text = log.read_text()
+    assert took < 10, text
+    assert "did not finish in time" not in text
+    assert "Traceback" not in text and "CancelledError" not in text
+    stored = _query(db, "select count(*) from probe_results")[0][0]
+    assert stored == len(provider.requests), f"{len(provider.requests) - stored} results lost"
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+def test_a_sighup_with_a_hostile_config_never_stops_probing(
+    tmp_path: Path, provider: FakeProvider
+) -> None:
+    provider.route("/ok", Reply(200, "ok"))
+    config = tmp_path / "inferwatch.yaml"
+    db = tmp_path / "hup.db"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{db}",
+                "defaults": {"interval": "200ms", "timeout": "150ms"},
+                "targets": [{"name": "t", "kind": "http", "url": f"{provider.url}/ok"}],
+            }
+        )
+    )
+    log = tmp_path / "run.log"
+    proc = start_cli(["run", "-c", str(config)], log)
+    wait_for(lambda: len(provider.requests) >= 3, proc, log)
+
+    config.write_text(BILLION_LAUGHS)
+    proc.send_signal(signal.SIGHUP)
+    before = len(provider.requests)
+    wait_for(lambda: len(provider.requests) >= before + 10, proc, log, timeout=10)
+
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0, log.read_text()
+    assert time.monotonic() - sent < 10
+    text = log.read_text()
+    assert "reload refused" in text and "Traceback" not in text
+
+
+def test_shutdown_ends_a_running_prune_cleanly(
+    tmp_path: Path,
+    monkeypatch,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """The daily prune still running at SIGTERM used to end in a CancelledError traceback."""
+    import asyncio
+    import logging
+    import threading
+
+    from monitor import service
+    from monitor.config import parse_config
+    from monitor.store import open_database
+
+    stopped_by: list[threading.Event] = []
+
+    def slow_prune(engine, raw, rolled, *, stop: threading.Event, **_):  # type: ignore[no-untyped-def]
+        stopped_by.append(stop)
+        assert stop.wait(20), "shutdown never told the prune to stop"
+
+    monkeypatch.setattr(service, "prune", slow_prune)
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{tmp_path / 'p.db'}",
+                "targets": [{"name": "t", "kind": "http", "url": "http://127.0.0.1:9/"}],
+            }
+        ),
+        file="p.yaml",
+        env={},
+    )
+    engine = open_database(config.database)
+
+    async def main() -> float:
+        monitor = service.Monitor(config, engine, env={})
+        running = asyncio.create_task(monitor.run())
+        await asyncio.sleep(0.3)
+        pruning = asyncio.create_task(monitor._prune())
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        monitor.stop()
+        await asyncio.wait_for(running, 12)
+        await asyncio.wait_for(pruning, 2)
+        return time.monotonic() - started
+
+    with caplog.at_level(logging.INFO):
+        took = asyncio.run(main())
+
+    assert stopped_by and stopped_by[0].is_set()
+    assert took < 10
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "CancelledError" not in caplog.text

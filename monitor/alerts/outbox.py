@@ -88,6 +88,7 @@ class Sender:
         self.config = config
         self.env = env
         self.clock = clock
+        self.flush_seconds = FLUSH_SECONDS  # the shutdown sets what its budget leaves
 
     def due(self) -> list[int]:
         with Session(self.engine) as s:
@@ -215,7 +216,7 @@ class Sender:
 
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event | None = None) -> None:
         """Send what is due, then sleep until the next retry or a new alert; when `stopping`
-        is set, give what is due one last try within `FLUSH_SECONDS` and return.
+        is set, give what is due one last try within `flush_seconds` and return.
 
         Sends run in a daemon thread: a hung SMTP server can delay the shutdown by at most the
         flush time, and a send is never started twice concurrently (no cancel mid-send).
@@ -236,7 +237,7 @@ class Sender:
                 wait = FIRST_RETRY
             await _first_of(wake, stopping, timeout=max(wait, 0.05))
         try:
-            await self.flush(FLUSH_SECONDS)
+            await self.flush(self.flush_seconds)
         except Exception:
             log.exception("could not flush pending alerts; they stay queued for the next start")
 
