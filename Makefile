@@ -21,6 +21,7 @@ $(CONFIG):
 
 ## Set up, validate the config, then run the monitor and the dashboard (Ctrl-C stops both).
 up: $(STAMP) $(CONFIG)
+	@echo "inferwatch is installed in $(VENV): call it as $(BIN)/inferwatch, or run '. $(BIN)/activate' first"
 	$(BIN)/inferwatch check --config $(CONFIG)
 	$(BIN)/inferwatch up --config $(CONFIG) --port $(PORT)
 

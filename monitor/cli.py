@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor import __version__
@@ -42,9 +44,9 @@ from monitor.report import (
     transitions_table,
 )
 from monitor.store import DatabaseError, open_database, save_results, sync_targets
-from monitor.store.db import display_url
+from monitor.store.db import display_url, sqlite_path
 from monitor.store.models import AlertRecord
-from monitor.store.repo import list_alerts, list_incidents, list_transitions
+from monitor.store.repo import known_target_names, list_alerts, list_incidents, list_transitions
 from monitor.targets import TargetBase
 
 app = typer.Typer(
@@ -156,12 +158,41 @@ def select_targets(config: Config, names: list[str] | None) -> list[TargetBase]:
     return [known[n] for n in names]
 
 
-def open_or_exit(config: Config):  # type: ignore[no-untyped-def]
+def open_or_exit(config: Config, *, create_folder: bool = False) -> Engine:
     try:
-        return open_database(config.database)
+        return open_database(config.database, create_folder=create_folder)
     except DatabaseError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err.print(f"[bold red]error:[/] {escape(config.source)}: {escape(str(exc))}")
         raise typer.Exit(1) from None
+
+
+def existing_or_exit(config: Config) -> Engine:
+    """The database of a command that only reads: a missing SQLite file is said plainly
+    (not created empty, which would show a blank history with no hint why)."""
+    file = sqlite_path(config.database)
+    if file is not None and not file.exists():
+        err.print(
+            f"[bold red]error:[/] {escape(config.source)}: no database at {escape(str(file))} "
+            f"yet: start the monitor first (`{command_name()} run` or `{command_name()} up`), "
+            f"or check the path in `database:`",
+            markup=True,
+        )
+        raise typer.Exit(1)
+    return open_or_exit(config)
+
+
+def command_name() -> str:
+    """How the user can call inferwatch again: the bare name when it is on PATH, else a path
+    that works (after `make up`, .venv/bin is not on PATH until the venv is activated)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "__main__.py":
+        return f"{sys.executable} -m monitor"
+    on_path = shutil.which("inferwatch")
+    if on_path and argv0.name == "inferwatch" and Path(on_path).resolve() == argv0.resolve():
+        return "inferwatch"
+    if argv0.name == "inferwatch" and argv0.exists():
+        return os.path.relpath(argv0) if not argv0.is_absolute() else str(argv0)
+    return "inferwatch"
 
 
 # ------------------------------------------------------------------ commands
@@ -253,18 +284,41 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _review(config: Path, since: str):  # type: ignore[no-untyped-def]
-    """The --since time and the database engine, for the review commands."""
+def _review(config: Path, since: str, target: str | None) -> tuple[datetime, Engine]:
+    """The --since time and the database engine, for the review commands.
+
+    An unknown --target is a usage error (exit 2), as for `probe`: a name that is neither in
+    the config nor in the history is a typo, and an empty table would hide it.
+    """
     cfg = load_or_exit(config)
     when = parse_since(since)
-    return when, open_or_exit(cfg)
+    engine = existing_or_exit(cfg)
+    if target is not None and target not in {t.name for t in cfg.targets}:
+        with Session(engine) as s:
+            known = known_target_names(s)
+        if target not in known:
+            names = ", ".join(sorted({t.name for t in cfg.targets} | set(known)))
+            err.print(
+                f"[bold red]error:[/] {escape(cfg.source)}: no target named {target!r} in the "
+                f"config or the history; known: {escape(names) or '(none)'}"
+            )
+            raise typer.Exit(2)
+    return when, engine
 
 
-def _emit(rows: list[dict], table, output: Format) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _emit(rows: list[dict], table, output: Format, nothing: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """JSON (an empty list when there is nothing), or the table, or `nothing` said plainly."""
     if output is Format.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not rows:
+        out.print(nothing, markup=False)
     else:
         out.print(table)
+
+
+def _nothing(what: str, since: datetime, target: str | None) -> str:
+    about = f" for {target}" if target else ""
+    return f"nothing found: no {what}{about} since {since:%Y-%m-%d %H:%M} UTC (widen --since)"
 
 
 @app.command()
@@ -373,7 +427,7 @@ def dashboard(
     from monitor.dashboard_server import stopped_by_signal
 
     cfg = load_or_exit(config)
-    open_or_exit(cfg).dispose()  # creates the schema, so a new database shows an empty board
+    existing_or_exit(cfg).dispose()  # upgrades an older schema; never creates a database
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -463,7 +517,7 @@ def demo(
         show.stop()
     say(
         f"demo stopped: {show.mail.count} emails in {folder / 'mail'}; review the history with "
-        f"`inferwatch transitions -c {show.config_path}` (or incidents, alerts)"
+        f"`{command_name()} transitions -c {show.config_path}` (or incidents, alerts)"
     )
     raise typer.Exit(code)
 
@@ -476,10 +530,11 @@ def transitions(
     output: FormatOption = Format.table,
 ) -> None:
     """List accepted state changes (what changed, when, why, what to do), newest first."""
-    when, engine = _review(config, since)
+    when, engine = _review(config, since, target)
     with Session(engine) as s:
         rows = list_transitions(s, when, target)
-    _emit([transition_dict(t, n) for t, n in rows], transitions_table(rows), output)
+    nothing = _nothing("state changes", when, target)
+    _emit([transition_dict(t, n) for t, n in rows], transitions_table(rows), output, nothing)
 
 
 @app.command()
@@ -490,10 +545,12 @@ def incidents(
     output: FormatOption = Format.table,
 ) -> None:
     """List failure periods (open, or closed within --since), with the states they went through."""
-    when, engine = _review(config, since)
+    when, engine = _review(config, since, target)
     with Session(engine) as s:
         rows = list_incidents(s, when, target)
-    _emit([incident_dict(i, n) for i, n in rows], incidents_table(rows, datetime.now(UTC)), output)
+    table = incidents_table(rows, datetime.now(UTC))
+    nothing = _nothing("incidents", when, target)
+    _emit([incident_dict(i, n) for i, n in rows], table, output, nothing)
 
 
 @app.command()
@@ -504,10 +561,11 @@ def alerts(
     output: FormatOption = Format.table,
 ) -> None:
     """Show the alert delivery log: sent, pending (with the next try) and failed, with errors."""
-    when, engine = _review(config, since)
+    when, engine = _review(config, since, target)
     with Session(engine) as s:
         rows = list_alerts(s, when, target)
-    _emit([alert_dict(a, n) for a, n in rows], alerts_table(rows), output)
+    nothing = _nothing("alerts", when, target)
+    _emit([alert_dict(a, n) for a, n in rows], alerts_table(rows), output, nothing)
 
 
 @app.command("test-alert")
@@ -569,7 +627,7 @@ def db_upgrade(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
     cfg = load_or_exit(config)
     from monitor.store.db import current_revision
 
-    engine = open_or_exit(cfg)
+    engine = open_or_exit(cfg, create_folder=True)
     out.print(
         f"[green]✓[/] {escape(display_url(cfg.database))} is at schema revision "
         f"{current_revision(engine)}"

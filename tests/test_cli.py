@@ -156,10 +156,44 @@ def test_an_unusable_database_is_a_clear_runtime_error(tmp_path: Path) -> None:
         database=f"sqlite:///{tmp_path}/file/sub/db.sqlite",
     )
 
-    result = CliRunner().invoke(app, ["probe", "-c", str(cfg)])
+    result = CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)])
 
     assert result.exit_code == 1
     assert "cannot open database" in result.stderr
+
+
+def test_a_database_in_a_missing_folder_is_refused_not_created(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [{"name": "x", "kind": "http", "url": "http://127.0.0.1:9/"}],
+        database=f"sqlite:///{tmp_path}/typo/db.sqlite",
+    )
+
+    for command in ("probe", "prune", "test-alert"):
+        result = CliRunner().invoke(app, [command, "-c", str(cfg)])
+        assert result.exit_code in (1, 2), (command, result.output)
+        if command != "test-alert":  # that one first says there is no alerts.email to test
+            assert "typo" in result.stderr and "does not exist" in result.stderr
+            assert str(cfg) in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+    result = CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)])  # ...unless asked to
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "typo" / "db.sqlite").is_file()
+
+
+def test_review_commands_on_a_missing_database_say_so(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [{"name": "x", "kind": "http", "url": "http://127.0.0.1:9/"}],
+        database=f"sqlite:///{tmp_path}/never.db",
+    )
+
+    for command in ("transitions", "incidents", "alerts", "dashboard"):
+        result = CliRunner().invoke(app, [command, "-c", str(cfg)])
+        assert result.exit_code == 1, (command, result.output)
+        assert "no database at" in result.stderr and "run" in result.stderr
+    assert not (tmp_path / "never.db").exists()
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:

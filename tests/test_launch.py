@@ -97,13 +97,13 @@ def write_config(folder: Path, targets: list[dict], **top: object) -> Path:  # t
 
 def test_dashboard_serves_the_app_and_stops_on_sigterm(tmp_path: Path, free_port: int) -> None:
     cfg = write_config(tmp_path, [{"name": "t", "kind": "http", "url": "http://127.0.0.1:9/"}])
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)]).exit_code == 0
     log = tmp_path / "dashboard.log"
     proc = start_cli(["dashboard", "-c", str(cfg), "--port", str(free_port)], log)
     try:
         wait_for(lambda: f"http://localhost:{free_port}" in log.read_text(), proc, log)
         status, page = get(f"http://127.0.0.1:{free_port}/")
         assert status == 200 and "<title>" in page.lower(), page
-        assert (tmp_path / "watch.db").exists()  # the schema is there for a read-only app
     finally:
         code, took = stop(proc, log)
     assert code == 0, log.read_text()
@@ -123,6 +123,7 @@ def test_a_taken_port_is_a_clear_runtime_error(tmp_path: Path) -> None:
     import socket
 
     cfg = write_config(tmp_path, [{"name": "t", "kind": "http", "url": "http://127.0.0.1:9/"}])
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)]).exit_code == 0
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

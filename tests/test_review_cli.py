@@ -117,3 +117,28 @@ def test_test_alert_without_email_settings_is_a_usage_error(tmp_path: Path) -> N
     cfg = write_config(tmp_path / "c.yaml", [{"name": "a", "kind": "http", "url": "http://a/"}])
     result = runner.invoke(app, ["test-alert", "-c", str(cfg)])
     assert result.exit_code == 2 and "no alerts.email" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["transitions", "incidents", "alerts"])
+def test_an_unknown_target_is_a_usage_error_like_probe(seeded: Path, command: str) -> None:
+    result = runner.invoke(app, [command, "-c", str(seeded), "-t", "lama-chat"])
+
+    assert result.exit_code == 2
+    assert "no target named 'lama-chat'" in result.stderr
+    assert "llama-chat" in result.stderr  # the known names, to spot the typo
+
+
+def test_a_target_only_in_the_history_is_still_reviewable(seeded: Path) -> None:
+    # 'llama-chat' is in the seeded history but not in this config (removed since).
+    result = runner.invoke(app, ["incidents", "-c", str(seeded), "-t", "llama-chat"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", ["transitions", "incidents", "alerts"])
+def test_an_empty_result_says_nothing_found(seeded: Path, command: str) -> None:
+    table = runner.invoke(app, [command, "-c", str(seeded), "--since", "1s", "-t", "a"])
+    listing = runner.invoke(app, [command, "-c", str(seeded), "-s", "1s", "-t", "a", "-f", "json"])
+
+    assert table.exit_code == 0 and listing.exit_code == 0
+    assert table.stdout.startswith("nothing found: no ") and "for a since" in table.stdout
+    assert json.loads(listing.stdout) == []

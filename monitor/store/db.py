@@ -26,14 +26,33 @@ def display_url(url: str) -> str:
         return "(an unparsable database URL)"
 
 
-def make_engine(url: str, *, readonly: bool = False) -> Engine:
-    """An engine for `url`; SQLite files get the pragmas, read-only ones open with mode=ro."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, readonly: bool = False, create_folder: bool = False) -> Engine:
+    """An engine for `url`; SQLite files get the pragmas, read-only ones open with mode=ro.
+
+    A SQLite file in a folder that does not exist is refused unless `create_folder`: a typo
+    in the path would otherwise start a fresh, empty history without a word.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     path = parsed.database or ""
-    if path and path != ":memory:" and not readonly:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    file = sqlite_path(url)
+    if file is not None and not readonly and not file.parent.is_dir():
+        if not create_folder:
+            raise DatabaseError(
+                f"the folder {file.parent} of database {file} does not exist; check the path "
+                "in `database:` (a typo starts an empty history), or create it with "
+                "`inferwatch db upgrade`"
+            )
+        file.parent.mkdir(parents=True, exist_ok=True)
     if readonly and path and path != ":memory:":
         engine = create_engine(
             f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true",
@@ -90,10 +109,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, create_folder: bool = False) -> Engine:
     """An engine with the schema at head: what every writing command starts with."""
     try:
-        engine = make_engine(url)
+        engine = make_engine(url, create_folder=create_folder)
+    except DatabaseError:
+        raise
     except Exception as exc:
         raise DatabaseError(f"cannot open database {display_url(url)}: {exc}") from exc
     upgrade(engine)

@@ -123,6 +123,11 @@ def _filtered(query: Select, column, since: datetime | None, target: str | None)
     return query
 
 
+def known_target_names(session: Session) -> list[str]:
+    """Every target name the history knows (configured now or in the past)."""
+    return list(session.scalars(select(TargetRecord.name).order_by(TargetRecord.name)))
+
+
 def list_transitions(
     session: Session, since: datetime | None = None, target: str | None = None
 ) -> list[tuple[TransitionRecord, str]]:
