@@ -59,3 +59,46 @@ def test_the_writer_queries_and_prune_work_on_postgres(pg: Engine) -> None:
 
     report = prune(pg, NOW - timedelta(days=1), NOW - timedelta(days=1))
     assert report.probes > 0 and report.rollups > 0
+
+
+def test_two_senders_on_postgres_send_one_alert_once(pg: Engine) -> None:
+    """The claim is a row lock held across DATA: a second sender waits, then finds it sent."""
+    import threading
+
+    from monitor.alerts.outbox import Sender
+    from monitor.evidence import Outcome
+    from monitor.writer import Writer
+    from tests.conftest import make_config
+    from tests.smtp import Inbox
+    from tests.test_loop_writer import T0, result
+
+    inbox = Inbox().up()
+    try:
+        config = make_config(
+            [{"name": "t", "kind": "hf-legacy", "model": "gpt2"}],
+            alerts={"email": inbox.settings()},
+            database=URL,
+        )
+        writer = Writer(pg, config, clock=lambda: T0)
+        writer.start_run()
+        for i in range(2):
+            writer.write_batch([result("t", Outcome.DEPRECATED, T0 + timedelta(minutes=i))])
+        senders = [Sender(pg, config, env={}, clock=lambda: T0) for _ in range(4)]
+        (alert_id,) = senders[0].due()
+        start = threading.Barrier(len(senders))
+        outcomes: list[bool] = []
+
+        def race(sender: Sender) -> None:
+            start.wait()
+            outcomes.append(sender.deliver(alert_id))
+
+        threads = [threading.Thread(target=race, args=(s,)) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        inbox.down()
+
+    assert len(inbox.messages) == 1
+    assert sorted(outcomes) == [False, False, False, True]
