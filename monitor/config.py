@@ -305,13 +305,16 @@ class _Interpolation:
 
 # ---------------------------------------------------------------- reading YAML, bounded
 
-# A config is a few kilobytes. These limits make any file, broken or hostile ("billion laughs"
-# aliases, a self-referencing alias, thousands of nested brackets, a 5,000-digit number), a
-# readable problem within a fraction of a second instead of a hang or a crash.
-MAX_CHARS = 100_000  # PyYAML reads about 100,000 characters a second at worst
+# A fleet's config is up to a few megabytes (10,000 targets are about 1.6 MB and 110,000
+# values). These limits make any file, broken or hostile ("billion laughs" aliases, a
+# self-referencing alias, thousands of nested brackets, a 5,000-digit number), a readable
+# problem instead of a hang or a crash. Reading costs about 20 us a value, so the largest
+# file allowed answers within about 5 s here; hostile expansions are refused at once (an alias is
+# charged the size of what it names without being expanded).
+MAX_CHARS = 4_000_000
 MAX_BYTES = 4 * MAX_CHARS  # read no more than this: UTF-8 takes at most 4 bytes a character
 MAX_DEPTH = 64  # lists and mappings inside each other, aliases expanded
-MAX_VALUES = 100_000  # scalars, lists and mappings, aliases expanded
+MAX_VALUES = 200_000  # scalars, lists and mappings, aliases expanded
 MAX_DIGITS = 30  # in an integer
 
 _INT_TAG = "tag:yaml.org,2002:int"

@@ -22,6 +22,7 @@ from monitor.config import (
     MAX_BYTES,
     MAX_CHARS,
     MAX_DEPTH,
+    MAX_VALUES,
     Config,
     ConfigError,
     config_warnings,
@@ -111,7 +112,7 @@ TOO_LARGE = WHOAMI + "# " + "x" * MAX_CHARS + "\n"
 
 # (file content, what the message must say, the line it must name)
 HOSTILE: dict[str, tuple[bytes | str, str, int]] = {
-    "billion laughs": (billion_laughs(), "more than 100,000 values once aliases", 11),
+    "billion laughs": (billion_laughs(), f"more than {MAX_VALUES:,} values once aliases", 12),
     "self-referencing alias": ("x: &a [*a]\n" + WHOAMI, "alias *a is inside the list", 1),
     "self-referencing mapping": (body("&a {b: {c: *a}}"), "alias *a is inside the", 3),
     "5,000 nested lists": (body("[" * 5000 + "]" * 5000), "nested more than 64 levels deep", 3),
@@ -268,6 +269,23 @@ def assert_answers_within(tmp_path: Path, text: str, seconds: float) -> None:
         assert len(str(result)) < 1000
     else:
         used_as_check_uses_it(result)
+
+
+def test_a_fleet_of_ten_thousand_targets_loads(tmp_path: Path) -> None:
+    """The limits bound hostile files, not fleets: 10,000 targets (about 1.6 MB) load."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "defaults: {interval: 60s}\ntargets:\n"
+        + "".join(
+            f"  - name: model-{i:05d}\n    kind: openai-chat\n"
+            f"    model: meta-llama/Llama-3.1-8B-Instruct\n"
+            f"    base_url: https://router.huggingface.co/v1\n    token_env: HF_TOKEN\n"
+            for i in range(10_000)
+        )
+    )
+    config = load_within(path, 30)
+    assert isinstance(config, Config), str(config)
+    assert len(config.targets) == 10_000
 
 
 def test_aliases_up_to_the_limits_are_fine(tmp_path: Path) -> None:
