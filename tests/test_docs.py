@@ -68,3 +68,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci/run").read_text()
     assert "make test" in README and "\nmake test" in ci
     assert yaml.safe_load((ROOT / "inferwatch.example.yaml").read_text())["targets"]
+
+
+def test_every_test_the_reliability_doc_cites_exists() -> None:
+    doc = (ROOT / "docs" / "reliability.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", doc)
+    assert len(cited) >= 15
+    for path, name in cited:
+        assert (ROOT / path).is_file(), path
+        if name:
+            assert f"def {name}(" in (ROOT / path).read_text(), f"{path}::{name}"
