@@ -48,7 +48,7 @@ install-check:
 	build/install-check/bin/python -m pip install --quiet .
 	cd build/install-check && ./bin/inferwatch check --config ../../inferwatch.example.yaml
 	cd build/install-check && ./bin/inferwatch db upgrade --config ../../inferwatch.example.yaml
-	cd build/install-check && ./bin/python -c "from monitor.dashboard_server import app_path; \
+	cd build/install-check && ./bin/python -c "from monitor.cli.dashboard_server import app_path; \
 		assert app_path().is_file() and 'site-packages' in str(app_path()), app_path()"
 	@echo "install-check: a plain pip install works, migrations and dashboard included"
 

@@ -11,8 +11,8 @@ Targets: the overview under 100 ms, every page under 1 s. Results: docs/benchmar
 
 Generation writes with the stdlib sqlite3 module (the ORM would take hours for 13M rows),
 after creating the schema with the real migrations; the data follows the monitor's own rules:
-the state machine (monitor.states.step), the incident rules of monitor.writer and the rollup
-sketch of monitor.rollups. `--verify` checks that against the library code.
+the state machine (monitor.domain.states.step), the incident rules of monitor.agent.writer
+and the rollup sketch of monitor.domain.rollups. `--verify` checks that against the library code.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from sqlalchemy import Engine, and_, case, event, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from dashboard import queries as q
-from monitor.alerts.email import AlertContext, ProbeLine, render
-from monitor.evidence import Outcome
-from monitor.rollups import (
+from monitor.alerts.channels.email import AlertContext, ProbeLine, render
+from monitor.domain.evidence import Outcome
+from monitor.domain.rollups import (
     BASE_MS,
     BUCKETS,
     DAY,
@@ -55,7 +55,7 @@ from monitor.rollups import (
     decode_latency,
     fold,
 )
-from monitor.states import DEFAULT_RULES, Change, Notice, TargetState, label, replay, step
+from monitor.domain.states import DEFAULT_RULES, Change, Notice, TargetState, label, replay, step
 from monitor.store import make_engine, open_database
 from monitor.store.models import (
     AlertRecord,
@@ -420,7 +420,7 @@ class Counts:
 
 
 class Recorder:
-    """What monitor.writer records for each state change, buffered for bulk inserts."""
+    """What monitor.agent.writer records for each state change, buffered for bulk inserts."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed ^ 0xA1E27)
@@ -432,7 +432,7 @@ class Recorder:
         self.next_transition = self.next_alert = self.next_attempt = 1
 
     def change(self, t: TargetPlan, probe: Probe, change: Change) -> None:
-        """monitor.writer.Writer._record_change, for one probe that confirmed a change."""
+        """monitor.agent.writer.Writer._record_change, for one probe that confirmed a change."""
         status = probe.status if (probe.status or 0) >= 300 else None
         text = label(change, status)
         incident_id = self.open.get(t.id)
@@ -486,7 +486,7 @@ class Recorder:
             self._alert(t, ctx, transition_id, incident_id)
 
     def notice(self, t: TargetPlan, probe: Probe, notice: Notice) -> None:
-        """monitor.writer.Writer._record_notice: flapping started or stopped."""
+        """monitor.agent.writer.Writer._record_notice: flapping started or stopped."""
         started = str(notice.event) == "flapping_started"
         text = (
             f"flapping ({notice.change_percent:.0%} state change over recent probes)"
@@ -845,7 +845,7 @@ class _Day:
                 row_id += 1
 
     def rollup_rows(self) -> Iterator[tuple[Any, ...]]:
-        """Hourly and daily rollups, as monitor.rollups.fold would make them from the probes.
+        """Hourly and daily rollups, as monitor.domain.rollups.fold would make them from the probes.
 
         In the order the writer creates them (the table's physical order, which decides how
         many pages a query touches): each hour's rows as the hour begins, target by target,
@@ -915,7 +915,7 @@ def _rollup(
 
 
 def _buckets(latency: np.ndarray) -> np.ndarray:
-    """monitor.rollups.bucket_of, vectorised; values next to a bucket edge ask it directly."""
+    """monitor.domain.rollups.bucket_of, vectorised; values next to an edge ask it directly."""
     with np.errstate(divide="ignore"):
         x = np.log(np.maximum(latency, 1e-9) / BASE_MS) / math.log(RATIO)
     out = np.minimum(BUCKETS - 1, 1 + np.floor(x)).astype(np.int16)
@@ -1031,7 +1031,8 @@ def verify(url: str) -> None:
             assert [(c.at, str(c.to_outcome)) for c in changes] == [tuple(r) for r in recorded]
             print(
                 f"  verified {name}: {len(probes):,} probes, {len(stored):,} rollups, "
-                f"{len(recorded)} transitions match monitor.rollups.fold and monitor.states.replay"
+                f"{len(recorded)} transitions match monitor.domain.rollups.fold and "
+                "monitor.domain.states.replay"
             )
     engine.dispose()
 
@@ -1516,7 +1517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--target", help="target for the target page (default: the busiest)")
     parser.add_argument(
-        "--verify", action="store_true", help="check the data against monitor.rollups/states"
+        "--verify", action="store_true", help="check the data against monitor.domain.rollups/states"
     )
     parser.add_argument("--explain", action="store_true", help="print each page's query plans")
     parser.add_argument("--json", type=Path, help="also write the figures here")

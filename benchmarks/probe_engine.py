@@ -17,12 +17,12 @@ import time
 
 import httpx
 
-from monitor.evidence import RequestSpec
-from monitor.probe import Prober, default_ssl_context
+from monitor.domain.evidence import RequestSpec
+from monitor.probing.engine import Prober, default_ssl_context
 
 
 def serve(port_queue: multiprocessing.Queue, delay: float) -> None:  # type: ignore[type-arg]
-    from monitor.simulator import FakeProvider, Reply
+    from monitor.demo.simulator import FakeProvider, Reply
 
     fake = FakeProvider().start()
     fake.route("/x", Reply(200, [[0.1, 0.2, 0.3]], delay=delay))

@@ -2,7 +2,7 @@
 
 The pages pass what the queries return (already aggregated, a few hundred points at most), so
 a year of probes never reaches the browser. Colours come from the one palette
-(monitor.evidence.CLASS_COLOUR): ok green, transient amber, contract red, no data grey.
+(monitor.domain.evidence.CLASS_COLOUR): ok green, transient amber, contract red, no data grey.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from dashboard.format import local, percent
 from dashboard.queries import state_class
-from monitor.evidence import CLASS_COLOUR, NO_DATA
+from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
 
 # Legend order and wording, the same on every chart.
 CLASS_LABEL = {

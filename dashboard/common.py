@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from dashboard import queries as q
 from dashboard.format import zone
-from monitor.config import DEFAULT_CONFIG_FILE, ConfigError, load_config
+from monitor.config.load import ConfigError, load_config
+from monitor.config.types import DEFAULT_CONFIG_FILE
 from monitor.store.db import display_url, make_engine
 
 log = logging.getLogger("inferwatch.dashboard")

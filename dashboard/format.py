@@ -12,8 +12,8 @@ from html import escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dashboard.queries import state_class
-from monitor.evidence import CLASS_COLOUR, NO_DATA
-from monitor.states import format_span
+from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
+from monitor.domain.states import format_span
 
 DASH = "—"
 # Alert delivery statuses in the outcome palette: delivered is fine, waiting may fix itself,

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
-from monitor.evidence import NO_DATA, Outcome, OutcomeClass, outcome_class
-from monitor.rollups import DAY, HOUR, Rollup, decode_latency, period_start
-from monitor.states import TargetState
+from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass, outcome_class
+from monitor.domain.rollups import DAY, HOUR, Rollup, decode_latency, period_start
+from monitor.domain.states import TargetState
 from monitor.store.models import (
     AlertRecord,
     IncidentRecord,

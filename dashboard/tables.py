@@ -17,7 +17,7 @@ from pandas.io.formats.style import Styler
 
 from dashboard.format import DASH, STATUS_CLASS, colour, local, span, when
 from dashboard.queries import state_class
-from monitor.evidence import CLASS_COLOUR
+from monitor.domain.evidence import CLASS_COLOUR
 
 Rows = Sequence[Mapping[str, Any]]
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import Config, parse_config
-from monitor.evidence import ProbeResult
-from monitor.pipeline import probe_targets
-from monitor.probe import Prober
-from monitor.simulator import FakeProvider
+from monitor.config.load import parse_config
+from monitor.config.model import Config
+from monitor.demo.simulator import FakeProvider
+from monitor.domain.evidence import ProbeResult
+from monitor.probing.engine import Prober
+from monitor.probing.pipeline import probe_targets
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.seed import SEED_TARGETS, seed
+from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.store import open_database
 from tests.test_launch import serving, start_cli, stop, wait_for
 
@@ -122,7 +122,13 @@ def test_every_page_renders_without_an_error(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
 
+        # Tables and charts may still be filling in after the run: wait for what must show.
         text = page.inner_text("body")
+        for _ in range(40):
+            if all(re.search(re.escape(expected), text) for expected in visible):
+                break
+            page.wait_for_timeout(250)
+            text = page.inner_text("body")
         assert page.locator('[data-testid="stException"]').count() == 0, text
         assert "Traceback" not in text and SORRY not in text, text
         for expected in visible:

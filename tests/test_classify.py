@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from monitor.classify import (
-    classify,
-    json_lookup,
-    provider_message,
-    rate_limit_hint,
-    replacement_hint,
-    retirement_warning,
-)
-from monitor.evidence import Evidence, Outcome, Timings, TransportError
+from monitor.domain.answers import json_lookup, provider_message
+from monitor.domain.evidence import Evidence, Outcome, Timings, TransportError
+from monitor.probing.classify import classify, rate_limit_hint, retirement_warning
+from monitor.targets.hf import replacement_hint
 from tests.conftest import make_config
 
 HTTP_TARGET = make_config([{"name": "t", "kind": "http", "url": "http://x/"}]).targets[0]
@@ -171,7 +166,7 @@ def test_a_head_request_needs_no_json_body() -> None:
 
 @pytest.mark.parametrize("header", ["x-api-key", "x-goog-api-key", "api-key", "Authorization"])
 def test_a_key_in_any_credential_header_counts_as_a_token_sent(header: str) -> None:
-    from monitor.evidence import RequestSpec
+    from monitor.domain.evidence import RequestSpec
 
     spec = RequestSpec("POST", "http://x/", headers={header: "k"})
     verdict = classify(CHAT_TARGET, ev(401, '{"error":"invalid x-api-key"}', token=spec.token_sent))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor import simulator as sim
 from monitor.cli import app
-from monitor.simulator import FakeProvider
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider
 from tests.conftest import write_config
 
 REQUIRED_KEYS = {

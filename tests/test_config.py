@@ -14,17 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.config import (
-    DEFAULT_CONFIG_FILE,
-    Config,
-    ConfigError,
-    Problem,
-    config_warnings,
-    format_duration,
-    load_config,
-    parse_config,
-    parse_duration,
-)
+from monitor.config.load import ConfigError, Problem, config_warnings, load_config, parse_config
+from monitor.config.model import Config
+from monitor.config.types import DEFAULT_CONFIG_FILE, format_duration, parse_duration
 from monitor.targets import TARGET_KINDS, parse_target
 from monitor.targets.base import PROBE_TEXT, USER_AGENT
 from monitor.targets.hf_inference import TASK_PAYLOADS

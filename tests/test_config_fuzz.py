@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import (
+from monitor.config.load import (
     MAX_BYTES,
     MAX_CHARS,
     MAX_DEPTH,
     MAX_VALUES,
-    Config,
     ConfigError,
     config_warnings,
-    format_duration,
     load_config,
 )
+from monitor.config.model import Config
+from monitor.config.types import format_duration
 from tests.test_config import EXAMPLE, SECTIONS, targets_yaml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from monitor import simulator as sim
-from monitor.simulator import FakeProvider, Reply, Seen
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider, Reply, Seen
 from tests.smtp import Inbox
 from tests.test_launch import start_cli, wait_for
 
@@ -216,8 +216,8 @@ def test_shutdown_ends_a_running_prune_cleanly(
     import logging
     import threading
 
-    from monitor import service
-    from monitor.config import parse_config
+    from monitor.agent import service
+    from monitor.config.load import parse_config
     from monitor.store import open_database
 
     stopped_by: list[threading.Event] = []

@@ -21,9 +21,9 @@ from dashboard import charts, tables
 from dashboard import common as c
 from dashboard import format as f
 from dashboard import queries as q
-from monitor.alerts import email
-from monitor.evidence import CLASS_COLOUR
-from monitor.seed import SEED_TARGETS, seed
+from monitor.alerts.channels import email
+from monitor.demo.seed import SEED_TARGETS, seed
+from monitor.domain.evidence import CLASS_COLOUR
 from monitor.store import make_engine, open_database
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"

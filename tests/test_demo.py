@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import parse_config
-from monitor.demo import (
+from monitor.config.load import parse_config
+from monitor.demo.simulator import FakeProvider
+from monitor.demo.story import (
     DEMO_TOKEN,
     PROBE_EVERY,
     SCRIPT,
@@ -24,8 +25,7 @@ from monitor.demo import (
     reply_at,
     route_path,
 )
-from monitor.evidence import Outcome
-from monitor.simulator import FakeProvider
+from monitor.domain.evidence import Outcome
 from tests.conftest import probe_once
 from tests.test_launch import db_count, get, start_cli, stop, wait_for
 

@@ -9,8 +9,10 @@ import typer.main
 import yaml
 
 from monitor.cli import app
-from monitor.config import Config, EmbeddingExpect, parse_config
-from monitor.evidence import Outcome
+from monitor.config.load import parse_config
+from monitor.config.model import Config
+from monitor.config.types import EmbeddingExpect
+from monitor.domain.evidence import Outcome
 from monitor.targets import TARGET_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
-from monitor.alerts.email import (
+from monitor.alerts.channels.email import (
     AlertContext,
     DeliveryError,
     ProbeLine,
@@ -27,7 +27,7 @@ from monitor.alerts.email import (
     send,
     subject_for,
 )
-from monitor.config import EmailSettings
+from monitor.config.model import EmailSettings
 
 AT = datetime(2026, 11, 22, 14, 5, 3, tzinfo=UTC)
 SINCE = AT - timedelta(minutes=2)

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.content import CappedDecoder, UndecodableBody
-from monitor.evidence import Outcome, RequestSpec, TransportError
-from monitor.probe import MAX_BODY_BYTES, Prober
-from monitor.simulator import FakeProvider, Reply
+from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.evidence import Outcome, RequestSpec, TransportError
+from monitor.probing.content import CappedDecoder, UndecodableBody
+from monitor.probing.engine import MAX_BODY_BYTES, Prober
 from tests.conftest import make_config, probe_once
 
 GIGABYTE = 1024**3

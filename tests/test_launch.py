@@ -20,8 +20,8 @@ import yaml
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.dashboard_server import command, port_free, without_secrets
-from monitor.simulator import FakeProvider, Reply
+from monitor.cli.dashboard_server import command, port_free, without_secrets
+from monitor.demo.simulator import FakeProvider, Reply
 from tests.conftest import make_config
 
 

@@ -20,10 +20,10 @@ import yaml
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from monitor import simulator as sim
-from monitor.config import load_config
-from monitor.service import Monitor
-from monitor.simulator import FakeProvider, Reply
+from monitor.agent.service import Monitor
+from monitor.config.load import load_config
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider, Reply
 from monitor.store import open_database
 from monitor.store.models import AlertRecord, ProbeRecord, TargetRecord
 from tests.smtp import Inbox

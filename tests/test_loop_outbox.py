@@ -8,11 +8,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, retry_delay
-from monitor.evidence import Outcome
+from monitor.domain.evidence import Outcome
 from monitor.store import open_database
 from monitor.store.models import AlertAttemptRecord, AlertRecord
-from monitor.writer import Writer
 from tests.conftest import make_config
 from tests.smtp import Inbox
 from tests.test_loop_writer import T0, feed

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.evidence import Outcome, ProbeResult, Timings
+from monitor.agent.writer import IncidentAction, Writer, incident_action, reminder_due
+from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.store import open_database
 from monitor.store.models import AlertRecord, IncidentRecord, MonitorRunRecord, TransitionRecord
-from monitor.writer import IncidentAction, Writer, incident_action, reminder_due
 from tests.conftest import make_config
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -298,7 +298,7 @@ def test_thresholds_can_be_set_per_target(db_url: str) -> None:
     ],
 )
 def test_incident_actions(to: Outcome, has_open: bool, action: IncidentAction) -> None:
-    from monitor.states import Change
+    from monitor.domain.states import Change
 
     change = Change(
         from_outcome=None, to_outcome=to, at=T0, started_at=T0, since=None, announce=True

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from monitor import simulator as sim
-from monitor.evidence import Outcome
-from monitor.simulator import FakeProvider, Reply
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.evidence import Outcome
 from tests.conftest import make_config, probe_once
 
 TOKEN = "hf_testtoken0123456789abcdefXYZ"

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from dashboard import queries as q
-from monitor.prune import prune
-from monitor.seed import seed, seed_config
+from monitor.demo.seed import seed, seed_config
 from monitor.store import Base, make_engine, open_database
+from monitor.store.prune import prune
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(not URL, reason="set INFERWATCH_TEST_POSTGRES_URL (CI does)")
@@ -65,9 +65,9 @@ def test_two_senders_on_postgres_send_one_alert_once(pg: Engine) -> None:
     """The claim is a row lock held across DATA: a second sender waits, then finds it sent."""
     import threading
 
+    from monitor.agent.writer import Writer
     from monitor.alerts.outbox import Sender
-    from monitor.evidence import Outcome
-    from monitor.writer import Writer
+    from monitor.domain.evidence import Outcome
     from tests.conftest import make_config
     from tests.smtp import Inbox
     from tests.test_loop_writer import T0, result

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import trustme
 
-from monitor.evidence import Outcome, RequestSpec, TransportError
-from monitor.probe import Prober
-from monitor.simulator import FakeProvider, Reply
+from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.evidence import Outcome, RequestSpec, TransportError
+from monitor.probing.engine import Prober
 from tests.conftest import make_config, probe_once
 
 

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.prune import prune
-from monitor.seed import seed
+from monitor.demo.seed import seed
 from monitor.store import open_database
 from monitor.store.models import ProbeRecord, RollupRecord, TransitionRecord
+from monitor.store.prune import prune
 from tests.conftest import write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

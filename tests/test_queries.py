@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from dashboard import queries as q
-from monitor.seed import seed
+from monitor.demo.seed import seed
 from monitor.store import make_engine, open_database
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -111,8 +111,8 @@ def test_gaps_are_the_times_the_monitor_was_not_running(engine: Engine) -> None:
 
 
 def test_a_transient_blip_does_not_hide_the_fix_in_a_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from monitor.evidence import Outcome
-    from monitor.writer import Writer
+    from monitor.agent.writer import Writer
+    from monitor.domain.evidence import Outcome
     from tests.test_loop_writer import T0, config, result
 
     url = f"sqlite:///{tmp_path / 'blip.db'}"

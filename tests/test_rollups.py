@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.evidence import Outcome
-from monitor.rollups import (
+from monitor.domain.evidence import Outcome
+from monitor.domain.rollups import (
     DAY,
     HOUR,
     RATIO,
@@ -84,7 +84,7 @@ def test_fold_buckets_by_hour_and_day_in_utc() -> None:
 
 
 def test_the_writer_keeps_rollups_equal_to_the_raw_probes(db_url: str) -> None:
-    from monitor.writer import Writer
+    from monitor.agent.writer import Writer
 
     w = Writer(open_database(db_url), config(), clock=lambda: T0)
     w.start_run()

@@ -15,10 +15,10 @@ from urllib.parse import quote
 import pytest
 from typer.testing import CliRunner
 
-from monitor.classify import one_line
 from monitor.cli import app
-from monitor.redact import MASK, RedactingFilter, Redactor
-from monitor.simulator import FakeProvider, Reply, Seen
+from monitor.demo.simulator import FakeProvider, Reply, Seen
+from monitor.domain.redact import MASK, RedactingFilter, Redactor
+from monitor.domain.text import one_line
 from tests.conftest import write_config
 from tests.helpers_echo import FORMS, leaks
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.evidence import Outcome
-from monitor.states import (
+from monitor.domain.evidence import Outcome
+from monitor.domain.states import (
     Change,
     FlapEvent,
     Notice,

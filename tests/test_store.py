@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from monitor.evidence import Outcome, ProbeResult, Timings
+from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.store import Base, make_engine, open_database, save_results, sync_targets
 from monitor.store.db import alembic_config, current_revision, head_revision, upgrade
 from monitor.store.repo import results_between

@@ -21,10 +21,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from monitor.agent.service import Monitor
 from monitor.cli import app
-from monitor.config import load_config
-from monitor.evidence import ProbeResult
-from monitor.service import Monitor
+from monitor.config.load import load_config
+from monitor.domain.evidence import ProbeResult
 from monitor.store import open_database
 from tests.conftest import make_config, probe_once
 from tests.helpers_echo import FORMS, STATUSES, EchoServer, leaks

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import charts, tables
 from dashboard import common as c
 from dashboard import format as f
-from monitor.evidence import Outcome
+from monitor.domain.evidence import Outcome
 
 time_range = c.sidebar(time_range=True)
 st.title("Incidents")

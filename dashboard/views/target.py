@@ -14,7 +14,7 @@ from dashboard import charts, tables
 from dashboard import common as c
 from dashboard import format as f
 from dashboard.queries import period_for
-from monitor.rollups import HOUR
+from monitor.domain.rollups import HOUR
 
 PROBE_LIMIT = 200
 CHART_CONFIG = {"displayModeBar": False}

@@ -15,14 +15,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from monitor.alerts.email import DeliveryError, RenderedEmail, Transmit, send
-from monitor.config import Config
+from monitor.alerts.channels.email import DeliveryError, RenderedEmail, Transmit, send
+from monitor.config.model import Config
+from monitor.domain.text import utcnow
 from monitor.store.models import AlertAttemptRecord, AlertRecord
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ def pending_alert(
 def retry_delay(attempts: int) -> float:
     """Seconds before the next try after `attempts` failed ones: 5, 10, 20, 40, 60, 60…"""
     return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Sender:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from monitor.alerts.email import AlertContext, render
+from monitor.alerts.channels.email import AlertContext, render
 from monitor.alerts.outbox import pending_alert
-from monitor.config import Config
+from monitor.config.model import Config
 
 
 def queue_test_alert(engine: Engine, config: Config) -> int:

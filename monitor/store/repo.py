@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from monitor.evidence import ProbeResult
-from monitor.rollups import Rollup, decode_latency, encode_latency
+from monitor.domain.evidence import ProbeResult
+from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
     AlertRecord,
     IncidentRecord,

@@ -9,8 +9,8 @@ import httpx
 from pydantic import AfterValidator, Field
 
 from monitor import __version__
-from monitor.config import ENV_NAME, Duration, Expect, StrictModel
-from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.config.types import ENV_NAME, Duration, Expect, StrictModel
+from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 
 USER_AGENT = f"inferwatch/{__version__} (+availability probe)"
 PROBE_TEXT = "inferwatch availability probe"

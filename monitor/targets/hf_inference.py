@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.config import EmbeddingExpect
-from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.config.types import EmbeddingExpect
+from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
 
 # The smallest request each task accepts.

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from monitor.classify import provider_message, replacement_hint
-from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.domain.answers import provider_message
+from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget
+from monitor.targets.hf import replacement_hint
 
 ROUTER_HINT = (
     "the serverless Inference API is retired; move to https://router.huggingface.co "

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from monitor.classify import SCOPE_HINT
-from monitor.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import BaseUrl, TargetBase, bad_response
+from monitor.targets.hf import SCOPE_HINT
 
 INFERENCE_PERMISSION = "inference.serverless.write"
 MIN_INTERVAL = 900.0  # whoami-v2 is strictly rate-limited

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.evidence import RequestSpec
+from monitor.domain.evidence import RequestSpec
 from monitor.targets.base import TargetBase, Url
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

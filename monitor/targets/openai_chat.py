@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from monitor.evidence import Evidence, RequestSpec, Verdict
+from monitor.domain.evidence import Evidence, RequestSpec, Verdict
 from monitor.targets.base import BaseUrl, ModelTarget, bad_response
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from monitor.config import EmbeddingExpect
-from monitor.evidence import Evidence, RequestSpec, Verdict
+from monitor.config.types import EmbeddingExpect
+from monitor.domain.evidence import Evidence, RequestSpec, Verdict
 from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
 
 

@@ -19,14 +19,15 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from monitor.config import EmailSettings
-from monitor.evidence import CLASS_COLOUR, outcome_class
-from monitor.states import format_span
+from monitor.config.model import EmailSettings
+from monitor.domain.evidence import CLASS_COLOUR, outcome_class
+from monitor.domain.states import format_span
+from monitor.domain.text import one_line
 
 REASONS = frozenset({"transition", "reminder", "flapping_started", "flapping_stopped", "test"})
 
-# CLASS_COLOUR (monitor.evidence) is the hex version of report.CLASS_STYLE: email clients need
-# inline colours, not terminal styles; the dashboard uses the same palette.
+# CLASS_COLOUR (monitor.domain.evidence) is the hex version of report.CLASS_STYLE: email
+# clients need inline colours, not terminal styles; the dashboard uses the same palette.
 NEUTRAL_COLOUR = "#57606a"  # test alerts and unknown states: no verdict to colour
 
 SUBJECT_PREFIX = "[inferwatch]"
@@ -54,7 +55,7 @@ class AlertContext:
     url: str
     from_outcome: str | None
     to_outcome: str | None
-    label: str  # monitor.states.label(), e.g. "ok → deprecated (410)"
+    label: str  # monitor.domain.states.label(), e.g. "ok → deprecated (410)"
     at: datetime  # when it was confirmed
     since: datetime | None  # when the new state began (first probe of the run)
     http_status: int | None
@@ -111,7 +112,7 @@ def _is_html_template(name: str | None) -> bool:
 
 
 _templates = Environment(
-    loader=PackageLoader("monitor.alerts", "templates"),
+    loader=PackageLoader("monitor.alerts.channels", "templates"),
     autoescape=_is_html_template,
     undefined=StrictUndefined,  # a misspelt variable fails the tests instead of vanishing
     trim_blocks=True,
@@ -162,13 +163,9 @@ def _open_for(ctx: AlertContext) -> str | None:
     return _span_between(ctx.incident_opened_at or ctx.since, ctx.at)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def subject_for(ctx: AlertContext) -> str:
     """The subject people scan in an inbox: target first, then what happened."""
-    target = _one_line(ctx.target)
+    target = one_line(ctx.target, limit=None)
     now = ctx.to_outcome or "unknown"
     match ctx.reason:
         case "test":
@@ -184,13 +181,13 @@ def subject_for(ctx: AlertContext) -> str:
             text = f"{target} stopped flapping" + (f": now {now}" if ctx.to_outcome else "")
         case _:
             text = f"{target}: {_transition_summary(ctx)}"
-    text = _one_line(f"{SUBJECT_PREFIX} {text}")
+    text = one_line(f"{SUBJECT_PREFIX} {text}", limit=None)
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1].rstrip() + "…"
 
 
 def _transition_summary(ctx: AlertContext) -> str:
     """The label, except that a recovery also names the state it recovered from."""
-    label = _one_line(ctx.label)
+    label = one_line(ctx.label, limit=None)
     before, after = ctx.from_outcome, ctx.to_outcome or "unknown"
     if before is None:
         return label or f"first probe: {after}"
@@ -285,7 +282,7 @@ def _is_temporary(code: int) -> bool:
 def _answer(code: int, text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    return f"{code} {_one_line(text)}".strip()
+    return f"{code} {one_line(text, limit=None)}".strip()
 
 
 def send(

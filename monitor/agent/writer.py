@@ -12,17 +12,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from monitor.alerts.email import AlertContext, ProbeLine, render
+from monitor.alerts.channels.email import AlertContext, ProbeLine, render
 from monitor.alerts.outbox import pending_alert
-from monitor.config import Config
-from monitor.evidence import Outcome, ProbeResult
-from monitor.rollups import encode_latency, fold
-from monitor.states import Change, FlapEvent, Notice, TargetState, label, step
+from monitor.config.model import Config
+from monitor.domain.evidence import Outcome, ProbeResult
+from monitor.domain.rollups import encode_latency, fold
+from monitor.domain.states import Change, FlapEvent, Notice, TargetState, label, step
+from monitor.domain.text import utcnow
 from monitor.store.models import (
     IncidentRecord,
     MonitorRunRecord,
@@ -40,10 +41,6 @@ BATCH_SIZE = 200
 BATCH_WAIT = 0.25  # seconds to wait for more results before writing a batch
 RECENT_PROBES = 5
 _IDLE = object()  # "no more items for this batch"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from monitor.config import Config, parse_config
-from monitor.evidence import Outcome, ProbeResult, Timings
+from monitor.agent.writer import Writer
+from monitor.config.load import parse_config
+from monitor.config.model import Config
+from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.store.models import AlertRecord
-from monitor.writer import Writer
 
 SEED_TARGETS: list[dict[str, Any]] = [
     {

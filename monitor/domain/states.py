@@ -40,7 +40,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from monitor.evidence import Outcome, OutcomeClass, outcome_class
+from monitor.domain.evidence import Outcome, OutcomeClass, outcome_class
 
 OLDEST_CHANGE_WEIGHT = 0.8
 NEWEST_CHANGE_WEIGHT = 1.2

@@ -19,14 +19,15 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from monitor.agent.scheduler import make_scheduler, schedule
+from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
-from monitor.config import Config, ConfigError, load_config
-from monitor.pipeline import judge, to_result, token_for
-from monitor.probe import Prober
-from monitor.prune import cutoffs, prune
-from monitor.redact import Redactor
-from monitor.scheduler import make_scheduler, schedule
-from monitor.writer import Writer
+from monitor.config.load import ConfigError, load_config
+from monitor.config.model import Config
+from monitor.domain.redact import Redactor
+from monitor.probing.engine import Prober
+from monitor.probing.pipeline import judge, to_result, token_for
+from monitor.store.prune import cutoffs, prune
 
 log = logging.getLogger(__name__)
 

@@ -1,237 +1,34 @@
-"""The YAML config: pydantic models, durations, ${VAR} interpolation and readable errors.
+"""Loading the YAML config: text -> YAML data -> interpolated data -> validated `Config`.
 
-Loading is a pure pipeline: text -> YAML data -> interpolated data -> validated `Config`.
 Every problem is collected (not just the first) and reported with the file, the line, the target
 name, the field, what is wrong and what is allowed. Reading is bounded (size, nesting, aliases,
-number length), so any file at all gives a `Config` or a `ConfigError` within a second.
+number length), so any file at all gives a `Config` or a `ConfigError` within seconds.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.redact import Redactor
-
-DEFAULT_CONFIG_FILE = "inferwatch.yaml"
-DEFAULT_DATABASE = "sqlite:///inferwatch.db"
-
-# ---------------------------------------------------------------- durations
-
-# Matched after strip(): with `\s*` on both sides of an optional unit, "1   ...x" backtracks
-# quadratically.
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_HELP = "a duration such as 500ms, 10s, 5m, 1h or 1d (a bare number means seconds)"
-
-
-def parse_duration(value: Any) -> float:
-    """'500ms' / '10s' / '5m' / '1h' / '1d' / 12 -> seconds as a float."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_HELP}")
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an int beyond any float
-            raise ValueError(f"is far too large; use {DURATION_HELP}") from None
-    elif isinstance(value, str) and (m := _DURATION.match(value.strip())):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]  # inf if huge: see below
-    else:
-        raise ValueError(f"{_brief(value)} is not {DURATION_HELP}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"must be a finite time greater than zero; use {DURATION_HELP}")
-    return seconds
-
-
-def _brief(value: Any, limit: int = 60) -> str:
-    """repr() for a message, shortened: a value may be a 200 kB string or a huge structure."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else "<huge number>"
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    return f"{seconds:g}s"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-# ---------------------------------------------------------------- models
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # the NAME of an environment variable
-
-
-StatusCode = Annotated[int, Field(ge=100, le=599)]
-
-
-class Expect(StrictModel):
-    """Conditions a response must meet; any unmet one makes the probe `bad_response`."""
-
-    status: StatusCode | list[StatusCode] | None = Field(
-        default=None, description="accepted HTTP status code(s); default any 2xx"
-    )
-    max_latency: Duration | None = Field(
-        default=None, description="slower answers pass but are reported as `slow`"
-    )
-    body_contains: str | None = Field(default=None, description="text the body must contain")
-    json_path: dict[str, Any] | None = Field(
-        default=None,
-        description="dotted path -> expected value, e.g. {'status.indicator': 'none'}",
-    )
-
-    def accepts_status(self, status: int) -> bool:
-        if self.status is None:
-            return 200 <= status < 300
-        allowed = self.status if isinstance(self.status, list) else [self.status]
-        return status in allowed
-
-
-class EmbeddingExpect(Expect):
-    embedding_dim: int | None = Field(
-        default=None, gt=0, description="length every returned vector must have"
-    )
-
-
-Threshold = Annotated[int, Field(ge=1, le=100)]
-
-
-class DefaultsModel(StrictModel):
-    interval: Duration = Field(default=60.0, description="time between probes")
-    timeout: Duration = Field(default=10.0, description="limit for the whole probe")
-    failure_threshold: Threshold = Field(
-        default=3, description="transient failures in a row before the state changes"
-    )
-    success_threshold: Threshold = Field(
-        default=2, description="successes in a row before a failing target is recovered"
-    )
-    contract_threshold: Threshold = Field(
-        default=2,
-        description="probes that confirm a contract break (1 = at once, 2 = one confirming)",
-    )
-
-
-class EmailSettings(StrictModel):
-    host: str = Field(min_length=1, description="SMTP server")
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["none", "starttls", "ssl"] = "starttls"
-    username_env: str | None = Field(default=None, pattern=ENV_NAME)
-    password_env: str | None = Field(default=None, pattern=ENV_NAME)
-    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="From address")
-    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
-    timeout: Duration = Field(default=15.0, description="limit for one SMTP conversation")
-
-    @model_validator(mode="after")
-    def _login_pair(self) -> EmailSettings:
-        if bool(self.username_env) != bool(self.password_env):
-            raise ValueError("username_env and password_env go together: set both or neither")
-        return self
-
-
-class AlertSettings(StrictModel):
-    dashboard_url: str | None = Field(
-        default=None, pattern=r"^https?://\S+$", description="base URL for links in alerts"
-    )
-    remind_every: Duration | None = Field(
-        default=None, description="re-send while an incident stays open (off by default)"
-    )
-    email: EmailSettings | None = None
-
-    @field_validator("remind_every", mode="before")
-    @classmethod
-    def _off(cls, value: Any) -> Any:
-        return None if value in (False, "off", "never", None) else value
-
-
-class RetentionSettings(StrictModel):
-    raw: Duration = Field(default=30 * 86400.0, description="how long raw probes are kept")
-    rollups: Duration = Field(
-        default=400 * 86400.0, description="how long hourly and daily rollups are kept"
-    )
-
-
-class Config(StrictModel):
-    database: str = Field(default=DEFAULT_DATABASE, description="SQLAlchemy URL")
-    defaults: DefaultsModel = Field(default_factory=DefaultsModel)
-    concurrency: int = Field(
-        default=20, ge=1, le=1000, description="probes in flight at once, at most"
-    )
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
-    retention: RetentionSettings = Field(default_factory=RetentionSettings)
-    targets: list[Any] = Field(default_factory=list)  # validated per kind by parse_target
-
-    # Set by `parse_config`; never read from YAML.
-    _source: str = PrivateAttr(default=DEFAULT_CONFIG_FILE)
-    _secrets: frozenset[str] = PrivateAttr(default=frozenset())
-
-    @property
-    def source(self) -> str:
-        """The file this config came from, for messages."""
-        return self._source
-
-    @property
-    def secrets(self) -> frozenset[str]:
-        """Token values and values interpolated into headers: redacted everywhere."""
-        return self._secrets
-
-    def target(self, name: str) -> Any:
-        for t in self.targets:
-            if t.name == name:
-                return t
-        raise KeyError(name)
-
-    def interval_of(self, target: Any) -> float:
-        return target.interval or target.default_interval or self.defaults.interval
-
-    def timeout_of(self, target: Any) -> float:
-        return target.timeout or self.defaults.timeout
-
-    def rules_of(self, target: Any) -> Any:
-        """The state-machine thresholds for a target: its own, else `defaults`."""
-        from monitor.states import Rules
-
-        d = self.defaults
-        return Rules(
-            failure_threshold=target.failure_threshold or d.failure_threshold,
-            success_threshold=target.success_threshold or d.success_threshold,
-            contract_threshold=target.contract_threshold or d.contract_threshold,
-        )
-
-    def redactor(self) -> Redactor:
-        return Redactor(self.secrets)
-
-    def recipients_of(self, target: Any) -> list[str]:
-        email = self.alerts.email
-        return list(target.recipients or (email.recipients if email else []))
-
+from monitor.config.model import (
+    Config,
+)
+from monitor.config.types import (
+    DEFAULT_CONFIG_FILE,
+    _brief,
+    format_duration,
+)
+from monitor.targets import TARGET_KINDS, TargetBase, parse_target
 
 # ---------------------------------------------------------------- problems
 
@@ -611,8 +408,6 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
 ) -> Config:
-    from monitor.targets import TARGET_KINDS, TargetBase, parse_target
-
     env = os.environ if env is None else env
     data, root = _read_yaml(text, file)
     start = root.start_mark.line + 1 if root is not None else 1  # the file's first value

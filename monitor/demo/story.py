@@ -25,10 +25,11 @@ import httpx
 import yaml
 from aiosmtpd.controller import Controller
 
-from monitor import simulator as sim
-from monitor.config import Config, load_config
-from monitor.evidence import Outcome
-from monitor.simulator import FakeProvider, Reply
+from monitor.config.load import load_config
+from monitor.config.model import Config
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.evidence import Outcome
 
 STORY_SECONDS = 120.0  # the story's length at the default --minutes 2
 PROBE_EVERY = 2.0  # story seconds between probes of a target

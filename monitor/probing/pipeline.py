@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from monitor.classify import classify
-from monitor.config import Config
-from monitor.evidence import Evidence, Outcome, ProbeResult, Verdict
-from monitor.probe import Prober
-from monitor.redact import Redactor
+from monitor.config.model import Config
+from monitor.domain.evidence import Evidence, Outcome, ProbeResult, Verdict
+from monitor.domain.redact import Redactor
+from monitor.probing.classify import classify
+from monitor.probing.engine import Prober
 from monitor.targets import TargetBase
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.evidence import Outcome
+from monitor.domain.evidence import Outcome
 
 HOUR = "h"
 DAY = "d"

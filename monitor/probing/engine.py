@@ -19,8 +19,8 @@ from typing import Any
 import certifi
 import httpx
 
-from monitor.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
-from monitor.evidence import Evidence, RequestSpec, Timings, TransportError
+from monitor.domain.evidence import Evidence, RequestSpec, Timings, TransportError
+from monitor.probing.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
 
 log = logging.getLogger(__name__)
 

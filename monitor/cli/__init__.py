@@ -20,19 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor import __version__
-from monitor.config import (
-    DEFAULT_CONFIG_FILE,
-    Config,
-    ConfigError,
-    config_warnings,
-    format_duration,
-    load_config,
-    parse_duration,
-)
-from monitor.pipeline import probe_targets
-from monitor.probe import Prober
-from monitor.redact import RedactingFilter, Redactor
-from monitor.report import (
+from monitor.cli.report import (
     alert_dict,
     alerts_table,
     incident_dict,
@@ -43,6 +31,12 @@ from monitor.report import (
     transition_dict,
     transitions_table,
 )
+from monitor.config.load import ConfigError, config_warnings, load_config
+from monitor.config.model import Config
+from monitor.config.types import DEFAULT_CONFIG_FILE, format_duration, parse_duration
+from monitor.domain.redact import RedactingFilter, Redactor
+from monitor.probing.engine import Prober
+from monitor.probing.pipeline import probe_targets
 from monitor.store import DatabaseError, open_database, save_results, sync_targets
 from monitor.store.db import display_url, sqlite_path
 from monitor.store.models import AlertRecord
@@ -334,7 +328,7 @@ def run(
     (in-flight probes finish, results and pending alerts are flushed) within about 10 s;
     SIGHUP reloads the config file without a restart.
     """
-    from monitor.service import Monitor
+    from monitor.agent.service import Monitor
 
     cfg = load_or_exit(config)
     setup_logging(cfg, logging.DEBUG if verbose else logging.INFO)
@@ -359,7 +353,7 @@ HostOption = Annotated[
 
 def _start_dashboard(cfg: Config, config: Path, port: int, host: str):  # type: ignore[no-untyped-def]
     """The dashboard child over the config's own database, without the config's secrets."""
-    from monitor.dashboard_server import Dashboard, DashboardError, without_secrets
+    from monitor.cli.dashboard_server import Dashboard, DashboardError, without_secrets
 
     board = Dashboard(config, cfg.database, port, host, env=without_secrets(os.environ, cfg))
     try:
@@ -384,8 +378,8 @@ def up(
     SIGTERM/SIGINT stop both cleanly (exit 0); if the dashboard dies, the monitor is stopped
     too (exit 1).
     """
-    from monitor.dashboard_server import run_beside
-    from monitor.service import Monitor
+    from monitor.agent.service import Monitor
+    from monitor.cli.dashboard_server import run_beside
 
     cfg = load_or_exit(config)
     setup_logging(cfg, logging.DEBUG if verbose else logging.INFO)
@@ -424,7 +418,7 @@ def dashboard(
     import signal
     import threading
 
-    from monitor.dashboard_server import stopped_by_signal
+    from monitor.cli.dashboard_server import stopped_by_signal
 
     cfg = load_or_exit(config)
     existing_or_exit(cfg).dispose()  # upgrades an older schema; never creates a database
@@ -480,9 +474,9 @@ def demo(
     """
     import tempfile
 
-    from monitor.dashboard_server import run_beside, url_for
-    from monitor.demo import Demo, clock_text
-    from monitor.service import Monitor
+    from monitor.agent.service import Monitor
+    from monitor.cli.dashboard_server import run_beside, url_for
+    from monitor.demo.story import Demo, clock_text
 
     folder = (directory or Path(tempfile.mkdtemp(prefix="inferwatch-demo-"))).resolve()
 
@@ -606,8 +600,8 @@ def prune(
     """Delete raw probes older than retention.raw (30d) and rollups older than retention.rollups
     (400d), one target at a time. `inferwatch run` also does this once a day.
     """
-    from monitor.prune import cutoffs
-    from monitor.prune import prune as prune_database
+    from monitor.store.prune import cutoffs
+    from monitor.store.prune import prune as prune_database
 
     cfg = load_or_exit(config)
     engine = open_or_exit(cfg)

@@ -8,24 +8,17 @@ string `error`, OpenAI-style `error.{message,type,code}`, Anthropic's `error.typ
 from __future__ import annotations
 
 import email.utils
-import html
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
 
-from monitor.evidence import Evidence, Outcome, TransportError, Verdict
+from monitor.domain.answers import error_codes, json_lookup, provider_message
+from monitor.domain.evidence import Evidence, Outcome, TransportError, Verdict
+from monitor.domain.text import one_line
+from monitor.targets import TargetBase
+from monitor.targets.hf import SCOPE_HINT, SCOPE_MARKER, replacement_hint
 
-if TYPE_CHECKING:
-    from monitor.targets import TargetBase
-
-MAX_DETAIL = 300
-SCOPE_MARKER = "sufficient permissions to call inference providers"
-SCOPE_HINT = (
-    "create a token with 'Make calls to Inference Providers' at "
-    "https://huggingface.co/settings/tokens (or tick it on this token) and put it in ${env}"
-)
 BILLING_CODES = {"insufficient_quota", "billing_error", "billing_hard_limit_reached"}
 LOADING_MARKERS = ("currently loading", "is loading", "scaling up", "scaled to zero", "initializ")
 
@@ -207,71 +200,7 @@ def _expect_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
     return None
 
 
-def json_lookup(data: Any, path: str) -> tuple[bool, Any]:
-    """Follow a dotted path ('choices.0.message') through dicts and lists."""
-    for part in path.split("."):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif (
-            isinstance(data, list)
-            and part.lstrip("-").isdigit()
-            and -len(data) <= int(part) < len(data)
-        ):
-            data = data[int(part)]
-        else:
-            return False, None
-    return True, data
-
-
 # ---------------------------------------------------------------- reading provider answers
-
-
-def provider_message(ev: Evidence) -> str:
-    """The provider's own words for what happened, on one line."""
-    data = ev.json
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, str) and err:
-            return one_line(err)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return one_line(err["message"])
-        for key in ("message", "detail"):
-            if isinstance(data.get(key), str):
-                return one_line(data[key])
-    header = ev.headers.get("x-error-message")
-    if header:
-        return one_line(header)
-    text = ev.text.strip()
-    if not text or data is not None:
-        return ""
-    if "<html" in text[:500].lower() or "<!doctype" in text[:100].lower():
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-        return one_line("HTML page: " + html.unescape(title.group(1))) if title else "HTML page"
-    return one_line(text.splitlines()[0])
-
-
-def error_codes(ev: Evidence) -> set[str]:
-    """Machine-readable error codes from the body and headers, lower-cased."""
-    codes: set[str] = set()
-    data = ev.json
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict):
-            codes |= {str(err[k]) for k in ("code", "type", "status") if err.get(k) is not None}
-        if data.get("error_type"):
-            codes.add(str(data["error_type"]))
-    if ev.headers.get("x-error-code"):
-        codes.add(ev.headers["x-error-code"])
-    return {c.lower() for c in codes}
-
-
-_REPLACEMENT = re.compile(r"(?:please\s+)?use\s+(https?://[^\s\"']+?)[./]?\s+instead", re.I)
-
-
-def replacement_hint(message: str) -> str:
-    """'…no longer supported. Please use https://router.huggingface.co instead.' -> a hint."""
-    match = _REPLACEMENT.search(message)
-    return f"switch to {match.group(1)} (named by the provider as the replacement)" if match else ""
 
 
 def _estimated_time(ev: Evidence) -> float | None:
@@ -332,8 +261,3 @@ def _http_date(value: str) -> str:
         return email.utils.parsedate_to_datetime(value).strftime("%Y-%m-%d")
     except (TypeError, ValueError):
         return value
-
-
-def one_line(text: str, limit: int = MAX_DETAIL) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

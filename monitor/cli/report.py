@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from monitor.evidence import OutcomeClass, ProbeResult, outcome_class
+from monitor.domain.evidence import OutcomeClass, ProbeResult, outcome_class
 from monitor.store.models import AlertRecord, IncidentRecord, TransitionRecord
 
 # One colour per outcome class, used everywhere (table, emails, dashboard).
@@ -141,7 +141,7 @@ def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
 
 
 def incidents_table(rows: Sequence[tuple[IncidentRecord, str]], now: datetime) -> Table:
-    from monitor.states import format_span
+    from monitor.domain.states import format_span
 
     table = Table(header_style="bold", title="Incidents (newest first, UTC)")
     table.add_column("Opened", no_wrap=True)

@@ -1,0 +1,1 @@
+"""The long-running monitor: scheduler, probes, the one writer, the alert sender."""

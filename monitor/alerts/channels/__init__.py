@@ -1,0 +1,1 @@
+"""Alert channels, one module each: how an alert is rendered and delivered."""

@@ -1,0 +1,1 @@
+"""Pure: outcomes, evidence, states, rollups, redaction. Imports nothing else of monitor."""

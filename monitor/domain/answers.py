@@ -1,0 +1,70 @@
+"""Pure: reading what a provider answered (its own words, its error codes, a JSON path).
+
+Error shapes of the real providers (see ../shared/provider-errors.md): Hugging Face's string
+`error`, OpenAI-style `error.{message,type,code}`, Anthropic's `error.type`, TGI's
+`error_type`, Gemini's `error.status`, plain-text and HTML answers from proxies.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from monitor.domain.evidence import Evidence
+from monitor.domain.text import one_line
+
+
+def json_lookup(data: Any, path: str) -> tuple[bool, Any]:
+    """Follow a dotted path ('choices.0.message') through dicts and lists."""
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif (
+            isinstance(data, list)
+            and part.lstrip("-").isdigit()
+            and -len(data) <= int(part) < len(data)
+        ):
+            data = data[int(part)]
+        else:
+            return False, None
+    return True, data
+
+
+def provider_message(ev: Evidence) -> str:
+    """The provider's own words for what happened, on one line."""
+    data = ev.json
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, str) and err:
+            return one_line(err)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return one_line(err["message"])
+        for key in ("message", "detail"):
+            if isinstance(data.get(key), str):
+                return one_line(data[key])
+    header = ev.headers.get("x-error-message")
+    if header:
+        return one_line(header)
+    text = ev.text.strip()
+    if not text or data is not None:
+        return ""
+    if "<html" in text[:500].lower() or "<!doctype" in text[:100].lower():
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        return one_line("HTML page: " + html.unescape(title.group(1))) if title else "HTML page"
+    return one_line(text.splitlines()[0])
+
+
+def error_codes(ev: Evidence) -> set[str]:
+    """Machine-readable error codes from the body and headers, lower-cased."""
+    codes: set[str] = set()
+    data = ev.json
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            codes |= {str(err[k]) for k in ("code", "type", "status") if err.get(k) is not None}
+        if data.get("error_type"):
+            codes.add(str(data["error_type"]))
+    if ev.headers.get("x-error-code"):
+        codes.add(ev.headers["x-error-code"])
+    return {c.lower() for c in codes}

@@ -1,0 +1,1 @@
+"""One probe: the engine (HTTP), body decoding, the generic classifier, the pipeline."""
