@@ -82,6 +82,8 @@ class ProbeRecord(Base):
     provider: Mapped[str | None] = mapped_column(String(100))
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
+    # What the answer says in structured form (replacement_url, missing_permission, retry_at...)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
     target: Mapped[TargetRecord] = relationship(back_populates="probes")
 
@@ -90,7 +92,7 @@ class ProbeRecord(Base):
 
 
 class TargetStateRecord(Base):
-    """A target's state-machine state (monitor.states.TargetState as JSON), for restarts."""
+    """A target's state-machine state (monitor.domain.states.TargetState as JSON), for restarts."""
 
     __tablename__ = "target_states"
 
@@ -136,6 +138,7 @@ class TransitionRecord(Base):
     label: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
     hint: Mapped[str] = mapped_column(Text, default="")
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     http_status: Mapped[int | None]
     announced: Mapped[bool]
     probe_id: Mapped[int | None] = mapped_column(
@@ -168,6 +171,8 @@ class AlertRecord(Base):
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(200), unique=True)  # dedupe key for MTAs
+    # The channel-neutral alert event (what changed, evidence, facts); channels render it.
+    event: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
@@ -221,7 +226,7 @@ class RollupRecord(Base):
     probes: Mapped[int]
     ok: Mapped[int]
     counts: Mapped[dict[str, Any]]  # outcome -> probes
-    latency: Mapped[dict[str, Any]]  # histogram bucket (monitor.rollups) -> probes
+    latency: Mapped[dict[str, Any]]  # histogram bucket (monitor.domain.rollups) -> probes
     latency_sum: Mapped[float]
     latency_max: Mapped[float]
 
