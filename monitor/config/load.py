@@ -147,7 +147,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._measure: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) expanded
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if isinstance(event, yaml.AliasEvent):
             return self._compose_alias(event)
         collection = not isinstance(event, yaml.ScalarEvent)
@@ -170,7 +170,7 @@ class _BoundedLoader(yaml.SafeLoader):
         else:
             children = [
                 self._measure[id(n)]
-                for item in node.value
+                for item in node.value  # type: ignore[union-attr]  # a collection node here
                 for n in (item if isinstance(item, tuple) else (item,))
             ]
             self._measure[id(node)] = (
@@ -187,7 +187,8 @@ class _BoundedLoader(yaml.SafeLoader):
                 "(it would contain itself forever)",
                 event.start_mark,
             )
-        node = super().compose_node(None, None)  # the anchored node, or undefined alias error
+        # The anchored node, or PyYAML's undefined-alias error (it accepts None for both).
+        node = super().compose_node(None, None)  # type: ignore[arg-type]
         values, depth = self._measure[id(node)]
         if self._depth + depth > MAX_DEPTH:
             raise _Refused(
@@ -235,7 +236,10 @@ def _check_scalar(node: yaml.ScalarNode) -> None:
 
 def _too_large(file: str, text: str | bytes, size: str) -> ConfigError:
     """The problem names the line where the limit is passed."""
-    line = text.count("\n" if isinstance(text, str) else b"\n", 0, MAX_CHARS) + 1
+    if isinstance(text, str):
+        line = text.count("\n", 0, MAX_CHARS) + 1
+    else:
+        line = text.count(b"\n", 0, MAX_CHARS) + 1
     message = f"too large: {size} (a config has at most {MAX_CHARS:,} characters)"
     return ConfigError([Problem(file, message, line=line)])
 
@@ -253,12 +257,12 @@ def _read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
             loader.dispose()
     except yaml.reader.ReaderError as exc:
         char = ord(exc.character) if isinstance(exc.character, str) else exc.character
-        line = text.count("\n", 0, exc.position) + 1
+        where = text.count("\n", 0, exc.position) + 1
         message = f"invalid YAML: character #x{char:04x} is not allowed ({exc.reason})"
-        raise ConfigError([Problem(file, message, line=line)]) from None
+        raise ConfigError([Problem(file, message, line=where)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
+        line: int | None = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         if not isinstance(exc, _Refused):
             problem = f"invalid YAML: {_context(exc, line)}{problem}"
@@ -335,7 +339,7 @@ def _model_for(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
             return None
         ann = info.annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return model
+    return model  # type: ignore[no-any-return]  # narrowed to a BaseModel class above
 
 
 def _pydantic_problems(
@@ -353,7 +357,7 @@ def _pydantic_problems(
         loc = tuple(err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = _unknown_field_message(loc[-1], _model_for(model, loc[:-1]))
+            msg = _unknown_field_message(str(loc[-1]), _model_for(model, loc[:-1]))
         elif err["type"] == "missing":
             msg = "is required"
         elif msg.startswith("Value error, "):
@@ -500,7 +504,7 @@ def parse_config(
             try:
                 target = parse_target(raw)
             except ValidationError as exc:
-                kind_model = TARGET_KINDS.get(raw.get("kind"))
+                kind_model = TARGET_KINDS.get(str(raw.get("kind")))
                 problems += _pydantic_problems(
                     exc, file, kind_model or TargetBase, target=name, line=line
                 )
