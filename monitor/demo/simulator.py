@@ -77,6 +77,7 @@ class FakeProvider:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"{self.scheme}://{host}:{port}"
 
     def route(self, path: str, reply: Route) -> None:

@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 from monitor.config.load import load_config
 from monitor.config.model import Config
 from monitor.demo import simulator as sim
-from monitor.demo.simulator import FakeProvider, Reply
+from monitor.demo.simulator import FakeProvider, Reply, Seen
 from monitor.domain.evidence import Outcome
 
 STORY_SECONDS = 120.0  # the story's length at the default --minutes 2
@@ -317,11 +317,12 @@ class Demo:
         self.config_path.write_text(header + yaml.safe_dump(data, sort_keys=False))
         config = load_config(self.config_path, env=self.env)
         for target in config.targets:
-            self.provider.route(
-                route_path(target),
-                lambda _seen, name=target.name: reply_at(name, self.clock.story()),
-            )
+            self.provider.route(route_path(target), self._replier(target.name))
         return config
+
+    def _replier(self, name: str) -> Callable[[Seen], Reply]:
+        """The fake provider's answer for `name`, at the story's current time."""
+        return lambda _seen: reply_at(name, self.clock.story())
 
     def stop(self) -> None:
         self.mail.stop()

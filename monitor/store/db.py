@@ -29,9 +29,9 @@ def display_url(url: str) -> str:
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
-    return Path(parsed.database)
+    return None if parsed.database == ":memory:" else Path(parsed.database)
 
 
 def make_engine(url: str, *, readonly: bool = False, create_folder: bool = False) -> Engine:
