@@ -19,10 +19,17 @@ from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_targets
 
 
-@pytest.fixture
-def provider() -> Iterator[FakeProvider]:
+@pytest.fixture(scope="session")
+def shared_provider() -> Iterator[FakeProvider]:
+    """One fake provider for the whole run; `provider` hands it to each test wiped clean."""
     with FakeProvider() as fake:
         yield fake
+
+
+@pytest.fixture
+def provider(shared_provider: FakeProvider) -> FakeProvider:
+    shared_provider.reset()
+    return shared_provider
 
 
 @pytest.fixture

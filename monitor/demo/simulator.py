@@ -90,6 +90,21 @@ class FakeProvider:
         self._thread.start()
         return self
 
+    def reset(self, settle: float = 2.0) -> None:
+        """Forget every route, request and connection count (one server, many tests).
+
+        Connections still closing from before are waited for (up to `settle` seconds), so
+        `max_open_connections` counts only what comes after.
+        """
+        deadline = time.monotonic() + settle
+        while self.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            self.routes.clear()
+            self.requests.clear()
+            self._served.clear()
+            self.max_open_connections = self.open_connections
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
