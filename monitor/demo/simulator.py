@@ -1,7 +1,7 @@
 """A local fake provider: a real HTTP server on 127.0.0.1 that answers like the real model APIs.
 
 Used by the tests and by `inferwatch demo`. The catalogue functions reproduce the bodies and
-headers collected in shared/provider-errors.md exactly (string vs object `error` matters).
+headers collected in ../shared/provider-errors.md exactly (string vs object `error` matters).
 
     with FakeProvider() as fake:
         fake.route("/models/gpt2", legacy_410())
