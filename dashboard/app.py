@@ -18,14 +18,14 @@ try:
 except ImportError:  # `streamlit run` from a checkout puts only this folder on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import common
+from dashboard import widgets
 
 # A local favicon: otherwise the pages' Material icons are fetched from Google's CDN, which a
 # wall screen on an internal network may not reach.
 st.set_page_config(
     page_title="inferwatch", page_icon=Path(__file__).with_name("favicon.svg"), layout="wide"
 )
-common.keep_shared_widgets()
+widgets.keep_shared_widgets()
 
 page = st.navigation(
     [
@@ -43,4 +43,4 @@ try:
     page.run()
 except Exception:  # the last line of defence: never a traceback on the wall screen
     logging.getLogger("inferwatch.dashboard").exception("dashboard page failed")
-    st.error(common.SORRY, icon=":material/error:")
+    st.error(widgets.SORRY, icon=":material/error:")

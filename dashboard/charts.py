@@ -1,6 +1,6 @@
 """Pure Plotly figure builders: plain data (hourly/daily buckets, counts) in, a figure out.
 
-The pages pass what the queries return (already aggregated, a few hundred points at most), so
+The pages pass what the loaders return (already aggregated, a few hundred points at most), so
 a year of probes never reaches the browser. Colours come from the one palette
 (monitor.domain.evidence.CLASS_COLOUR): ok green, transient amber, contract red, no data grey.
 """
@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 
 from dashboard.format import local, percent
-from dashboard.queries import state_class
 from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
+from monitor.domain.history import state_class
 
 # Legend order and wording, the same on every chart.
 CLASS_LABEL = {
@@ -60,9 +60,9 @@ def _block_text(b: Mapping[str, Any], tz: ZoneInfo) -> str:
 def status_band(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure:
     """The status-page band: one coloured block per hour or day, grey where nothing ran.
 
-    Each bucket is a dict with start, end, probes, ok, counts and worst (queries.Bucket.worst:
-    no_data, ok or the worst class seen). One trace per class, so the legend names every colour
-    even when a class is absent.
+    Each bucket is a dict with start, end, probes, ok, counts and worst
+    (monitor.store.reads.Bucket.worst: no_data, ok or the worst class seen). One trace per
+    class, so the legend names every colour even when a class is absent.
     """
     fig = go.Figure()
     for cls, label in CLASS_LABEL.items():

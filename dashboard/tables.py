@@ -16,8 +16,8 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from dashboard.format import DASH, STATUS_CLASS, colour, local, span, when
-from dashboard.queries import state_class
 from monitor.domain.evidence import CLASS_COLOUR
+from monitor.domain.history import state_class
 
 Rows = Sequence[Mapping[str, Any]]
 

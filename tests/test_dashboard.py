@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
-from dashboard import charts, tables
-from dashboard import common as c
+from dashboard import charts, tables, widgets
 from dashboard import format as f
-from dashboard import queries as q
 from monitor.alerts.channels import email
 from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.domain.evidence import CLASS_COLOUR
 from monitor.store import make_engine, open_database
+from monitor.store import reads as q
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 NOW = datetime.now(UTC).replace(microsecond=0)  # the app reads the real clock
@@ -290,13 +289,13 @@ def test_a_custom_range_is_whole_days_in_the_viewers_zone(
     assert not at.exception and at.sidebar.date_input(key="range_dates")
 
     berlin = ZoneInfo("Europe/Berlin")
-    days = c.TimeRange(c.CUSTOM, (date(2026, 11, 1), date(2026, 11, 2)))
+    days = widgets.TimeRange(widgets.CUSTOM, (date(2026, 11, 1), date(2026, 11, 2)))
     start, end = days.bounds(datetime(2026, 12, 1, tzinfo=UTC), berlin)
     assert start == datetime(2026, 10, 31, 23, tzinfo=UTC)
     assert end == datetime(2026, 11, 2, 23, tzinfo=UTC)
     now = datetime(2026, 11, 2, 12, tzinfo=UTC)  # today: up to now, not midnight
     assert days.bounds(now, berlin) == (start, now)
-    assert c.TimeRange("Last 24 hours").bounds(now, berlin) == (now - timedelta(days=1), now)
+    assert widgets.TimeRange("Last 24 hours").bounds(now, berlin) == (now - timedelta(days=1), now)
 
 
 # ---------------------------------------------------------------- nothing to show

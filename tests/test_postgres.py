@@ -16,9 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from dashboard import queries as q
 from monitor.demo.seed import seed, seed_config
 from monitor.store import Base, make_engine, open_database
+from monitor.store import reads as q
 from monitor.store.prune import prune
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")

@@ -1,4 +1,4 @@
-"""The dashboard's data layer on a seeded database: what each page will show."""
+"""The read layer (monitor/store/reads.py) on a seeded database: what each page will show."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from dashboard import queries as q
-from monitor.demo.seed import seed
+from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.store import make_engine, open_database
+from monitor.store import reads as q
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -99,7 +99,7 @@ def test_incidents_with_alerts_and_stats(engine: Engine) -> None:
 
 def test_the_alert_log_has_every_status(engine: Engine) -> None:
     with Session(engine) as s:
-        log = q.alert_log(s, NOW - timedelta(days=7), NOW + timedelta(days=1))
+        log = q.alerts(s, NOW - timedelta(days=7), NOW + timedelta(days=1))
     statuses = {a.status for a, _ in log}
     assert statuses == {"sent", "pending", "failed"}
     assert any("550" in a.last_error for a, _ in log)
@@ -126,3 +126,73 @@ def test_a_transient_blip_does_not_hide_the_fix_in_a_flag(tmp_path) -> None:  # 
         (flag,) = q.flags(q.overview(s, T0 + timedelta(minutes=5)))
     assert flag.state == "deprecated"
     assert "switch to https://router.huggingface.co" in flag.hint
+
+
+def test_transitions_take_either_bound_and_a_target(engine: Engine) -> None:
+    with Session(engine) as s:
+        every = q.transitions(s)
+        since = q.transitions(s, NOW - timedelta(hours=12))
+        window = q.transitions(s, NOW - timedelta(days=3), NOW - timedelta(hours=12))
+        legacy = q.transitions(s, target="gpt2-legacy")
+    assert [t.at for t, _ in every] == sorted((t.at for t, _ in every), reverse=True)
+    assert {t.id for t, _ in since} | {t.id for t, _ in window} == {t.id for t, _ in every}
+    assert not {t.id for t, _ in since} & {t.id for t, _ in window}
+    assert legacy and {name for _, name in legacy} == {"gpt2-legacy"}
+    assert legacy[0][0].to_outcome == "deprecated"  # newest first
+
+
+def test_incidents_since_a_time_keep_the_open_ones_and_the_later_closed_ones(
+    engine: Engine,
+) -> None:
+    with Session(engine) as s:
+        every = q.incidents(s, now=NOW)
+        status = next(i for i in every if i.target == "status-page")
+        later = q.incidents(s, status.closed_at + timedelta(seconds=1), now=NOW)
+        bare = q.incidents(s, now=NOW, targets=["status-page"], with_alerts=False)
+    assert status.duration_seconds == status.duration_s > 0
+    assert all(i.duration_seconds is None for i in every if i.open)
+    assert {i.id for i in later} == {i.id for i in every if i.open}  # closed before: gone
+    assert [i.id for i in bare] == [status.id] and bare[0].alerts == []
+
+
+def test_the_alert_log_filters_by_target_status_and_count_without_bodies(engine: Engine) -> None:
+    from sqlalchemy import inspect
+
+    with Session(engine) as s:
+        every = q.alerts(s)
+        legacy = q.alerts(s, target="gpt2-legacy")
+        failed = q.alerts(s, statuses=["failed"])
+        newest = q.alerts(s, limit=2)
+        unloaded = inspect(every[0][0]).unloaded
+        error = q.alert_error(s, failed[0][0].id)
+    assert [a.id for a, _ in every] == sorted((a.id for a, _ in every), reverse=True)
+    assert legacy and {name for _, name in legacy} == {"gpt2-legacy"}
+    assert {a.status for a, _ in failed} == {"failed"} and "550" in error
+    assert [a.id for a, _ in newest] == [a.id for a, _ in every[:2]]
+    assert {"body_text", "body_html"} <= unloaded  # ~8 KB each, never shown in a log
+
+
+def test_the_names_the_history_knows(engine: Engine) -> None:
+    with Session(engine) as s:
+        assert q.target_names(s) == sorted(t["name"] for t in SEED_TARGETS)
+
+
+def test_overview_rows_and_flags_carry_the_latest_probes_facts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from monitor.store.models import ProbeRecord
+
+    url = f"sqlite:///{tmp_path / 'facts.db'}"
+    engine = open_database(url)
+    seed(engine, now=NOW, days=1)
+    facts = {"replacement_url": "https://router.huggingface.co"}
+    with Session(engine) as s, s.begin():
+        s.execute(
+            update(ProbeRecord).where(ProbeRecord.outcome == "deprecated").values(facts=facts)
+        )
+
+    with Session(make_engine(url, readonly=True)) as s:
+        rows = {r.name: r for r in q.overview(s, NOW)}
+        flagged = {f.target: f for f in q.flags(rows.values())}
+    assert rows["gpt2-legacy"].facts == facts and flagged["gpt2-legacy"].facts == facts
+    assert rows["minilm-embeddings"].facts == {}  # empty until the classifier fills it

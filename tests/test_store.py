@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.store import Base, make_engine, open_database, save_results, sync_targets
 from monitor.store.db import alembic_config, current_revision, head_revision, upgrade
-from monitor.store.repo import results_between
+from monitor.store.reads import probe_log
 from tests.conftest import make_config
 
 
@@ -108,9 +108,9 @@ def test_results_round_trip_in_utc_and_filter_by_time(db_url: str) -> None:
         save_results(s, [result("b", t0, Outcome.DEPRECATED)], ids)
 
     with Session(engine) as s:
-        rows = results_between(s, "a", t0 + timedelta(minutes=2), t0 + timedelta(minutes=5))
+        rows = probe_log(s, "a", t0 + timedelta(minutes=2), t0 + timedelta(minutes=5))
 
-    assert [r.checked_at for r in rows] == [t0 + timedelta(minutes=m) for m in (2, 3, 4)]
+    assert [r.checked_at for r in rows] == [t0 + timedelta(minutes=m) for m in (4, 3, 2)]
     assert rows[0].checked_at.tzinfo is UTC
     assert rows[0].headers == {"x-request-id": "r"}
 

@@ -6,23 +6,23 @@ from collections import Counter
 
 import streamlit as st
 
-from dashboard import common as c
+from dashboard import data, tables, widgets
 from dashboard import format as f
-from dashboard import tables
+from dashboard.settings import database_url
 
 STATUSES = ("sent", "pending", "failed")
 
-time_range = c.sidebar(time_range=True)
+time_range = widgets.sidebar(time_range=True)
 st.title("Alerts")
 
 
-@c.live
+@widgets.live
 def alerts() -> None:
-    url = c.database_url()
-    tz, now = c.viewer_zone(), c.clock()
+    url = database_url()
+    tz, now = widgets.viewer_zone(), data.clock()
     start, end = time_range.bounds(now, tz)
     wanted = st.multiselect("Status", STATUSES, placeholder="Any status", key="alert_statuses")
-    rows = c.load_alerts(url, start, end, tuple(wanted))
+    rows = data.load_alerts(url, start, end, tuple(wanted))
     counts = Counter(r["status"] for r in rows)
     st.markdown(
         " &nbsp; ".join(

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, tables
-from dashboard import common as c
+from dashboard import charts, data, tables, widgets
 from dashboard import format as f
+from dashboard.settings import database_url, settings
 from monitor.domain.evidence import Outcome
 
-time_range = c.sidebar(time_range=True)
+time_range = widgets.sidebar(time_range=True)
 st.title("Incidents")
 
 
-@c.guarded
+@widgets.guarded
 def incidents() -> None:
-    url = c.database_url()
-    tz, now = c.viewer_zone(), c.clock()
+    url = database_url()
+    tz, now = widgets.viewer_zone(), data.clock()
     start, end = time_range.bounds(now, tz)
-    names = c.load_names(url, c.settings().targets)
+    names = data.load_names(url, settings().targets)
     left, right = st.columns(2)
     targets = left.multiselect("Targets", names, placeholder="All targets", key="inc_targets")
     outcomes = right.multiselect(
@@ -30,8 +30,8 @@ def incidents() -> None:
         placeholder="Any outcome",
         key="inc_outcomes",
     )
-    data = c.load_incidents(url, start, end, now, tuple(targets), tuple(outcomes))
-    rows, stats = data["rows"], data["stats"]
+    loaded = data.load_incidents(url, start, end, now, tuple(targets), tuple(outcomes))
+    rows, stats = loaded["rows"], loaded["stats"]
 
     cols = st.columns(3)
     cols[0].metric("Incidents", stats["count"])

@@ -7,30 +7,32 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from dashboard import common as c
+from dashboard import data, widgets
 from dashboard import format as f
-from dashboard.queries import UPTIME_WINDOWS
+from dashboard.settings import START_HINT, Unavailable, database_url, settings
+from monitor.domain.history import UPTIME_WINDOWS
 
 WIDTHS = [2.4, 3, 1, 1, 1, 1, 1.6, 2.8]
 HEADINGS = ["Target", "State", "24 h", "7 d", "30 d", "90 d", "p50 / p95, 24 h", "Last change"]
 
-c.sidebar()
+widgets.sidebar()
 st.title("Overview")
 
 
-@c.live
+@widgets.live
 def overview() -> None:
-    url = c.database_url()
-    tz, now = c.viewer_zone(), c.clock()
-    data = c.load_overview(url, c.settings().targets, now)
-    rows = data["rows"]
+    url = database_url()
+    tz, now = widgets.viewer_zone(), data.clock()
+    loaded = data.load_overview(url, settings().targets, now)
+    rows = loaded["rows"]
     if not rows:
-        raise c.Unavailable(f"No probes yet: {c.START_HINT}.")
+        raise Unavailable(f"No probes yet: {START_HINT}.")
 
-    if data["flags"]:
+    if loaded["flags"]:
         st.subheader("Needs action")
-        for flag in data["flags"]:
-            st.markdown(f.flag_html(**flag, tz=tz), unsafe_allow_html=True)
+        for flag in loaded["flags"]:
+            shown = {k: flag[k] for k in ("target", "state", "since", "detail", "hint")}
+            st.markdown(f.flag_html(**shown, tz=tz), unsafe_allow_html=True)
 
     states = Counter(r["state"] or "no data" for r in rows)
     st.subheader(f"{len(rows)} targets")
@@ -58,7 +60,7 @@ def overview() -> None:
             if r["last_change_at"]:
                 cols[7].caption(f.when(r["last_change_at"], tz))
     st.caption(
-        f"{c.UPTIME_NOTE} Latency from the last 24 h. "
+        f"{widgets.UPTIME_NOTE} Latency from the last 24 h. "
         f"Updated {f.when(datetime.now(UTC), tz, seconds=True)}."
     )
 

@@ -10,16 +10,16 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from dashboard import charts, tables
-from dashboard import common as c
+from dashboard import charts, data, tables, widgets
 from dashboard import format as f
-from dashboard.queries import period_for
+from dashboard.settings import START_HINT, Unavailable, database_url, settings
+from monitor.domain.history import period_for
 from monitor.domain.rollups import HOUR
 
 PROBE_LIMIT = 200
 CHART_CONFIG = {"displayModeBar": False}
 
-time_range = c.sidebar(time_range=True)
+time_range = widgets.sidebar(time_range=True)
 st.title("Target")
 
 
@@ -44,12 +44,12 @@ def pick(names: list[str]) -> str:
     return name
 
 
-@c.live
-def target(name: str, time_range: c.TimeRange) -> None:
-    url = c.database_url()
-    tz, now = c.viewer_zone(), c.clock()
+@widgets.live
+def target(name: str, time_range: widgets.TimeRange) -> None:
+    url = database_url()
+    tz, now = widgets.viewer_zone(), data.clock()
     start, end = time_range.bounds(now, tz)
-    rows = c.load_overview(url, c.settings().targets, now)["rows"]
+    rows = data.load_overview(url, settings().targets, now)["rows"]
     row = next((r for r in rows if r["name"] == name), None)
     if row is not None and row["state"] not in (None, "ok"):
         flag = {k: row[k] for k in ("state", "since", "detail", "hint")}
@@ -61,7 +61,7 @@ def target(name: str, time_range: c.TimeRange) -> None:
             unsafe_allow_html=True,
         )
 
-    timeline = c.load_timeline(url, name, start, end)
+    timeline = data.load_timeline(url, name, start, end)
     buckets = timeline["buckets"]
     probes, ok = sum(b["probes"] for b in buckets), sum(b["ok"] for b in buckets)
     block = "hour" if period_for(start, end) == HOUR else "day"
@@ -72,8 +72,8 @@ def target(name: str, time_range: c.TimeRange) -> None:
     cols[1].metric("Probes in range", f"{probes:,}")
     cols[2].metric("Failing probes", f"{probes - ok:,}")
     st.plotly_chart(charts.status_band(buckets, tz), key="band", config=CHART_CONFIG)
-    st.caption(f"One block per {block}, coloured by the worst outcome in it. {c.UPTIME_NOTE}")
-    gaps = c.load_gaps(url, start, end)
+    st.caption(f"One block per {block}, coloured by the worst outcome in it. {widgets.UPTIME_NOTE}")
+    gaps = data.load_gaps(url, start, end)
     if gaps:
         spans = "; ".join(f"{f.when(a, tz)} – {f.when(b, tz)}" for a, b in gaps)
         st.caption(f"Monitor not running (no data): {spans}")
@@ -95,19 +95,19 @@ def target(name: str, time_range: c.TimeRange) -> None:
         outcomes = st.multiselect(
             "Only these outcomes", list(timeline["mix"]), key="probe_outcomes"
         )
-        probes_shown = c.load_probe_log(url, name, start, end, tuple(outcomes), PROBE_LIMIT)
+        probes_shown = data.load_probe_log(url, name, start, end, tuple(outcomes), PROBE_LIMIT)
         frame = tables.probe_frame(probes_shown, tz)
         st.dataframe(tables.styled(frame, outcomes=["outcome"]), hide_index=True)
         st.caption(f"The newest {PROBE_LIMIT} probes in the range, with the provider's evidence.")
     with changes:
-        rows = c.load_transitions(url, start, end, name)
+        rows = data.load_transitions(url, start, end, name)
         if rows:
             frame = tables.transition_frame(rows, tz, with_target=False)
             st.dataframe(tables.styled(frame, outcomes=["to"]), hide_index=True)
         else:
             st.caption("No state changes in this range.")
     with incidents:
-        found = c.load_incidents(url, start, end, now, (name,), ())["rows"]
+        found = data.load_incidents(url, start, end, now, (name,), ())["rows"]
         if found:
             frame = tables.incident_frame(found, tz, with_target=False)
             st.dataframe(tables.styled(frame, outcomes=["went through"]), hide_index=True)
@@ -116,14 +116,14 @@ def target(name: str, time_range: c.TimeRange) -> None:
         st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")
 
 
-@c.guarded
+@widgets.guarded
 def page() -> None:
-    url = c.database_url()
-    names = c.load_names(url, c.settings().targets)
+    url = database_url()
+    names = data.load_names(url, settings().targets)
     if not names:
-        raise c.Unavailable(f"No probes yet: {c.START_HINT}.")
+        raise Unavailable(f"No probes yet: {START_HINT}.")
     name = pick(names)
-    if base := c.settings().dashboard_url:  # the same link the alert emails carry
+    if base := settings().dashboard_url:  # the same link the alert emails carry
         st.caption(f"Link to this page: {base.rstrip('/')}/target?name={quote(name, safe='')}")
     target(name, time_range)
 

@@ -37,10 +37,8 @@ from monitor.config.types import DEFAULT_CONFIG_FILE, format_duration, parse_dur
 from monitor.domain.redact import RedactingFilter, Redactor
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_targets
-from monitor.store import DatabaseError, open_database, save_results, sync_targets
+from monitor.store import DatabaseError, open_database, reads, save_results, sync_targets
 from monitor.store.db import display_url, sqlite_path
-from monitor.store.models import AlertRecord
-from monitor.store.repo import known_target_names, list_alerts, list_incidents, list_transitions
 from monitor.targets import TargetBase
 
 app = typer.Typer(
@@ -289,7 +287,7 @@ def _review(config: Path, since: str, target: str | None) -> tuple[datetime, Eng
     engine = existing_or_exit(cfg)
     if target is not None and target not in {t.name for t in cfg.targets}:
         with Session(engine) as s:
-            known = known_target_names(s)
+            known = reads.target_names(s)
         if target not in known:
             names = ", ".join(sorted({t.name for t in cfg.targets} | set(known)))
             err.print(
@@ -526,7 +524,7 @@ def transitions(
     """List accepted state changes (what changed, when, why, what to do), newest first."""
     when, engine = _review(config, since, target)
     with Session(engine) as s:
-        rows = list_transitions(s, when, target)
+        rows = reads.transitions(s, when, target=target)
     nothing = _nothing("state changes", when, target)
     _emit([transition_dict(t, n) for t, n in rows], transitions_table(rows), output, nothing)
 
@@ -541,7 +539,8 @@ def incidents(
     """List failure periods (open, or closed within --since), with the states they went through."""
     when, engine = _review(config, since, target)
     with Session(engine) as s:
-        rows = list_incidents(s, when, target)
+        found = reads.incidents(s, when, targets=[target] if target else None, with_alerts=False)
+    rows = [(i, i.target) for i in found]
     table = incidents_table(rows, datetime.now(UTC))
     nothing = _nothing("incidents", when, target)
     _emit([incident_dict(i, n) for i, n in rows], table, output, nothing)
@@ -557,7 +556,7 @@ def alerts(
     """Show the alert delivery log: sent, pending (with the next try) and failed, with errors."""
     when, engine = _review(config, since, target)
     with Session(engine) as s:
-        rows = list_alerts(s, when, target)
+        rows = reads.alerts(s, when, target=target)
     nothing = _nothing("alerts", when, target)
     _emit([alert_dict(a, n) for a, n in rows], alerts_table(rows), output, nothing)
 
@@ -585,7 +584,7 @@ def test_alert(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
         )
         return
     with Session(engine) as s:
-        error = s.get(AlertRecord, alert_id).last_error  # type: ignore[union-attr]
+        error = reads.alert_error(s, alert_id)
     err.print(f"[bold red]error:[/] the test alert was not sent: {escape(error)}")
     raise typer.Exit(1)
 

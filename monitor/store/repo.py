@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
-    AlertRecord,
-    IncidentRecord,
     ProbeRecord,
     RollupRecord,
     TargetRecord,
-    TransitionRecord,
 )
 from monitor.targets import TargetBase
 
@@ -98,62 +95,3 @@ def save_results(
 ) -> None:
     """Add probe results in one batch (the caller commits)."""
     session.add_all(probe_record(r, target_ids[r.target]) for r in results)
-
-
-def results_between(
-    session: Session, target: str, start: datetime, end: datetime
-) -> list[ProbeRecord]:
-    """A target's probes with start <= checked_at < end, oldest first."""
-    return list(
-        session.scalars(
-            select(ProbeRecord)
-            .join(TargetRecord)
-            .where(TargetRecord.name == target)
-            .where(ProbeRecord.checked_at >= start, ProbeRecord.checked_at < end)
-            .order_by(ProbeRecord.checked_at)
-        )
-    )
-
-
-def _filtered(query: Select, column, since: datetime | None, target: str | None) -> Select:  # type: ignore[no-untyped-def,type-arg]
-    if since is not None:
-        query = query.where(column >= since)
-    if target is not None:
-        query = query.where(TargetRecord.name == target)
-    return query
-
-
-def known_target_names(session: Session) -> list[str]:
-    """Every target name the history knows (configured now or in the past)."""
-    return list(session.scalars(select(TargetRecord.name).order_by(TargetRecord.name)))
-
-
-def list_transitions(
-    session: Session, since: datetime | None = None, target: str | None = None
-) -> list[tuple[TransitionRecord, str]]:
-    """Transitions (newest first) with their target's name."""
-    query = select(TransitionRecord, TargetRecord.name).join(TargetRecord)
-    query = _filtered(query, TransitionRecord.at, since, target)
-    return [(t, n) for t, n in session.execute(query.order_by(TransitionRecord.at.desc()))]
-
-
-def list_incidents(
-    session: Session, since: datetime | None = None, target: str | None = None
-) -> list[tuple[IncidentRecord, str]]:
-    """Incidents open at any time since `since` (still open, or closed after it), newest first."""
-    query = select(IncidentRecord, TargetRecord.name).join(TargetRecord)
-    if since is not None:
-        query = query.where(
-            (IncidentRecord.closed_at.is_(None)) | (IncidentRecord.closed_at >= since)
-        )
-    query = _filtered(query, IncidentRecord.opened_at, None, target)
-    return [(i, n) for i, n in session.execute(query.order_by(IncidentRecord.opened_at.desc()))]
-
-
-def list_alerts(
-    session: Session, since: datetime | None = None, target: str | None = None
-) -> list[tuple[AlertRecord, str | None]]:
-    """Alerts (newest first) with their target's name (None for a test alert)."""
-    query = select(AlertRecord, TargetRecord.name).outerjoin(TargetRecord)
-    query = _filtered(query, AlertRecord.created_at, since, target)
-    return [(a, n) for a, n in session.execute(query.order_by(AlertRecord.id.desc()))]

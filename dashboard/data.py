@@ -1,0 +1,206 @@
+"""The pages' data: cached loaders over monitor/store/reads.py, returning plain data.
+
+Results come back as plain dicts, so st.cache_data can keep them (ORM rows are bound to a
+session and do not pickle). Cache keys use a clock rounded to the refresh interval: every
+viewer of a wall screen shares one query per page per 30 s. Database errors become
+`Unavailable` messages (no probes yet, an older schema, an unreadable file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from dashboard.settings import REFRESH_S, START_HINT, Unavailable, engine, shown_url
+from monitor.domain.history import UPTIME_WINDOWS
+from monitor.store import reads
+
+log = logging.getLogger("inferwatch.dashboard")
+
+# ORM columns copied into the cached dicts.
+PROBE_COLUMNS = (
+    "checked_at",
+    "outcome",
+    "http_status",
+    "latency_ms",
+    "connect_ms",
+    "tls_ms",
+    "ttfb_ms",
+    "detail",
+    "hint",
+    "warning",
+    "request_id",
+    "provider",
+)
+TRANSITION_COLUMNS = (
+    "at",
+    "started_at",
+    "from_outcome",
+    "to_outcome",
+    "label",
+    "detail",
+    "hint",
+    "http_status",
+    "announced",
+)
+ALERT_COLUMNS = (
+    "id",
+    "reason",
+    "recipients",
+    "subject",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+    "sent_at",
+    "last_error",
+    "incident_id",
+)
+
+
+@contextmanager
+def session(url: str) -> Iterator[Session]:
+    """A session whose database errors become friendly messages (no probes yet, unreadable)."""
+    eng = engine(url)
+    try:
+        with Session(eng) as s:
+            yield s
+    except SQLAlchemyError as exc:
+        try:
+            has_schema = inspect(eng).has_table("targets")
+        except SQLAlchemyError:
+            has_schema = True  # cannot even look: report the original problem
+        if not has_schema:
+            raise Unavailable(f"No probes yet in {shown_url(url)}: {START_HINT}.") from exc
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.warning("cannot read %s: %s", shown_url(url), exc)
+        outdated = "no such" in reason or "does not exist" in reason  # an older schema
+        fix = " The schema looks older than this dashboard: run `inferwatch db upgrade`."
+        raise Unavailable(
+            f"Cannot read the database {shown_url(url)}: {reason}.{fix if outdated else ''}",
+            level="error",
+        ) from exc
+
+
+def clock() -> datetime:
+    """Now, rounded up to the refresh interval: a shared cache key, and no probe left out."""
+    ts = math.ceil(datetime.now(UTC).timestamp() / REFRESH_S) * REFRESH_S
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _bucket(b: reads.Bucket) -> dict[str, Any]:
+    return {**dataclasses.asdict(b), "worst": b.worst, "uptime": b.uptime}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_overview(url: str, names: tuple[str, ...] | None, now: datetime) -> dict[str, Any]:
+    """Rows and flags; configured targets never probed yet appear as "no data"."""
+    with session(url) as s:
+        rows = reads.overview(s, now, names)
+    flags = [dataclasses.asdict(f) for f in reads.flags(rows)]
+    out = [dataclasses.asdict(r) for r in rows]
+    seen = {r.name for r in rows}
+    for i, name in enumerate(names or ()):
+        if name not in seen:
+            out.insert(i, _never_probed(name))
+    return {"rows": out, "flags": flags}
+
+
+def _never_probed(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "",
+        "url": "",
+        "state": None,
+        "since": None,
+        "uptime": dict.fromkeys(UPTIME_WINDOWS),
+        "p50_ms": None,
+        "p95_ms": None,
+        "probes_24h": 0,
+        "last_change_at": None,
+        "last_change": "not probed yet",
+        "detail": "",
+        "hint": "",
+        "http_status": None,
+        "facts": {},
+    }
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_names(url: str, configured: tuple[str, ...] | None) -> list[str]:
+    """Configured targets first, in config order, then any others the database knows."""
+    with session(url) as s:
+        stored = reads.target_names(s)
+    if configured is None:
+        return stored
+    return [*configured, *(n for n in stored if n not in configured)]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_timeline(url: str, target: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Hourly (up to 7 days) or daily buckets, every one present, and the outcome mix."""
+    with session(url) as s:
+        buckets = reads.timeline(s, target, start, end)
+    return {"buckets": [_bucket(b) for b in buckets], "mix": reads.outcome_mix(buckets)}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_probe_log(
+    url: str, target: str, start: datetime, end: datetime, outcomes: tuple[str, ...], limit: int
+) -> list[dict[str, Any]]:
+    with session(url) as s:
+        probes = reads.probe_log(s, target, start, end, limit=limit, outcomes=outcomes or None)
+        return [{c: getattr(p, c) for c in PROBE_COLUMNS} for p in probes]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_transitions(
+    url: str, start: datetime, end: datetime, target: str | None
+) -> list[dict[str, Any]]:
+    with session(url) as s:
+        return [
+            {"target": name, **{c: getattr(t, c) for c in TRANSITION_COLUMNS}}
+            for t, name in reads.transitions(s, start, end, target)
+        ]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_incidents(
+    url: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    targets: tuple[str, ...],
+    outcomes: tuple[str, ...],
+) -> dict[str, Any]:
+    with session(url) as s:
+        rows = reads.incidents(s, start, end, now, targets or None, outcomes or None)
+    return {
+        "rows": [{**dataclasses.asdict(r), "open": r.open} for r in rows],
+        "stats": dataclasses.asdict(reads.incident_stats(rows)),
+    }
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_alerts(
+    url: str, start: datetime, end: datetime, statuses: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    with session(url) as s:
+        found = reads.alerts(s, start, end, statuses=statuses or None, limit=reads.ALERT_LOG_LIMIT)
+        return [{"target": name, **{c: getattr(a, c) for c in ALERT_COLUMNS}} for a, name in found]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_gaps(url: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    with session(url) as s:
+        return reads.gaps(s, start, end)

@@ -1,0 +1,614 @@
+"""Every read of the CLI and the dashboard, as plain data: the one place their SQL lives.
+
+The review commands (monitor/cli/review.py) and the dashboard's cached loaders
+(dashboard/data.py) call the same functions; benchmarks/dashboard_queries.py times them on a
+large history.
+
+The overview never scans raw probes: current states come from `target_states`, uptime and
+latency from the hourly/daily rollups, "why" from the last transition. Raw probes are read only
+for one target's probe log, a page at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session, load_only
+
+from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
+from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
+from monitor.domain.rollups import DAY, HOUR, Rollup, decode_latency, period_start
+from monitor.domain.states import TargetState
+from monitor.domain.text import utcnow
+from monitor.store.models import (
+    AlertRecord,
+    IncidentRecord,
+    MonitorRunRecord,
+    ProbeRecord,
+    RollupRecord,
+    TargetRecord,
+    TargetStateRecord,
+    TransitionRecord,
+)
+
+
+def target_names(session: Session) -> list[str]:
+    """Every target name the history knows (configured now or in the past), sorted."""
+    return list(session.scalars(select(TargetRecord.name).order_by(TargetRecord.name)))
+
+
+def last_seen(session: Session) -> datetime | None:
+    """When a monitor run last wrote (its newest heartbeat); None before the first run."""
+    return session.scalar(select(func.max(MonitorRunRecord.last_seen_at)))
+
+
+# ------------------------------------------------------------------ overview
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    name: str
+    kind: str
+    url: str
+    state: str | None  # accepted outcome, None before the first probe
+    since: datetime | None
+    uptime: dict[str, float | None]  # window -> ok / probes with data
+    p50_ms: float | None  # 24 h
+    p95_ms: float | None
+    probes_24h: int
+    last_change_at: datetime | None
+    last_change: str  # the transition's label
+    detail: str  # why: the provider's words when it entered this state
+    hint: str  # what to do
+    http_status: int | None
+    # What the answer says in structured form (replacement_url, missing_permission, ...),
+    # from the same probe (or transition) as detail and hint.
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A current state that needs someone to act, with what to do."""
+
+    target: str
+    state: str
+    since: datetime | None
+    detail: str
+    hint: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def overview(
+    session: Session, now: datetime, names: Sequence[str] | None = None
+) -> list[TargetRow]:
+    """One row per target: state, since, uptime per window, latency (24 h), last change."""
+    targets = session.execute(
+        select(
+            TargetRecord.id,
+            TargetRecord.name,
+            TargetRecord.kind,
+            TargetRecord.url,
+            TargetStateRecord.state,
+        )
+        .outerjoin(TargetStateRecord, TargetStateRecord.target_id == TargetRecord.id)
+        .order_by(TargetRecord.name)
+    ).all()
+    if names is not None:
+        order = {n: i for i, n in enumerate(names)}
+        targets = sorted((t for t in targets if t.name in order), key=lambda t: order[t.name])
+    ids = [t.id for t in targets]
+    uptime = _uptimes(session, ids, now)
+    latency, probes_24h = _latency_24h(session, ids, now)
+    last = _last_transitions(session, ids)
+    states = {t.id: TargetState.from_dict(t.state) if t.state else TargetState() for t in targets}
+    failing = {
+        i: str(st.accepted) for i, st in states.items() if st.accepted not in (None, Outcome.OK)
+    }
+    latest = _latest_probes(session, failing)
+    rows = []
+    for t in targets:
+        state = states[t.id]
+        change = last.get(t.id)
+        # A failing state's words can change (404 -> 410) without a change: the latest probe.
+        why: ProbeRecord | TransitionRecord | None = latest.get(t.id) or change
+        rows.append(
+            TargetRow(
+                name=t.name,
+                kind=t.kind,
+                url=t.url,
+                state=str(state.accepted) if state.accepted else None,
+                since=state.accepted_since,
+                uptime=uptime.get(t.id, dict.fromkeys(UPTIME_WINDOWS)),
+                p50_ms=latency[t.id].percentile(0.5) if t.id in latency else None,
+                p95_ms=latency[t.id].percentile(0.95) if t.id in latency else None,
+                probes_24h=probes_24h.get(t.id, 0),
+                last_change_at=change.at if change else None,
+                last_change=change.label if change else "",
+                detail=why.detail if why else "",
+                hint=why.hint if why else "",
+                http_status=why.http_status if why else None,
+                facts=dict(why.facts or {}) if why else {},
+            )
+        )
+    return rows
+
+
+def flags(rows: Iterable[TargetRow]) -> list[Flag]:
+    """Pure: the rows whose current state needs action (deprecated, token scope, payment)."""
+    return [
+        Flag(r.name, r.state, r.since, r.detail, r.hint, r.facts)
+        for r in rows
+        if r.state in ACTION_OUTCOMES
+    ]
+
+
+def _uptimes(session: Session, ids: list[int], now: datetime) -> dict[int, dict[str, float | None]]:
+    """24 h from hourly rollups; 7/30/90 d from daily ones (whole days, today included)."""
+    if not ids:
+        return {}
+    day_start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    columns = []
+    for window, span in UPTIME_WINDOWS.items():
+        if window == "24h":
+            continue
+        since = day_start - span + timedelta(days=1)
+        columns += [
+            func.sum(case((RollupRecord.bucket_start >= since, RollupRecord.ok), else_=0)).label(
+                f"ok_{window}"
+            ),
+            func.sum(
+                case((RollupRecord.bucket_start >= since, RollupRecord.probes), else_=0)
+            ).label(f"n_{window}"),
+        ]
+    daily = session.execute(
+        select(RollupRecord.target_id, *columns)
+        .where(
+            RollupRecord.period == DAY,
+            RollupRecord.target_id.in_(ids),
+            RollupRecord.bucket_start >= day_start - timedelta(days=89),
+        )
+        .group_by(RollupRecord.target_id)
+    ).all()
+    hourly = session.execute(
+        select(RollupRecord.target_id, func.sum(RollupRecord.ok), func.sum(RollupRecord.probes))
+        .where(
+            RollupRecord.period == HOUR,
+            RollupRecord.target_id.in_(ids),
+            RollupRecord.bucket_start >= now - timedelta(hours=24),
+        )
+        .group_by(RollupRecord.target_id)
+    ).all()
+    out: dict[int, dict[str, float | None]] = {i: dict.fromkeys(UPTIME_WINDOWS) for i in ids}
+    for target_id, ok, n in hourly:
+        out[target_id]["24h"] = ok / n if n else None
+    for row in daily:
+        for window in ("7d", "30d", "90d"):
+            ok, n = getattr(row, f"ok_{window}"), getattr(row, f"n_{window}")
+            out[row.target_id][window] = ok / n if n else None
+    return out
+
+
+def _latency_24h(
+    session: Session, ids: list[int], now: datetime
+) -> tuple[dict[int, Rollup], dict[int, int]]:
+    """Latency sketches and probe counts over the last 24 h.
+
+    Today's daily rollup already holds every hour since midnight, so only the hours before
+    it are read one by one: about half the rows (and JSON decodes) of 24 hourly ones.
+    """
+    latency: dict[int, Rollup] = {}
+    probes: dict[int, int] = defaultdict(int)
+    if not ids:
+        return latency, probes
+    midnight = period_start(now, DAY)
+    rows = session.execute(
+        select(RollupRecord.target_id, RollupRecord.probes, RollupRecord.latency).where(
+            RollupRecord.target_id.in_(ids),
+            or_(
+                and_(
+                    RollupRecord.period == HOUR,
+                    RollupRecord.bucket_start >= now - timedelta(hours=24),
+                    RollupRecord.bucket_start < midnight,
+                ),
+                and_(RollupRecord.period == DAY, RollupRecord.bucket_start == midnight),
+            ),
+        )
+    )
+    sums: dict[int, dict[str, int]] = {}
+    for row in rows:
+        target_id, n, hist = row.target_id, row.probes, row.latency
+        probes[target_id] += n
+        total = sums.setdefault(target_id, {})
+        for bucket, count in (hist or {}).items():  # add the stored dicts as they are
+            total[bucket] = total.get(bucket, 0) + count
+    for target_id, total in sums.items():
+        latency[target_id] = Rollup(latency=decode_latency(total))
+    return latency, probes
+
+
+def _latest_probes(session: Session, states: dict[int, str]) -> dict[int, ProbeRecord]:
+    """Each failing target's newest probe *in its current state*, so one passing blip (a 500
+    amid a 410) cannot hide the fix; one index walk per target, only failing ones."""
+    out = {}
+    for target_id, state in states.items():
+        probe = session.scalars(
+            select(ProbeRecord)
+            .where(ProbeRecord.target_id == target_id, ProbeRecord.outcome == state)
+            .order_by(ProbeRecord.checked_at.desc())
+            .limit(1)
+        ).first()
+        if probe is not None:
+            out[target_id] = probe
+    return out
+
+
+def _last_transitions(session: Session, ids: list[int]) -> dict[int, TransitionRecord]:
+    if not ids:
+        return {}
+    newest = (
+        select(TransitionRecord.target_id, func.max(TransitionRecord.at).label("at"))
+        .where(TransitionRecord.target_id.in_(ids))
+        .group_by(TransitionRecord.target_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(TransitionRecord).join(
+            newest,
+            and_(
+                TransitionRecord.target_id == newest.c.target_id, TransitionRecord.at == newest.c.at
+            ),
+        )
+    )
+    return {t.target_id: t for t in rows}
+
+
+def raw_uptime(
+    session: Session, now: datetime, windows: dict[str, timedelta] = UPTIME_WINDOWS
+) -> dict[str, list[tuple[int, int, int]]]:
+    """Uptime the naive way, from raw probes: window -> [(target id, ok, probes)].
+
+    What the rollups exist to avoid (a scan of every probe in the window); the overview never
+    calls it. benchmarks/dashboard_queries.py times it as the baseline and checks the rollups
+    against it.
+    """
+    out = {}
+    for window, span in windows.items():
+        rows = session.execute(
+            select(
+                ProbeRecord.target_id,
+                func.sum(case((ProbeRecord.outcome == Outcome.OK, 1), else_=0)),
+                func.count(),
+            )
+            .where(ProbeRecord.checked_at >= now - span)
+            .group_by(ProbeRecord.target_id)
+        )
+        out[window] = [(r[0], r[1], r[2]) for r in rows]
+    return out
+
+
+# ------------------------------------------------------------------ one target
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One block of the status timeline / one point of the latency chart."""
+
+    start: datetime
+    end: datetime
+    probes: int
+    ok: int
+    counts: dict[str, int]
+    p50_ms: float | None
+    p95_ms: float | None
+
+    @property
+    def uptime(self) -> float | None:
+        return self.ok / self.probes if self.probes else None
+
+    @property
+    def worst(self) -> str:
+        """The bucket's colour: no data, ok, or the worst class seen in it."""
+        if not self.probes:
+            return NO_DATA
+        classes = {state_class(o) for o in self.counts}
+        for cls in (str(OutcomeClass.CONTRACT), str(OutcomeClass.TRANSIENT)):
+            if cls in classes:
+                return cls
+        return str(OutcomeClass.OK)
+
+
+def timeline(
+    session: Session, target: str, start: datetime, end: datetime, period: str | None = None
+) -> list[Bucket]:
+    """Every hour/day of the range, including empty ones (shown as "no data")."""
+    period = period or period_for(start, end)
+    step = timedelta(hours=1) if period == HOUR else timedelta(days=1)
+    rows = session.execute(
+        select(RollupRecord)
+        .join(TargetRecord)
+        .where(
+            TargetRecord.name == target,
+            RollupRecord.period == period,
+            RollupRecord.bucket_start >= period_start(start, period),
+            RollupRecord.bucket_start < end,
+        )
+    ).scalars()
+    found = {r.bucket_start: r for r in rows}
+    buckets = []
+    at = period_start(start, period)
+    while at < end:
+        r = found.get(at)
+        if r is None:
+            buckets.append(Bucket(at, at + step, 0, 0, {}, None, None))
+        else:
+            hist = decode_latency(r.latency)
+            roll = Rollup(latency=hist)
+            buckets.append(
+                Bucket(
+                    at,
+                    at + step,
+                    r.probes,
+                    r.ok,
+                    dict(r.counts),
+                    roll.percentile(0.5),
+                    roll.percentile(0.95),
+                )
+            )
+        at += step
+    return buckets
+
+
+def outcome_mix(buckets: Iterable[Bucket]) -> dict[str, int]:
+    """Pure: probes per outcome over the buckets, most frequent first."""
+    total: dict[str, int] = defaultdict(int)
+    for b in buckets:
+        for outcome, n in b.counts.items():
+            total[outcome] += n
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def probe_log(
+    session: Session,
+    target: str,
+    start: datetime,
+    end: datetime,
+    limit: int = 200,
+    outcomes: Sequence[str] | None = None,
+) -> list[ProbeRecord]:
+    """The newest raw probes of a target with start <= checked_at < end, with their evidence."""
+    query = (
+        select(ProbeRecord)
+        .join(TargetRecord)
+        .where(
+            TargetRecord.name == target,
+            ProbeRecord.checked_at >= start,
+            ProbeRecord.checked_at < end,
+        )
+    )
+    if outcomes:
+        query = query.where(ProbeRecord.outcome.in_(outcomes))
+    return list(session.scalars(query.order_by(ProbeRecord.checked_at.desc()).limit(limit)))
+
+
+def transitions(
+    session: Session,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    target: str | None = None,
+) -> list[tuple[TransitionRecord, str]]:
+    """Transitions with start <= at < end (either bound optional), newest first, with their
+    target's name."""
+    query = select(TransitionRecord, TargetRecord.name).join(TargetRecord)
+    query = _between(query, TransitionRecord.at, start, end)
+    if target is not None:
+        query = query.where(TargetRecord.name == target)
+    return [(t, n) for t, n in session.execute(query.order_by(TransitionRecord.at.desc()))]
+
+
+_S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
+
+
+def _between(query: _S, column: Any, start: datetime | None, end: datetime | None) -> _S:
+    if start is not None:
+        query = query.where(column >= start)
+    if end is not None:
+        query = query.where(column < end)
+    return query
+
+
+# ------------------------------------------------------------------ incidents and alerts
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    id: int
+    target: str
+    opened_at: datetime
+    closed_at: datetime | None
+    duration_s: float  # to `now` while open
+    outcomes: list[str]
+    first_outcome: str
+    last_outcome: str
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """How long it lasted, None while open (as IncidentRecord.duration_seconds)."""
+        return None if self.open else self.duration_s
+
+    @property
+    def classes(self) -> list[str]:
+        return [state_class(o) for o in self.outcomes]
+
+
+# What the incidents keep of each alert sent for them.
+INCIDENT_ALERT_COLUMNS = (
+    "id",
+    "created_at",
+    "subject",
+    "status",
+    "attempts",
+    "reason",
+    "last_error",
+    "incident_id",
+)
+
+
+def incidents(
+    session: Session,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    targets: Sequence[str] | None = None,
+    outcomes: Sequence[str] | None = None,
+    *,
+    with_alerts: bool = True,
+) -> list[IncidentRow]:
+    """Incidents open at any time in [start, end) (still open, or closed at or after `start`,
+    and opened before `end`; either bound optional), newest first, each with the alerts sent
+    for it unless `with_alerts` is False. Open ones last until `now` (default: the clock)."""
+    now = now or utcnow()
+    query = select(IncidentRecord, TargetRecord.name).join(TargetRecord)
+    if start is not None:
+        still_open = IncidentRecord.closed_at.is_(None)
+        query = query.where(or_(still_open, IncidentRecord.closed_at >= start))
+    if end is not None:
+        query = query.where(IncidentRecord.opened_at < end)
+    if targets:
+        query = query.where(TargetRecord.name.in_(targets))
+    found = [(r[0], r[1]) for r in session.execute(query.order_by(IncidentRecord.opened_at.desc()))]
+    if outcomes:
+        wanted = set(outcomes)
+        found = [(i, n) for i, n in found if wanted & set(i.outcomes)]
+    by_incident: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    ids = [i.id for i, _ in found]
+    if ids and with_alerts:
+        for a in session.scalars(
+            select(AlertRecord)
+            .options(load_only(*_alert_columns(INCIDENT_ALERT_COLUMNS)))
+            .where(AlertRecord.incident_id.in_(ids))
+            .order_by(AlertRecord.created_at)
+        ):
+            if a.incident_id is not None:
+                by_incident[a.incident_id].append(
+                    {c: getattr(a, c) for c in INCIDENT_ALERT_COLUMNS if c != "incident_id"}
+                )
+    return [
+        IncidentRow(
+            id=i.id,
+            target=name,
+            opened_at=i.opened_at,
+            closed_at=i.closed_at,
+            duration_s=((i.closed_at or now) - i.opened_at).total_seconds(),
+            outcomes=list(i.outcomes),
+            first_outcome=i.first_outcome,
+            last_outcome=i.last_outcome,
+            alerts=by_incident.get(i.id, []),
+        )
+        for i, name in found
+    ]
+
+
+@dataclass(frozen=True)
+class IncidentStats:
+    count: int
+    open: int
+    mttr_s: float | None  # mean time to recovery of closed incidents
+    per_class: dict[str, int]  # outcome -> incidents that went through it
+
+
+def incident_stats(rows: Sequence[IncidentRow]) -> IncidentStats:
+    """Pure: counts, MTTR, incidents per outcome."""
+    closed = [r.duration_s for r in rows if not r.open]
+    per: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for outcome in set(r.outcomes):
+            per[outcome] += 1
+    return IncidentStats(
+        count=len(rows),
+        open=sum(r.open for r in rows),
+        mttr_s=sum(closed) / len(closed) if closed else None,
+        per_class=dict(sorted(per.items(), key=lambda kv: -kv[1])),
+    )
+
+
+# What the delivery logs show (the dashboard's and `inferwatch alerts`); the rendered email
+# bodies (~8 KB each) are never loaded.
+ALERT_COLUMNS = (
+    "id",
+    "reason",
+    "channel",
+    "recipients",
+    "subject",
+    "status",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+    "sent_at",
+    "last_error",
+    "incident_id",
+)
+ALERT_LOG_LIMIT = 500  # the dashboard's page size
+
+
+def _alert_columns(names: Sequence[str]) -> list[Any]:
+    return [getattr(AlertRecord, n) for n in names]
+
+
+def alerts(
+    session: Session,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    target: str | None = None,
+    statuses: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[AlertRecord, str | None]]:
+    """Alerts created in [start, end) (either bound optional), newest first, with their
+    target's name (None for a test alert); without their bodies; the newest `limit` if given."""
+    query = (
+        select(AlertRecord, TargetRecord.name)
+        .options(load_only(*_alert_columns(ALERT_COLUMNS)))
+        .outerjoin(TargetRecord)
+    )
+    query = _between(query, AlertRecord.created_at, start, end)
+    if target is not None:
+        query = query.where(TargetRecord.name == target)
+    if statuses:
+        query = query.where(AlertRecord.status.in_(statuses))
+    query = query.order_by(AlertRecord.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [(a, n) for a, n in session.execute(query)]
+
+
+def alert_error(session: Session, alert_id: int) -> str:
+    """The last delivery error of one alert ("" when it has none or does not exist)."""
+    error = session.scalar(select(AlertRecord.last_error).where(AlertRecord.id == alert_id))
+    return error or ""
+
+
+def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Periods in [start, end) when the monitor was not running ("no data", never uptime)."""
+    runs = session.execute(
+        select(
+            MonitorRunRecord.started_at, MonitorRunRecord.stopped_at, MonitorRunRecord.last_seen_at
+        ).order_by(MonitorRunRecord.started_at)
+    ).all()
+    out = []
+    previous_end: datetime | None = None
+    for started, stopped, last_seen in runs:
+        if previous_end is not None and started > previous_end:
+            a, b = max(previous_end, start), min(started, end)
+            if a < b:
+                out.append((a, b))
+        previous_end = stopped or last_seen
+    return out
