@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -168,7 +168,7 @@ class Dashboard:
     def serving(self) -> bool:
         try:
             with urllib.request.urlopen(self.health_url(), timeout=1) as answer:
-                return answer.status == 200
+                return bool(answer.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 
@@ -219,7 +219,7 @@ async def run_beside(
     monitor: Stoppable,
     board: Dashboard,
     on_ready: Callable[[], None],
-    also: Callable[[], Awaitable[None]] | None = None,
+    also: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
     """Run `monitor` in this loop while `board` serves; stop both together.
 
@@ -229,7 +229,9 @@ async def run_beside(
     """
     log = logging.getLogger("monitor.dashboard")
     task = asyncio.create_task(monitor.run(), name="monitor")
-    extra = asyncio.create_task(also(), name="also") if also is not None else None
+    extra: asyncio.Task[None] | None = None
+    if also is not None:
+        extra = asyncio.create_task(also(), name="also")
     failed = False
     try:
         ready = await asyncio.to_thread(board.wait_until_serving, START_TIMEOUT, task.done)
