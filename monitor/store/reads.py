@@ -269,13 +269,13 @@ def _last_transitions(session: Session, ids: list[int]) -> dict[int, TransitionR
 
 def raw_uptime(
     session: Session, now: datetime, windows: dict[str, timedelta] = UPTIME_WINDOWS
-) -> dict[str, list[tuple[int, int, int]]]:
-    """Uptime the naive way, from raw probes: window -> [(target id, ok, probes)].
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Uptime the naive way, from raw probes: window -> target name -> (ok, probes).
 
-    What the rollups exist to avoid (a scan of every probe in the window); the overview never
-    calls it. benchmarks/dashboard_queries.py times it as the baseline and checks the rollups
-    against it.
+    What the rollups exist to avoid (a scan of every probe in the window); no page calls it.
+    benchmarks/dashboard_queries.py times it as the baseline and checks the rollups against it.
     """
+    names = {i: n for i, n in session.execute(select(TargetRecord.id, TargetRecord.name))}
     out = {}
     for window, span in windows.items():
         rows = session.execute(
@@ -287,7 +287,7 @@ def raw_uptime(
             .where(ProbeRecord.checked_at >= now - span)
             .group_by(ProbeRecord.target_id)
         )
-        out[window] = [(r[0], r[1], r[2]) for r in rows]
+        out[window] = {names[r[0]]: (r[1], r[2]) for r in rows}
     return out
 
 
