@@ -157,6 +157,35 @@ class Evidence:
         return self.body.decode("utf-8", errors="replace")
 
 
+# The structured facts a verdict may carry next to its prose hint, so that nothing downstream
+# (the store, alert events, the dashboard) parses the hint back. JSON-serialisable; string
+# values are redacted with the rest of the result. Only the facts an answer gives are present:
+#   replacement_url       str    the URL a retired endpoint's answer names as its replacement
+#                                (410 / deprecated answers; Hugging Face's "Please use … instead")
+#   missing_permission    str    the token permission a scope failure lacks, as the provider's
+#                                settings page names it ("Make calls to Inference Providers")
+#   missing_permission_id str    the same permission's identifier ("inference.serverless.write")
+#   retry_after_s         float  seconds until a rate limit resets (Retry-After, RateLimit t=,
+#                                x-ratelimit-reset-*)
+#   retry_at              str    when it resets, ISO 8601 UTC, when computable (an HTTP-date
+#                                Retry-After, or the probe's start plus retry_after_s)
+#   estimated_time_s      float  the provider's estimate of how long a loading model needs
+#   deprecation, sunset   str    an announced retirement (RFC 9745 / RFC 8594 headers): the date
+#                                as YYYY-MM-DD, or the header as sent when it is not a date
+FACT_KEYS = frozenset(
+    {
+        "replacement_url",
+        "missing_permission",
+        "missing_permission_id",
+        "retry_after_s",
+        "retry_at",
+        "estimated_time_s",
+        "deprecation",
+        "sunset",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The classifier's judgement of one piece of evidence."""
@@ -165,6 +194,7 @@ class Verdict:
     detail: str = ""
     hint: str = ""
     warning: str = ""  # e.g. an announced retirement (Deprecation/Sunset) on an ok probe
+    facts: dict[str, Any] = field(default_factory=dict, hash=False)  # see FACT_KEYS
 
 
 @dataclass(frozen=True)
@@ -185,12 +215,14 @@ class ProbeResult:
     provider: str | None
     headers: dict[str, str]
     body_excerpt: str
+    facts: dict[str, Any] = field(default_factory=dict, hash=False)  # see FACT_KEYS
 
     @property
     def latency_ms(self) -> float | None:
         return self.timings.total_ms
 
     def as_dict(self) -> dict[str, Any]:
+        """The `inferwatch probe --format json` row (facts are stored, not printed)."""
         return {
             "target": self.target,
             "kind": self.kind,
