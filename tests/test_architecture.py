@@ -169,3 +169,104 @@ def test_the_domain_imports_nothing_else_of_monitor() -> None:
         if not o.startswith("monitor.domain") and o not in NEUTRAL
     }
     assert outside == set()
+
+
+# ------------------------------------------------------------------ SQL lives in the store
+
+# What builds a query (or a statement) in SQLAlchemy; importing one outside monitor/store/
+# means SQL is being written there.
+SQL_BUILDERS = frozenset(
+    {
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "func",
+        "text",
+        "and_",
+        "or_",
+        "not_",
+        "tuple_",
+        "exists",
+        "union",
+        "union_all",
+        "case",
+        "literal",
+        "literal_column",
+        "Query",
+    }
+)
+SQL_MODULES = ("sqlalchemy", "sqlalchemy.sql", "sqlalchemy.orm", "sqlalchemy.future")
+# Outside the store: every package, and the benchmarks, which must time the store's own reads.
+# (alembic/ holds the migrations and tests/ may set up fixtures with SQL: not scanned.)
+SQL_FREE = ("monitor", "dashboard", "benchmarks")
+SQL_HOME = ROOT / "monitor" / "store"
+
+
+def sql_built_in(path: Path) -> list[str]:
+    """Where a file builds SQL itself: `from sqlalchemy import select`, `sa.update(...)`,
+    anything from sqlalchemy.sql, `session.query(...)`, `conn.exec_driver_sql(...)`."""
+    return [f"line {line}: {what}" for line, what in sorted(set(_sql_nodes(path)))]
+
+
+def _sql_nodes(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    aliases = set()  # names bound to sqlalchemy (or one of its SQL modules)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            module = node.module
+            for alias in node.names:
+                if module.startswith("sqlalchemy.sql") or (
+                    module in SQL_MODULES and alias.name in SQL_BUILDERS
+                ):
+                    yield node.lineno, f"from {module} import {alias.name}"
+                elif module == "sqlalchemy" and alias.name in ("sql", "orm", "future"):
+                    aliases.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "sqlalchemy" or alias.name.startswith("sqlalchemy."):
+                    aliases.add(alias.asname or alias.name.split(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in SQL_BUILDERS:
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in aliases:
+                yield node.lineno, ast.unparse(node)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("query", "exec_driver_sql")
+        ):
+            yield node.lineno, f"{ast.unparse(node.func)}(...)"
+
+
+def test_no_sql_is_built_outside_the_store() -> None:
+    found = []
+    for top in SQL_FREE:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if path.is_relative_to(SQL_HOME):
+                continue
+            found += [f"{path.relative_to(ROOT)} {where}" for where in sql_built_in(path)]
+    assert found == []
+
+
+def test_the_sql_finder_finds_sql(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import sqlalchemy as sa\n"
+        "from sqlalchemy import Engine, select\n"
+        "from sqlalchemy.sql import functions\n"
+        "from sqlalchemy.orm import Session\n"
+        "q = sa.update(T)\n"
+        "rows = session.query(T).all()\n"
+        "conn.exec_driver_sql('DELETE FROM t')\n"
+        "fine = Session(Engine)\n"
+    )
+    assert [where.split(":")[0] for where in sql_built_in(source)] == [
+        "line 2",
+        "line 3",
+        "line 5",
+        "line 6",
+        "line 7",
+    ]
