@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import httpx
@@ -64,6 +65,8 @@ class TargetBase(StrictModel):
 
     kind: str
     default_interval: ClassVar[float | None] = None  # overrides defaults.interval for a kind
+    # Headers a kind always sends (e.g. an API version); the user's `headers` override them.
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     @property
     def endpoint(self) -> str:
@@ -73,8 +76,22 @@ class TargetBase(StrictModel):
     def build_request(self, token: str | None) -> RequestSpec:
         raise NotImplementedError
 
+    def auth_headers(self, token: str) -> dict[str, str]:
+        """The headers that carry the token (lower-case names); Bearer unless a kind says else.
+
+        Every name must be in CREDENTIAL_HEADERS (monitor/domain/evidence.py), so a 401 reads
+        as a rejected token rather than a missing one. The token is a configured secret (see
+        config/load.py), so the Redactor masks it inside any value built here, in every
+        encoding, base64 of the whole value included.
+        """
+        return {"authorization": f"Bearer {token}"}
+
     def judge_error(self, ev: Evidence) -> Verdict | None:
-        """A kind-specific reading of a status `expect` does not accept (None: generic)."""
+        """The kind's provider reading of a status `expect` does not accept (None: generic).
+
+        Called before the generic classifier (monitor/probing/classify.py), which knows only
+        HTTP families and words every provider uses.
+        """
         return None
 
     def judge_body(self, ev: Evidence) -> Verdict | None:
@@ -83,10 +100,13 @@ class TargetBase(StrictModel):
 
     def config_errors(self) -> list[tuple[str, str]]:
         """(field, message) pairs for combinations of fields that cannot work."""
-        if self.token_env and any(k.lower() == "authorization" for k in self.headers):
-            return [
-                ("headers", "an Authorization header and token_env both set the token; keep one")
-            ]
+        if not self.token_env:
+            return []
+        mine = {name.lower() for name in self.headers}
+        for name in self.auth_headers("token"):
+            if name in mine:
+                label = "an Authorization" if name == "authorization" else f"a {name}"
+                return [("headers", f"{label} header and token_env both set the token; keep one")]
         return []
 
     def config_warnings(self) -> list[tuple[str, str]]:
@@ -94,11 +114,13 @@ class TargetBase(StrictModel):
         return []
 
     def request_headers(self, token: str | None) -> dict[str, str]:
-        """Our defaults, then the user's headers (names are case-insensitive), then the token."""
+        """Our defaults, the kind's, then the user's (names are case-insensitive), then the
+        token's headers."""
         headers = {"user-agent": USER_AGENT, "accept": "application/json"}
+        headers |= {name.lower(): value for name, value in self.default_headers.items()}
         headers |= {name.lower(): value for name, value in self.headers.items()}
         if token:
-            headers["authorization"] = f"Bearer {token}"
+            headers |= {name.lower(): value for name, value in self.auth_headers(token).items()}
         return headers
 
 
