@@ -26,7 +26,7 @@ def ev(
     return Evidence(
         url="http://x/",
         method="POST",
-        started_at=datetime.now(UTC),
+        started_at=kw.pop("started_at", datetime.now(UTC)),
         token_sent=kw.pop("token", True),
         status=status,
         headers=headers or {},
@@ -171,3 +171,94 @@ def test_a_key_in_any_credential_header_counts_as_a_token_sent(header: str) -> N
     spec = RequestSpec("POST", "http://x/", headers={header: "k"})
     verdict = classify(CHAT_TARGET, ev(401, '{"error":"invalid x-api-key"}', token=spec.token_sent))
     assert verdict.outcome == Outcome.AUTH_INVALID
+
+
+# ---------------------------------------------------------------- structured facts
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("headers", "facts"),
+    [
+        ({"retry-after": "30"}, {"retry_after_s": 30.0, "retry_at": "2026-11-20T12:00:30+00:00"}),
+        (
+            {"retry-after": "Fri, 20 Nov 2026 12:05:00 GMT"},
+            {"retry_after_s": 300.0, "retry_at": "2026-11-20T12:05:00+00:00"},
+        ),
+        (
+            {"ratelimit": '"api";r=0;t=293'},
+            {"retry_after_s": 293.0, "retry_at": "2026-11-20T12:04:53+00:00"},
+        ),
+        (
+            {"x-ratelimit-reset-requests": "6m0s"},
+            {"retry_after_s": 360.0, "retry_at": "2026-11-20T12:06:00+00:00"},
+        ),
+        (
+            {"x-ratelimit-reset-tokens": "3.89s"},
+            {"retry_after_s": 3.89, "retry_at": "2026-11-20T12:00:03+00:00"},
+        ),
+        (
+            {"x-ratelimit-reset-tokens": "120ms"},
+            {"retry_after_s": 0.12, "retry_at": T0.isoformat()},
+        ),
+        (
+            {"x-ratelimit-reset": "1795176000"},  # Unix seconds
+            {"retry_after_s": 0.0, "retry_at": "2026-11-20T12:00:00+00:00"},
+        ),
+        # Not computable: the hint still says what was sent, no fact is made up.
+        ({"retry-after": "soon"}, {}),
+        ({"retry-after": "²"}, {}),
+        ({"x-ratelimit-reset": "nan"}, {}),
+        ({"x-ratelimit-reset-requests": "9" * 60}, {}),
+        ({"ratelimit": '"api";r=0;t=' + "9" * 40}, {}),
+        ({}, {}),
+    ],
+)
+def test_a_rate_limit_carries_when_it_resets(
+    headers: dict[str, str], facts: dict[str, Any]
+) -> None:
+    verdict = classify(CHAT_TARGET, ev(429, '{"error":"slow down"}', headers, started_at=T0))
+    assert verdict.outcome == Outcome.RATE_LIMITED
+    assert verdict.facts == facts
+    assert verdict.hint == rate_limit_hint(headers)
+
+
+def test_an_announced_retirement_carries_its_dates() -> None:
+    headers = {"deprecation": "@1767225600", "sunset": "Wed, 01 Jul 2026 00:00:00 GMT"}
+    verdict = classify(HTTP_TARGET, ev(200, "fine", headers))
+    assert verdict.outcome == Outcome.OK
+    assert verdict.facts == {"deprecation": "2026-01-01", "sunset": "2026-07-01"}
+    undated = classify(HTTP_TARGET, ev(200, "fine", {"deprecation": "true"}))
+    assert undated.facts == {"deprecation": "true"}
+
+
+def test_facts_sit_next_to_the_hints_they_restate() -> None:
+    gone = (
+        '{"error":"x is no longer supported. Please use https://router.huggingface.co/ instead."}'
+    )
+    retired = classify(CHAT_TARGET, ev(410, gone))
+    assert retired.facts == {"replacement_url": "https://router.huggingface.co"}
+    assert retired.hint.startswith("switch to https://router.huggingface.co ")
+
+    scope = (
+        '{"error":"This authentication method does not have sufficient permissions to call '
+        'Inference Providers on behalf of user u"}'
+    )
+    denied = classify(CHAT_TARGET, ev(403, scope))
+    assert denied.outcome == Outcome.TOKEN_SCOPE
+    assert denied.facts == {
+        "missing_permission": "Make calls to Inference Providers",
+        "missing_permission_id": "inference.serverless.write",
+    }
+
+    loading = classify(
+        CHAT_TARGET, ev(503, '{"error":"Model m is currently loading","estimated_time":20.0}')
+    )
+    assert loading.outcome == Outcome.LOADING and loading.facts == {"estimated_time_s": 20.0}
+    assert "in about 20 s" in loading.hint
+
+
+def test_a_verdict_without_facts_has_an_empty_dict() -> None:
+    assert classify(HTTP_TARGET, ev(500, "")).facts == {}
+    assert classify(HTTP_TARGET, ev(None, error=TransportError.DNS)).facts == {}

@@ -6,6 +6,7 @@ checks the outcome and that the detail and hint say what happened and what to do
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -558,6 +559,53 @@ def test_it_classifies_real_provider_answers(
     assert hint in result.hint
     assert result.http_status == reply.status
     assert "\n" not in result.detail
+
+
+SCOPE_FACTS = {
+    "missing_permission": "Make calls to Inference Providers",
+    "missing_permission_id": "inference.serverless.write",
+}
+# (id, target, reply, env, facts; retry_at is checked against the probe's own time)
+FACT_CASES: list[tuple[str, dict[str, Any], Reply, dict[str, Any]]] = [
+    ("legacy 410", LEGACY, sim.legacy_410(), {"replacement_url": "https://router.huggingface.co"}),
+    (
+        "legacy 410 naming hf-inference",
+        LEGACY,
+        sim.legacy_410("hf-inference"),
+        {"replacement_url": "https://router.huggingface.co/hf-inference"},
+    ),
+    (
+        "410 on the router",
+        EMBED,
+        sim.legacy_410("slash"),
+        {"replacement_url": "https://router.huggingface.co"},
+    ),
+    ("legacy 404 names no replacement", LEGACY, sim.legacy_404(), {}),
+    ("token scope 403", CHAT, sim.router_403_scope(), SCOPE_FACTS),
+    ("token scope by whoami", WHOAMI, sim.whoami(permissions=["repo.content.read"]), SCOPE_FACTS),
+    ("model loading", EMBED, sim.model_loading_503(MINILM, 20.0), {"estimated_time_s": 20.0}),
+    ("hub rate limit", WHOAMI, sim.hub_429(), {"retry_after_s": 293.0}),
+    ("openai rate limit", CHAT, sim.openai_429_rate_limit(), {"retry_after_s": 20.0}),
+    ("500", CHAT, sim.server_500(), {}),
+    ("ok", EMBED, sim.embedding_ok(384), {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "reply", "facts"), [c[1:] for c in FACT_CASES], ids=[c[0] for c in FACT_CASES]
+)
+def test_results_carry_structured_facts(
+    provider: FakeProvider, target: dict[str, Any], reply: Reply, facts: dict[str, Any]
+) -> None:
+    config = make_config([_target(target, provider.url)], env=WITH_TOKEN)
+    provider.route(urlsplit(config.targets[0].endpoint).path, reply)
+
+    result = probe_once(config, WITH_TOKEN)["t"]
+
+    if "retry_after_s" in facts:
+        at = result.checked_at + timedelta(seconds=facts["retry_after_s"])
+        facts = {**facts, "retry_at": at.isoformat(timespec="seconds")}
+    assert result.facts == facts
 
 
 def test_every_outcome_is_covered_by_a_real_answer() -> None:

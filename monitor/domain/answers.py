@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from http import HTTPStatus
 from typing import Any
 
 from monitor.domain.evidence import Evidence
@@ -37,22 +38,51 @@ def provider_message(ev: Evidence) -> str:
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, str) and err:
-            return one_line(err)
+            return _line(err)
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return one_line(err["message"])
+            return _line(err["message"])
         for key in ("message", "detail"):
             if isinstance(data.get(key), str):
-                return one_line(data[key])
+                return _line(data[key])
     header = ev.headers.get("x-error-message")
     if header:
-        return one_line(header)
+        return _line(header)
     text = ev.text.strip()
     if not text or data is not None:
         return ""
     if "<html" in text[:500].lower() or "<!doctype" in text[:100].lower():
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-        return one_line("HTML page: " + html.unescape(title.group(1))) if title else "HTML page"
-    return one_line(text.splitlines()[0])
+        return _line("HTML page: " + html.unescape(title.group(1))) if title else "HTML page"
+    return _line(text.splitlines()[0])
+
+
+def _line(text: str) -> str:
+    return one_line(text)
+
+
+def error_detail(ev: Evidence) -> str:
+    """The detail line of an error answer: its status and the provider's words."""
+    status = ev.status or 0
+    message = provider_message(ev)
+    return f"HTTP {status}: {message}" if message else f"HTTP {status} {_reason(status)}"
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def says_retired(message: str) -> bool:
+    """Words every provider uses for a retired model or endpoint."""
+    low = message.lower()
+    return "deprecat" in low or "no longer supported" in low
+
+
+def says_overloaded(message: str, codes: set[str]) -> bool:
+    """The word in the provider's message (Anthropic's "Overloaded"), or TGI's error type."""
+    return "overloaded" in message.lower() or "overloaded" in codes
 
 
 def error_codes(ev: Evidence) -> set[str]:

@@ -1,8 +1,10 @@
-"""Pure: one probe's evidence -> outcome, one-line detail, hint (what to do) and warning.
+"""Pure: one probe's evidence -> outcome, one-line detail, hint (what to do), warning, facts.
 
-Reads the error shapes of the real providers (see shared/provider-errors.md): Hugging Face's
-string `error`, OpenAI-style `error.{message,type,code}`, Anthropic's `error.type`, TGI's
-`error_type`, Gemini's `error.status`, plain-text and HTML answers from proxies.
+Generic: transport failures, HTTP families, the standard headers (Retry-After, RateLimit,
+x-ratelimit-reset-*, Deprecation, Sunset) and words every provider uses. What one provider's
+answers mean is the kinds' knowledge (monitor/targets/hf.py, monitor/targets/openai.py),
+asked first through `TargetBase.judge_error`. The answers themselves are those of
+../shared/provider-errors.md.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
-from http import HTTPStatus
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from monitor.domain.answers import error_codes, json_lookup, provider_message
+from monitor.domain.answers import (
+    error_codes,
+    json_lookup,
+    provider_message,
+    says_overloaded,
+    says_retired,
+)
 from monitor.domain.evidence import Evidence, Outcome, TransportError, Verdict
 from monitor.domain.text import one_line
 from monitor.targets import TargetBase
-from monitor.targets.hf import SCOPE_HINT, SCOPE_MARKER, replacement_hint
+from monitor.targets.base import PAYMENT_HINT, error_verdict, loading_hint
 
-BILLING_CODES = {"insufficient_quota", "billing_error", "billing_hard_limit_reached"}
 LOADING_MARKERS = ("currently loading", "is loading", "scaling up", "scaled to zero", "initializ")
 
 
@@ -27,7 +34,9 @@ def classify(target: TargetBase, ev: Evidence) -> Verdict:
     """The whole judgement of one probe. Never raises on odd input."""
     verdict = _judge(target, ev)
     warning = retirement_warning(ev.headers)
-    return replace(verdict, warning=warning) if warning else verdict
+    if not warning:
+        return verdict
+    return replace(verdict, warning=warning, facts=verdict.facts | retirement_facts(ev.headers))
 
 
 def _judge(target: TargetBase, ev: Evidence) -> Verdict:
@@ -77,7 +86,7 @@ _TRANSPORT = {
 
 
 def transport_verdict(target: TargetBase, ev: Evidence) -> Verdict:
-    outcome, hint = _TRANSPORT.get(ev.error or TransportError.CONNECT)
+    outcome, hint = _TRANSPORT[ev.error or TransportError.CONNECT]  # every kind is listed
     return Verdict(outcome, detail=one_line(ev.error_detail or str(outcome)), hint=hint)
 
 
@@ -85,30 +94,22 @@ def transport_verdict(target: TargetBase, ev: Evidence) -> Verdict:
 
 
 def status_verdict(target: TargetBase, ev: Evidence) -> Verdict:
-    """Read a status that `expect` does not accept, the way the providers mean it."""
+    """The generic reading of a status `expect` does not accept, after the kind's own.
+
+    HTTP families and words every provider uses; what one provider's answers mean is read by
+    the kinds (monitor/targets/hf.py, monitor/targets/openai.py) before this.
+    """
     status = ev.status or 0
     message = provider_message(ev)
-    codes = error_codes(ev)
     low = message.lower()
-    detail = f"HTTP {status}: {message}" if message else f"HTTP {status} {_reason(status)}"
 
-    def verdict(outcome: Outcome, hint: str = "") -> Verdict:
-        return Verdict(outcome, detail=detail, hint=hint)
+    def verdict(outcome: Outcome, hint: str = "", facts: dict[str, Any] | None = None) -> Verdict:
+        return error_verdict(ev, outcome, hint, facts)
 
     env = target.token_env
-    if "gatedrepo" in codes or ("gated" in low and status in (401, 403)):
-        return verdict(
-            Outcome.GATED,
-            "the model is gated: accept its conditions on its Hugging Face page with the "
-            "token's account, and allow 'Read access to public gated repos'",
-        )
-    if status == 402 or codes & BILLING_CODES or ("credits" in low and status in (403, 429)):
-        return verdict(
-            Outcome.PAYMENT_REQUIRED,
-            "the account is out of credits or quota; add credits or raise the plan "
-            "(retrying will not help)",
-        )
-    if status == 401 or "api key not valid" in low:
+    if status == 402:
+        return verdict(Outcome.PAYMENT_REQUIRED, PAYMENT_HINT)
+    if status == 401 or "api key not valid" in low:  # Gemini answers a bad key with a 400
         if not ev.token_sent:
             if env:
                 return verdict(Outcome.AUTH_MISSING, f"{env} is not set: export it and restart")
@@ -122,31 +123,20 @@ def status_verdict(target: TargetBase, ev: Evidence) -> Verdict:
             "revoked; create a new one",
         )
     if status == 403:
-        if SCOPE_MARKER in low:
-            return verdict(Outcome.TOKEN_SCOPE, SCOPE_HINT.format(env=env or "HF_TOKEN"))
         return verdict(Outcome.FORBIDDEN, "the credentials are valid but not allowed here")
-    if status == 410 or "deprecat" in low or "no longer supported" in low:
+    if status == 410 or says_retired(message):
         return verdict(
-            Outcome.DEPRECATED,
-            replacement_hint(message)
-            or "the provider retired this endpoint or model; pick a replacement",
-        )
-    if "model_not_supported" in codes or "not supported by" in low:
-        return verdict(
-            Outcome.MODEL_UNSUPPORTED,
-            "no enabled provider serves this model: enable one at "
-            "https://huggingface.co/settings/inference-providers or pick another model",
+            Outcome.DEPRECATED, "the provider retired this endpoint or model; pick a replacement"
         )
     if status == 404:
         return verdict(Outcome.NOT_FOUND, "check the model id and the base URL")
-    if status == 529 or "overloaded" in low or "overloaded" in codes:
+    if status == 529 or says_overloaded(message, error_codes(ev)):
         return verdict(Outcome.OVERLOADED, "the provider is over capacity; it usually passes")
     if status == 429:
-        return verdict(Outcome.RATE_LIMITED, rate_limit_hint(ev.headers))
-    if status == 503 and (
-        _estimated_time(ev) is not None or any(m in low for m in LOADING_MARKERS)
-    ):
-        return verdict(Outcome.LOADING, loading_hint(ev))
+        hint, facts = rate_limit(ev.headers, ev.started_at)
+        return verdict(Outcome.RATE_LIMITED, hint, facts)
+    if status == 503 and any(m in low for m in LOADING_MARKERS):
+        return verdict(Outcome.LOADING, loading_hint(None))
     if 500 <= status < 600:
         return verdict(Outcome.SERVER_ERROR, "the provider failed; it is not your request")
     if 400 <= status < 500:
@@ -157,13 +147,6 @@ def status_verdict(target: TargetBase, ev: Evidence) -> Verdict:
         detail=f"unexpected HTTP {status}" + (f" to {location}" if location else ""),
         hint="set expect.status if this answer is right",
     )
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 # ---------------------------------------------------------------- answers with the wrong shape
@@ -200,40 +183,81 @@ def _expect_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
     return None
 
 
-# ---------------------------------------------------------------- reading provider answers
-
-
-def _estimated_time(ev: Evidence) -> float | None:
-    data = ev.json
-    value = data.get("estimated_time") if isinstance(data, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def loading_hint(ev: Evidence) -> str:
-    eta = _estimated_time(ev)
-    when = f" in about {eta:.0f} s" if eta is not None else ""
-    return (
-        f"the model is starting and should answer{when}; this is only worth attention if it "
-        "lasts (send x-wait-for-model: true to wait instead)"
-    )
+# ---------------------------------------------------------------- standard headers
 
 
 def rate_limit_hint(headers: dict[str, str]) -> str:
     """When the limit resets, from whichever header the provider sent."""
-    retry = headers.get("retry-after")
-    if retry:
-        if retry.strip().isdigit():
-            return f"rate limited; retry after {retry.strip()} s (Retry-After)"
-        return f"rate limited; retry after {retry.strip()} (Retry-After)"
+    return rate_limit(headers, None)[0]
+
+
+def rate_limit(headers: dict[str, str], now: datetime | None) -> tuple[str, dict[str, Any]]:
+    """The hint, and the facts retry_after_s / retry_at (retry_at needs `now`, the probe's
+    start, unless the header gives a date)."""
+    if raw := headers.get("retry-after"):
+        retry = raw.strip()
+        if retry.isdigit():
+            return f"rate limited; retry after {retry} s (Retry-After)", _after(retry, now)
+        return f"rate limited; retry after {retry} (Retry-After)", _until(_date(retry), now)
     ratelimit = headers.get("ratelimit")
     if ratelimit and (m := re.search(r"\bt=(\d+)", ratelimit)):
         remaining = re.search(r"\br=(\d+)", ratelimit)
         left = f", {remaining.group(1)} requests left" if remaining else ""
-        return f"rate limited; the window resets in {m.group(1)} s{left} (RateLimit)"
+        hint = f"rate limited; the window resets in {m.group(1)} s{left} (RateLimit)"
+        return hint, _after(m.group(1), now)
     for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-ratelimit-reset"):
         if headers.get(name):
-            return f"rate limited; resets in {headers[name]} ({name})"
-    return "rate limited; probe less often or raise the plan's limits"
+            facts = _reset_facts(headers[name].strip(), now)
+            return f"rate limited; resets in {headers[name]} ({name})", facts
+    return "rate limited; probe less often or raise the plan's limits", {}
+
+
+# OpenAI-style durations: "20s", "3.89s", "6m0s", "1h2m3s", "120ms".
+_DURATION = re.compile(
+    r"(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m(?!s))?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?"
+)
+_NUMBER = re.compile(r"\d{1,12}(?:\.\d{1,6})?")
+_EPOCH = 1_000_000_000  # a bare number this large is a time (Unix seconds), not a wait
+_MAX_WAIT = 366 * 86400.0  # a longer "wait" is not a rate limit's reset: no fact
+
+
+def _reset_facts(value: str, now: datetime | None) -> dict[str, Any]:
+    if len(value) > 40:
+        return {}
+    if _NUMBER.fullmatch(value):
+        number = float(value)
+        return _until(_from_unix(number), now) if number >= _EPOCH else _after(value, now)
+    match = _DURATION.fullmatch(value) if value else None
+    if match is None:
+        return {}
+    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
+    seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    return _after(seconds + parts.get("ms", 0) / 1000, now)
+
+
+def _after(seconds: float | str, now: datetime | None) -> dict[str, Any]:
+    """retry_after_s (and retry_at from `now`) for a wait given in seconds."""
+    if isinstance(seconds, str):
+        if not (seconds.isascii() and _NUMBER.fullmatch(seconds)):
+            return {}
+        seconds = float(seconds)
+    if not 0 <= seconds <= _MAX_WAIT:
+        return {}
+    facts: dict[str, Any] = {"retry_after_s": round(seconds, 3)}
+    if now is not None:
+        facts["retry_at"] = _iso(_utc(now) + timedelta(seconds=seconds))
+    return facts
+
+
+def _until(at: datetime | None, now: datetime | None) -> dict[str, Any]:
+    if at is None:
+        return {}
+    at = _utc(at)
+    facts: dict[str, Any] = {"retry_at": _iso(at)}
+    if now is not None:
+        facts["retry_after_s"] = round(max((at - _utc(now)).total_seconds(), 0.0), 3)
+    return facts
 
 
 def retirement_warning(headers: dict[str, str]) -> str:
@@ -250,14 +274,45 @@ def retirement_warning(headers: dict[str, str]) -> str:
     return "the provider announced this endpoint's retirement: " + ", ".join(parts) + more
 
 
+def retirement_facts(headers: dict[str, str]) -> dict[str, Any]:
+    """deprecation / sunset: the announced dates (YYYY-MM-DD), else the header as sent."""
+    facts = {}
+    for name in ("deprecation", "sunset"):
+        if value := (headers.get(name) or "").strip():
+            when = _date(value)
+            facts[name] = when.strftime("%Y-%m-%d") if when else value
+    return facts
+
+
 def _http_date(value: str) -> str:
     value = value.strip()
     if value.lower() == "true":
         return "an unspecified date"
+    when = _date(value)
+    return when.strftime("%Y-%m-%d") if when else value
+
+
+def _date(value: str) -> datetime | None:
+    """An HTTP-date (in the zone it names), or RFC 9745's @<Unix seconds>; else None."""
+    value = value.strip()
     if value.startswith("@") and value[1:].lstrip("-").isdigit():
-        when = datetime.fromtimestamp(int(value[1:]), UTC)
-        return when.strftime("%Y-%m-%d")
+        return _from_unix(int(value[1:]))
     try:
-        return email.utils.parsedate_to_datetime(value).strftime("%Y-%m-%d")
-    except (TypeError, ValueError):
-        return value
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _from_unix(seconds: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")

@@ -6,7 +6,9 @@ Plain function calls with plain data; the only I/O is the prober's HTTP.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from monitor.config.model import Config
 from monitor.domain.evidence import Evidence, Outcome, ProbeResult, Verdict
@@ -77,7 +79,25 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
         provider=headers.get("x-inference-provider"),
         headers=headers,
         body_excerpt=redact.cut(ev.text, BODY_EXCERPT_BYTES),
+        facts=_clean_facts(verdict.facts, redact),
     )
+
+
+def _clean_facts(facts: Mapping[str, Any], redact: Redactor) -> dict[str, Any]:
+    """The facts as strict JSON, every string redacted (a replacement URL may carry a token)."""
+
+    def clean(value: Any) -> Any:
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None  # NaN is not JSON
+        if isinstance(value, Mapping):
+            return {redact(str(k)): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return redact(str(value))
+
+    return {redact(str(k)): clean(v) for k, v in facts.items()}
 
 
 async def probe_targets(

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 
 from monitor import __version__
 from monitor.config.types import ENV_NAME, Duration, Expect, StrictModel
+from monitor.domain.answers import error_detail
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 
 USER_AGENT = f"inferwatch/{__version__} (+availability probe)"
@@ -142,6 +143,29 @@ class ModelTarget(TargetBase):
 
 def bad_response(detail: str, hint: str = "") -> Verdict:
     return Verdict(Outcome.BAD_RESPONSE, detail=detail, hint=hint)
+
+
+# ---------------------------------------------------------------- verdicts on error answers
+# Given both by the generic classifier and by the kinds' provider rules, so they read alike.
+
+PAYMENT_HINT = (
+    "the account is out of credits or quota; add credits or raise the plan (retrying will not help)"
+)
+
+
+def error_verdict(
+    ev: Evidence, outcome: Outcome, hint: str = "", facts: dict[str, Any] | None = None
+) -> Verdict:
+    """A verdict on an error answer, its detail the status and the provider's words."""
+    return Verdict(outcome, detail=error_detail(ev), hint=hint, facts=facts or {})
+
+
+def loading_hint(eta: float | None) -> str:
+    when = f" in about {eta:.0f} s" if eta is not None else ""
+    return (
+        f"the model is starting and should answer{when}; this is only worth attention if it "
+        "lasts (send x-wait-for-model: true to wait instead)"
+    )
 
 
 def vector_problem(value: Any, expected_dim: int | None) -> str | None:

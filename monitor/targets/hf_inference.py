@@ -9,6 +9,7 @@ from pydantic import Field
 from monitor.config.types import EmbeddingExpect
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
+from monitor.targets.hf import judge_hf_answer
 
 # The smallest request each task accepts.
 TASK_PAYLOADS: dict[str, Any] = {
@@ -83,7 +84,7 @@ class HfInferenceTarget(ModelTarget):
                     f"https://huggingface.co/api/models/{self.model}?expand[]=inferenceProviderMapping"
                 ),
             )
-        return None
+        return judge_hf_answer(ev, self.token_env)
 
     def judge_body(self, ev: Evidence) -> Verdict | None:
         if self.task != "feature-extraction":

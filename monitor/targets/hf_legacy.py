@@ -11,7 +11,7 @@ from typing import Literal
 from monitor.domain.answers import provider_message
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget
-from monitor.targets.hf import replacement_hint
+from monitor.targets.hf import judge_hf_answer, replacement_facts, replacement_hint
 
 ROUTER_HINT = (
     "the serverless Inference API is retired; move to https://router.huggingface.co "
@@ -32,10 +32,11 @@ class HfLegacyTarget(ModelTarget):
 
     def judge_error(self, ev: Evidence) -> Verdict | None:
         if ev.status not in (404, 410):
-            return None
+            return judge_hf_answer(ev, self.token_env)
         message = provider_message(ev) or "Not Found"
         return Verdict(
             Outcome.DEPRECATED,
             detail=f"HTTP {ev.status}: {message}",
             hint=replacement_hint(message) or ROUTER_HINT,
+            facts=replacement_facts(message),
         )

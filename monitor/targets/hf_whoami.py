@@ -10,9 +10,8 @@ from typing import Any, ClassVar, Literal
 
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import BaseUrl, TargetBase, bad_response
-from monitor.targets.hf import SCOPE_HINT
+from monitor.targets.hf import INFERENCE_PERMISSION, SCOPE_FACTS, SCOPE_HINT, judge_hf_answer
 
-INFERENCE_PERMISSION = "inference.serverless.write"
 MIN_INTERVAL = 900.0  # whoami-v2 is strictly rate-limited
 
 
@@ -45,8 +44,12 @@ class HfWhoamiTarget(TargetBase):
                     + f" lacks 'Make calls to Inference Providers' ({INFERENCE_PERMISSION})"
                 ),
                 hint=SCOPE_HINT.format(env=self.token_env or "HF_TOKEN"),
+                facts=dict(SCOPE_FACTS),
             )
         return None
+
+    def judge_error(self, ev: Evidence) -> Verdict | None:
+        return judge_hf_answer(ev, self.token_env)
 
     def config_warnings(self) -> list[tuple[str, str]]:
         warnings = []

@@ -7,8 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.domain.evidence import RequestSpec
+from monitor.domain.evidence import Evidence, RequestSpec, Verdict
 from monitor.targets.base import TargetBase, Url
+from monitor.targets.hf import judge_hf_answer
+from monitor.targets.openai import judge_openai_answer
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -42,3 +44,8 @@ class HttpTarget(TargetBase):
             content=content,
             follow_redirects=self.follow_redirects,
         )
+
+    def judge_error(self, ev: Evidence) -> Verdict | None:
+        # A plain URL may be any provider's (a proxy hides which): read the answer as each
+        # provider we know writes it, as the OpenAI-compatible kinds do.
+        return judge_hf_answer(ev, self.token_env) or judge_openai_answer(ev)

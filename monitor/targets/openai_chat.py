@@ -7,12 +7,12 @@ from typing import Literal
 from pydantic import Field
 
 from monitor.domain.evidence import Evidence, RequestSpec, Verdict
-from monitor.targets.base import BaseUrl, ModelTarget, bad_response
+from monitor.targets.base import bad_response
+from monitor.targets.openai import OpenAICompatibleTarget
 
 
-class OpenAIChatTarget(ModelTarget):
+class OpenAIChatTarget(OpenAICompatibleTarget):
     kind: Literal["openai-chat"]
-    base_url: BaseUrl = "https://router.huggingface.co/v1"
     prompt: str = Field(default="Say OK.", description="the one user message sent")
 
     @property

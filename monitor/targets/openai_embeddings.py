@@ -8,12 +8,12 @@ from pydantic import Field
 
 from monitor.config.types import EmbeddingExpect
 from monitor.domain.evidence import Evidence, RequestSpec, Verdict
-from monitor.targets.base import PROBE_TEXT, BaseUrl, ModelTarget, bad_response, vector_problem
+from monitor.targets.base import PROBE_TEXT, bad_response, vector_problem
+from monitor.targets.openai import OpenAICompatibleTarget
 
 
-class OpenAIEmbeddingsTarget(ModelTarget):
+class OpenAIEmbeddingsTarget(OpenAICompatibleTarget):
     kind: Literal["openai-embeddings"]
-    base_url: BaseUrl = "https://router.huggingface.co/v1"
     expect: EmbeddingExpect = Field(default_factory=EmbeddingExpect)
 
     @property
