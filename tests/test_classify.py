@@ -88,7 +88,9 @@ def test_retirement_headers_become_a_warning(headers: dict[str, str], text: str)
             "HTML page: 502 Bad & Gateway",
         ),
         ("first line\nsecond line", {}, "first line"),
-        ('{"error":"' + "x" * 1000 + '"}', {}, "x" * 299 + "…"),
+        # Whole: the result is cut after redaction (tests/test_pipeline.py).
+        ('{"error":"' + "x" * 1000 + '"}', {}, "x" * 1000),
+        ('{"error":"two\\nlines  and   runs"}', {}, "two lines and runs"),
     ],
 )
 def test_it_reads_the_providers_own_words(body: str, headers: dict[str, str], message: str) -> None:

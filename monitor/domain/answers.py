@@ -1,5 +1,8 @@
 """Pure: reading what a provider answered (its own words, its error codes, a JSON path).
 
+The words come back whole, on one line: they are redacted before anything cuts them (see
+pipeline.to_result in monitor/probing/pipeline.py), so a cut never leaves half a token.
+
 Error shapes of the real providers (see ../shared/provider-errors.md): Hugging Face's string
 `error`, OpenAI-style `error.{message,type,code}`, Anthropic's `error.type`, TGI's
 `error_type`, Gemini's `error.status`, plain-text and HTML answers from proxies.
@@ -33,7 +36,7 @@ def json_lookup(data: Any, path: str) -> tuple[bool, Any]:
 
 
 def provider_message(ev: Evidence) -> str:
-    """The provider's own words for what happened, on one line."""
+    """The provider's own words for what happened, on one line (not cut: see above)."""
     data = ev.json
     if isinstance(data, dict):
         err = data.get("error")
@@ -57,7 +60,7 @@ def provider_message(ev: Evidence) -> str:
 
 
 def _line(text: str) -> str:
-    return one_line(text)
+    return one_line(text, limit=None)
 
 
 def error_detail(ev: Evidence) -> str:

@@ -87,7 +87,7 @@ _TRANSPORT = {
 
 def transport_verdict(target: TargetBase, ev: Evidence) -> Verdict:
     outcome, hint = _TRANSPORT[ev.error or TransportError.CONNECT]  # every kind is listed
-    return Verdict(outcome, detail=one_line(ev.error_detail or str(outcome)), hint=hint)
+    return Verdict(outcome, detail=one_line(ev.error_detail or str(outcome), limit=None), hint=hint)
 
 
 # ---------------------------------------------------------------- HTTP errors

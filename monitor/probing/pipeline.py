@@ -12,7 +12,8 @@ from typing import Any
 
 from monitor.config.model import Config
 from monitor.domain.evidence import Evidence, Outcome, ProbeResult, Verdict
-from monitor.domain.redact import Redactor
+from monitor.domain.redact import CUT_MARK, Redactor
+from monitor.domain.text import MAX_DETAIL
 from monitor.probing.classify import classify
 from monitor.probing.engine import Prober
 from monitor.targets import TargetBase
@@ -72,15 +73,31 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
         outcome=verdict.outcome,
         http_status=ev.status,
         timings=ev.timings,
-        detail=redact(verdict.detail),
-        hint=redact(verdict.hint),
-        warning=redact(verdict.warning),
+        detail=clean_line(verdict.detail, redact),
+        hint=clean_line(verdict.hint, redact),
+        warning=clean_line(verdict.warning, redact),
         request_id=request_id,
         provider=headers.get("x-inference-provider"),
         headers=headers,
         body_excerpt=redact.cut(ev.text, BODY_EXCERPT_BYTES),
         facts=_clean_facts(verdict.facts, redact),
     )
+
+
+# Enough UTF-8 bytes to hold MAX_DETAIL characters and one more (which says "cut here").
+_LINE_BYTES = 4 * (MAX_DETAIL + 1)
+
+
+def clean_line(text: str, redact: Redactor) -> str:
+    """`text` redacted, THEN cut to MAX_DETAIL characters (with "…").
+
+    Cutting first could leave the start of an encoded token before the "…", which no
+    redactor recognises whole. `Redactor.cut` redacts only as much of a long text (a
+    provider's message may be a megabyte) as can end up in the line. The provider's words
+    arrive on one line already (monitor/domain/answers.py).
+    """
+    clean = redact.cut(text, _LINE_BYTES) if text else text
+    return clean if len(clean) <= MAX_DETAIL else clean[: MAX_DETAIL - 1] + CUT_MARK
 
 
 def _clean_facts(facts: Mapping[str, Any], redact: Redactor) -> dict[str, Any]:
