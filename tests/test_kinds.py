@@ -22,7 +22,7 @@ from monitor.domain.evidence import CREDENTIAL_HEADERS, Evidence, Outcome, Timin
 from monitor.domain.redact import Redactor
 from monitor.probing.classify import classify
 from monitor.probing.engine import Prober
-from monitor.probing.pipeline import judge, to_result
+from monitor.probing.pipeline import probe_one
 from monitor.targets import TARGET_KINDS
 from monitor.targets.http import HttpTarget
 from tests.conftest import make_config
@@ -103,8 +103,7 @@ def test_a_key_echoed_back_from_a_kinds_header_is_masked(provider: FakeProvider)
 
     async def main() -> Any:
         async with Prober(2) as prober:
-            ev = await prober.probe(target.build_request(KEY), 2.0)
-        return to_result(target, ev, judge(target, ev), Redactor([KEY]))
+            return await probe_one(target, prober, 2.0, KEY, Redactor([KEY]))
 
     result = asyncio.run(main())
 

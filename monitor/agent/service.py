@@ -26,7 +26,7 @@ from monitor.config.load import ConfigError, load_config
 from monitor.config.model import Config
 from monitor.domain.redact import Redactor
 from monitor.probing.engine import Prober
-from monitor.probing.pipeline import judge, to_result, token_for
+from monitor.probing.pipeline import probe_one, token_for
 from monitor.store.prune import cutoffs, prune
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,9 @@ class Monitor:
         except KeyError:
             return
         try:
-            spec = target.build_request(token_for(target, self.env))
-            ev = await self.prober.probe(spec, self.config.timeout_of(target))
-            result = to_result(target, ev, judge(target, ev), self._redact)
+            token = token_for(target, self.env)
+            timeout = self.config.timeout_of(target)
+            result = await probe_one(target, self.prober, timeout, token, self._redact)
             await self.writer.submit(result)
         except asyncio.CancelledError:
             pass  # cut off at shutdown: not a result about the target, so nothing to record

@@ -1,10 +1,13 @@
-"""One pass: targets -> requests -> evidence -> verdicts -> redacted results.
+"""One probe: target -> request -> evidence -> verdict -> redacted result (`probe_one`), and
+one pass over many targets (`probe_targets`). The monitor (monitor/agent/service.py) and the
+`inferwatch probe` command both go through `probe_one`.
 
 Plain function calls with plain data; the only I/O is the prober's HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -13,7 +16,7 @@ from typing import Any
 from monitor.config.model import Config
 from monitor.domain.evidence import Evidence, Outcome, ProbeResult, Verdict
 from monitor.domain.redact import CUT_MARK, Redactor
-from monitor.domain.text import MAX_DETAIL
+from monitor.domain.text import MAX_DETAIL, utcnow
 from monitor.probing.classify import classify
 from monitor.probing.engine import Prober
 from monitor.targets import TargetBase
@@ -117,6 +120,66 @@ def _clean_facts(facts: Mapping[str, Any], redact: Redactor) -> dict[str, Any]:
     return {redact(str(k)): clean(v) for k, v in facts.items()}
 
 
+async def probe_one(
+    target: TargetBase, prober: Prober, timeout: float, token: str | None, redact: Redactor
+) -> ProbeResult:
+    """Probe one target and judge the answer. Never raises: even a bug of ours is a result.
+
+    (Cancellation still propagates: a probe cut off at shutdown is not a result.)
+    """
+    try:
+        spec = target.build_request(token)
+    except Exception as exc:
+        log.exception("could not build the request of %s", target.name)
+        ev = _unsent(target, token)
+        verdict = Verdict(
+            Outcome.BAD_RESPONSE, detail=f"inferwatch could not build the request: {exc}"
+        )
+    else:
+        try:
+            ev = await prober.probe(spec, timeout)  # never raises, but a bug must not escape
+        except Exception as exc:
+            log.exception("could not probe %s", target.name)
+            ev = _unsent(target, token)
+            verdict = Verdict(Outcome.BAD_RESPONSE, detail=f"inferwatch could not probe: {exc}")
+        else:
+            verdict = judge(target, ev)
+    try:
+        return to_result(target, ev, verdict, redact)
+    except Exception:
+        log.exception("could not record the probe of %s", target.name)
+        return _unrecorded(target, ev)
+
+
+def _unsent(target: TargetBase, token: str | None) -> Evidence:
+    """Evidence of a request that never left."""
+    try:
+        url = target.endpoint
+    except Exception:
+        url = ""
+    return Evidence(url=url, method="", started_at=utcnow(), token_sent=token is not None)
+
+
+def _unrecorded(target: TargetBase, ev: Evidence) -> ProbeResult:
+    """The last resort when building a result failed: nothing of the answer, so no secret."""
+    return ProbeResult(
+        target=target.name,
+        kind=target.kind,
+        url="",
+        checked_at=ev.started_at,
+        outcome=Outcome.BAD_RESPONSE,
+        http_status=ev.status,
+        timings=ev.timings,
+        detail="inferwatch could not record this answer; see its log",
+        hint="",
+        warning="",
+        request_id=None,
+        provider=None,
+        headers={},
+        body_excerpt="",
+    )
+
+
 async def probe_targets(
     config: Config,
     targets: Sequence[TargetBase],
@@ -125,6 +188,11 @@ async def probe_targets(
 ) -> list[ProbeResult]:
     """Probe targets concurrently (bounded by the prober) and judge each answer."""
     redact = Redactor(config.secrets)
-    jobs = [(t.build_request(token_for(t, env)), config.timeout_of(t)) for t in targets]
-    evidence = await prober.probe_many(jobs)
-    return [to_result(t, ev, judge(t, ev), redact) for t, ev in zip(targets, evidence, strict=True)]
+    return list(
+        await asyncio.gather(
+            *(
+                probe_one(t, prober, config.timeout_of(t), token_for(t, env), redact)
+                for t in targets
+            )
+        )
+    )
