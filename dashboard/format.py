@@ -7,8 +7,10 @@ text: provider messages are untrusted and end up in the page.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dashboard.queries import state_class
@@ -80,38 +82,56 @@ def badge(text: str | None, cls: str | None = None) -> str:
     )
 
 
+def _fact(facts: Mapping[str, Any] | None, key: str) -> str | None:
+    """A text fact of a probe or transition (see FACT_KEYS in monitor/domain/evidence.py)."""
+    value = facts.get(key) if isinstance(facts, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+# Rows stored before the facts existed (facts == {}) only have the prose: for them alone, the
+# replacement URL and the missing permission are read back from the hint and the detail.
 _SWITCH_TO = re.compile(r"switch to (https?://[^\s)]+)")
 _PLEASE_USE = re.compile(r"\buse (https?://[^\s)]+?)[.,]?\s+instead", re.IGNORECASE)
 _QUOTED = re.compile(r"'([^']+)'")
 
 
-def replacement_url(detail: str, hint: str) -> str | None:
-    """The URL the provider names as the replacement (from our hint, else its own words)."""
-    for pattern, text in ((_SWITCH_TO, hint), (_PLEASE_USE, detail)):
+def replacement_url(detail: str, hint: str, facts: Mapping[str, Any] | None = None) -> str | None:
+    """The URL the provider names as the replacement."""
+    if isinstance(facts, Mapping) and facts:
+        return _fact(facts, "replacement_url")
+    for pattern, text in ((_SWITCH_TO, hint), (_PLEASE_USE, detail)):  # older rows
         if m := pattern.search(text or ""):
             return m.group(1).rstrip(".,")
     return None
 
 
-def missing_permission(hint: str) -> str | None:
-    """The token permission named in a token-scope hint ('Make calls to Inference Providers')."""
-    m = _QUOTED.search(hint or "")
+def missing_permission(hint: str, facts: Mapping[str, Any] | None = None) -> str | None:
+    """The token permission a token-scope failure lacks ('Make calls to Inference Providers')."""
+    if isinstance(facts, Mapping) and facts:
+        return _fact(facts, "missing_permission")
+    m = _QUOTED.search(hint or "")  # older rows
     return m.group(1) if m else None
 
 
 def flag_html(
-    target: str, state: str, since: datetime | None, detail: str, hint: str, tz: ZoneInfo
+    target: str,
+    state: str,
+    since: datetime | None,
+    detail: str,
+    hint: str,
+    tz: ZoneInfo,
+    facts: Mapping[str, Any] | None = None,
 ) -> str:
     """One flagged change: what happened, since when, and the one thing to do about it."""
-    facts = []
-    if state == "deprecated" and (url := replacement_url(detail, hint)):
-        facts.append(f"Replacement: <a href='{escape(url)}'>{escape(url)}</a>")
-    if state == "token_scope" and (permission := missing_permission(hint)):
-        facts.append(f"Missing token permission: <b>{escape(permission)}</b>")
+    shown = []
+    if state == "deprecated" and (url := replacement_url(detail, hint, facts)):
+        shown.append(f"Replacement: <a href='{escape(url)}'>{escape(url)}</a>")
+    if state == "token_scope" and (permission := missing_permission(hint, facts)):
+        shown.append(f"Missing token permission: <b>{escape(permission)}</b>")
     lines = [
         f"<b style='font-size:1.15em'>{escape(target)}</b> {badge(state)} "
         f"<span style='opacity:0.75'>since {escape(when(since, tz))}</span>",
-        *facts,
+        *shown,
         f"<span style='opacity:0.85'>{escape(detail)}</span>" if detail else "",
         f"→ {escape(hint)}" if hint else "",
     ]
