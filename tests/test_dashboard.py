@@ -120,6 +120,29 @@ def test_overview_shows_states_uptime_and_the_changes_that_need_action(
     assert f"background:{RED}" in legacy and f"background:{GREEN}" in minilm
 
 
+def test_flags_on_the_overview_and_the_target_page_show_the_probes_facts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The pages pass each row's facts on: a replacement URL stated only there is shown."""
+    from sqlalchemy import update
+
+    from monitor.store.models import ProbeRecord
+
+    url = f"sqlite:///{tmp_path / 'facts.db'}"
+    engine = open_database(url)
+    seed(engine, now=NOW, days=1)
+    facts = {"replacement_url": "https://facts.example/v1"}
+    with Session(engine) as s, s.begin():
+        gone = update(ProbeRecord).where(ProbeRecord.outcome == "deprecated")
+        s.execute(gone.values(facts=facts))
+    engine.dispose()
+
+    at = page(app(monkeypatch, url))
+    assert "Replacement: <a href='https://facts.example/v1'>" in text(at.main)
+    at = page(app(monkeypatch, url), "target", name="gpt2-legacy")
+    assert "Replacement: <a href='https://facts.example/v1'>" in text(at.main)
+
+
 def test_overview_follows_the_config_and_lists_targets_not_probed_yet(
     monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
 ) -> None:

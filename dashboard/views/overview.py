@@ -31,8 +31,7 @@ def overview() -> None:
     if loaded["flags"]:
         st.subheader("Needs action")
         for flag in loaded["flags"]:
-            shown = {k: flag[k] for k in ("target", "state", "since", "detail", "hint")}
-            st.markdown(f.flag_html(**shown, tz=tz), unsafe_allow_html=True)
+            st.markdown(f.flag_html(**flag, tz=tz), unsafe_allow_html=True)
 
     states = Counter(r["state"] or "no data" for r in rows)
     st.subheader(f"{len(rows)} targets")

@@ -52,7 +52,7 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
     rows = data.load_overview(url, settings().targets, now)["rows"]
     row = next((r for r in rows if r["name"] == name), None)
     if row is not None and row["state"] not in (None, "ok"):
-        flag = {k: row[k] for k in ("state", "since", "detail", "hint")}
+        flag = {k: row[k] for k in ("state", "since", "detail", "hint", "facts")}
         st.markdown(f.flag_html(name, **flag, tz=tz), unsafe_allow_html=True)
     elif row is not None:
         since = f"since {f.when(row['since'], tz)} ({f.ago(row['since'], now)})"
