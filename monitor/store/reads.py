@@ -5,8 +5,9 @@ The review commands (monitor/cli/review.py) and the dashboard's cached loaders
 large history.
 
 The overview never scans raw probes: current states come from `target_states`, uptime and
-latency from the hourly/daily rollups, "why" from the last transition. Raw probes are read only
-for one target's probe log, a page at a time.
+latency from the hourly/daily rollups, "why" (with its facts) from the last transition, or for
+a failing target from its newest probe in that state (one index lookup each). Otherwise raw
+probes are read only for one target's probe log, a page at a time.
 """
 
 from __future__ import annotations
