@@ -1,4 +1,4 @@
-"""The email channel: rendering as tables of contexts, delivery against a real local SMTP server."""
+"""The email channel: rendering as tables of events, delivery against a real local SMTP server."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
+from monitor.alerts.channels import open_channel
+from monitor.alerts.channels.base import Outgoing
 from monitor.alerts.channels.email import (
-    AlertContext,
     DeliveryError,
+    EmailChannel,
     ProbeLine,
     RenderedEmail,
     render,
@@ -28,6 +30,8 @@ from monitor.alerts.channels.email import (
     subject_for,
 )
 from monitor.config.model import EmailSettings
+from monitor.domain.alert_event import AlertEvent
+from tests.conftest import make_config
 
 AT = datetime(2026, 11, 22, 14, 5, 3, tzinfo=UTC)
 SINCE = AT - timedelta(minutes=2)
@@ -41,9 +45,9 @@ RECENT = (
 )
 
 
-def alert(**changes: Any) -> AlertContext:
+def alert(**changes: Any) -> AlertEvent:
     """A deprecation confirmed at AT; tests change only what they are about."""
-    base = AlertContext(
+    base = AlertEvent(
         reason="transition",
         target="minilm-embeddings",
         kind="hf-inference",
@@ -240,6 +244,49 @@ def test_times_are_shown_in_utc() -> None:
     text = render(alert(at=AT.astimezone(berlin), since=SINCE.replace(tzinfo=None))).text
     assert "Confirmed:     2026-11-22 14:05:03 UTC" in text
     assert "Since:         2026-11-22 14:03:03 UTC" in text
+
+
+def test_facts_and_incident_change_no_word_of_the_email() -> None:
+    """What the event adds for other channels leaves the email as it always was."""
+    plain = render(alert())
+    richer = alert(
+        facts={"replacement_url": "https://router.huggingface.co"},
+        incident_id=3,
+        incident_opened_at=SINCE - timedelta(hours=1),
+    )
+    assert render(richer) == plain
+
+
+# ---------------------------------------------------------------- the channel
+
+
+def outgoing(event: AlertEvent | None, subject: str, text: str = "", html: str = "") -> Outgoing:
+    return Outgoing(("ops@example.com",), "<a@b>", event, subject, text, html)
+
+
+def test_the_channel_renders_the_event_when_it_sends() -> None:
+    channel = EmailChannel(settings(25), {})
+    assert channel.render(outgoing(alert(), subject="ignored")) == render(alert())
+
+
+def test_a_row_from_before_events_sends_its_stored_rendering() -> None:
+    channel = EmailChannel(settings(25), {})
+    assert channel.render(
+        outgoing(None, "[inferwatch] old", "old text\n", "<p>old</p>")
+    ) == RenderedEmail("[inferwatch] old", "old text\n", "<p>old</p>")
+
+
+def test_the_email_channel_needs_its_settings() -> None:
+    targets = [{"name": "a", "kind": "http", "url": "http://a/"}]
+    with pytest.raises(DeliveryError, match=r"no alerts\.email server") as caught:
+        open_channel("email", make_config(targets), {})
+    assert caught.value.permanent is False  # a reload may add them
+    with pytest.raises(DeliveryError, match="unknown alert channel 'pager'") as caught:
+        open_channel("pager", make_config(targets), {})
+    assert caught.value.permanent is True
+    email_config = make_config(targets, alerts={"email": settings(25).model_dump()})
+    capped = open_channel("email", email_config, {}, timeout=1.5)
+    assert isinstance(capped, EmailChannel) and capped.settings.timeout == 1.5
 
 
 # ---------------------------------------------------------------- delivery

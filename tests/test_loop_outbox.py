@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.agent.writer import Writer
+from monitor.alerts.channels.email import render
 from monitor.alerts.outbox import Sender, retry_delay
+from monitor.domain.alert_event import AlertEvent
 from monitor.domain.evidence import Outcome
 from monitor.store import open_database
 from monitor.store.models import AlertAttemptRecord, AlertRecord
@@ -250,3 +253,76 @@ def test_a_refused_data_rolls_the_claim_back_and_is_retried(db_url: str, inbox: 
     (alert,) = alerts(sender)
     assert alert.status == "sent" and alert.attempts == 2
     assert len(inbox.messages) == 1
+
+
+# ---------------------------------------------------------------- channel-neutral rows
+
+
+def plain_and_html(message) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    def part(kind: str) -> str:
+        return message.get_body((kind,)).get_content().replace("\r\n", "\n")
+
+    return part("plain"), part("html")
+
+
+def test_the_email_is_rendered_from_the_stored_event_when_it_is_sent(
+    db_url: str, inbox: Inbox
+) -> None:
+    _, sender = setup(db_url, inbox, Clock(), outages=1)
+    (alert,) = alerts(sender)
+    expected = render(AlertEvent.from_json(alert.event))
+
+    deliver_due(sender)
+
+    (message,) = inbox.messages
+    assert message["subject"] == alert.subject == expected.subject
+    assert plain_and_html(message) == (expected.text, expected.html)
+
+
+def add_row(sender: Sender, **values: Any) -> int:
+    row = AlertRecord(
+        **{
+            "reason": "transition",
+            "channel": "email",
+            "recipients": ["oncall@example.com"],
+            "subject": "[inferwatch] from before events",
+            "body_text": "stored text\n",
+            "body_html": "<p>stored html</p>\n",
+            "message_id": f"<{len(alerts(sender))}-old@inferwatch>",
+            "status": "pending",
+            "attempts": 0,
+            "created_at": T0,
+            "next_attempt_at": T0,
+            **values,
+        }
+    )
+    with Session(sender.engine) as s, s.begin():
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_a_row_from_before_events_sends_what_it_stored(db_url: str, inbox: Inbox) -> None:
+    _, sender = setup(db_url, inbox, Clock(), outages=1)
+    inbox.down()
+    deliver_due(sender)  # the new-style alert stays pending, out of the way
+    inbox.up()
+    assert sender.deliver(add_row(sender))  # event is {} (migration 0004's default)
+
+    (message,) = inbox.messages
+    assert message["subject"] == "[inferwatch] from before events"
+    assert plain_and_html(message) == ("stored text\n", "<p>stored html</p>\n")
+
+
+def test_an_alert_that_cannot_be_rendered_holds_up_no_other(db_url: str, inbox: Inbox) -> None:
+    clock = Clock()
+    _, sender = setup(db_url, inbox, clock, outages=1)
+    broken = add_row(sender, event={"reason": "transition"})  # keys missing: cannot be read
+    unknown = add_row(sender, channel="pager")
+
+    deliver_due(sender)
+
+    assert len(inbox.messages) == 1  # the good one
+    status = {a.id: (a.status, a.last_error) for a in alerts(sender)}
+    assert status[broken][0] == "pending" and "could not render" in status[broken][1]
+    assert status[unknown] == ("failed", "unknown alert channel 'pager'")

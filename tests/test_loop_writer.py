@@ -1,11 +1,13 @@
 """The writer with a real migrated SQLite file: probe results in, rows out.
 
 Time is controlled (results carry their own timestamps), so each scenario of the issue is
-checked exactly: which transitions, which incidents, which alerts — and how many.
+checked exactly: which transitions, which incidents, which alerts — and how many. What each
+result decides is table-tested without a database in tests/test_decide.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,10 +15,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.agent.writer import IncidentAction, Writer, incident_action, reminder_due
+from monitor.agent.writer import Writer
+from monitor.alerts.channels.email import render
+from monitor.domain.alert_event import AlertEvent, subject_for
 from monitor.domain.evidence import Outcome, ProbeResult, Timings
-from monitor.store import open_database
-from monitor.store.models import AlertRecord, IncidentRecord, MonitorRunRecord, TransitionRecord
+from monitor.store import open_database, writes
+from monitor.store.models import (
+    AlertRecord,
+    IncidentRecord,
+    MonitorRunRecord,
+    ProbeRecord,
+    TransitionRecord,
+)
 from tests.conftest import make_config
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -97,6 +107,11 @@ def rows(writer: Writer, model):  # type: ignore[no-untyped-def]
         return list(s.scalars(select(model).order_by(model.id)))
 
 
+def text_of(alert: AlertRecord) -> str:
+    """The email's text part, as the outbox renders it from the stored event when it sends."""
+    return render(AlertEvent.from_json(alert.event)).text
+
+
 OK, GONE410, SCOPE, LOAD, S500 = (
     Outcome.OK,
     Outcome.DEPRECATED,
@@ -118,10 +133,10 @@ def test_a_healthy_target_turning_410_gives_exactly_one_alert_with_the_evidence(
     assert change.started_at == T0 + timedelta(minutes=3)  # when it began, not when confirmed
     (alert,) = rows(writer, AlertRecord)
     assert alert.subject == "[inferwatch] gpt2-legacy: ok → deprecated (410)"
-    assert GONE in alert.body_text
-    assert "switch to https://router.huggingface.co" in alert.body_text
-    assert "Root=1-abc" in alert.body_text and "hf-inference" in alert.body_text
-    assert "http://dash:8501/target?name=gpt2-legacy" in alert.body_text
+    assert GONE in text_of(alert)
+    assert "switch to https://router.huggingface.co" in text_of(alert)
+    assert "Root=1-abc" in text_of(alert) and "hf-inference" in text_of(alert)
+    assert "http://dash:8501/target?name=gpt2-legacy" in text_of(alert)
     assert alert.status == "pending" and alert.recipients == ["oncall@example.com"]
 
 
@@ -130,7 +145,7 @@ def test_a_token_losing_its_scope_gives_exactly_one_alert(writer: Writer) -> Non
 
     (alert,) = rows(writer, AlertRecord)
     assert "token scope regression (403)" in alert.subject
-    assert "Make calls to Inference Providers" in alert.body_text
+    assert "Make calls to Inference Providers" in text_of(alert)
 
 
 def test_an_outage_alerts_once_down_and_once_on_recovery(writer: Writer) -> None:
@@ -160,7 +175,7 @@ def test_a_target_failing_from_its_first_probe_is_announced(writer: Writer) -> N
 
     (alert,) = rows(writer, AlertRecord)
     assert alert.subject == "[inferwatch] gpt2-legacy: first probe: auth_missing (401)"
-    assert "HF_TOKEN is not set" in alert.body_text
+    assert "HF_TOKEN is not set" in text_of(alert)
 
 
 def test_a_class_change_updates_the_incident_and_alerts(writer: Writer) -> None:
@@ -288,37 +303,6 @@ def test_thresholds_can_be_set_per_target(db_url: str) -> None:
     assert [t.to_outcome for t in rows(w, TransitionRecord)] == ["ok", "loading"]
 
 
-@pytest.mark.parametrize(
-    ("to", "has_open", "action"),
-    [
-        (Outcome.DEPRECATED, False, IncidentAction(open=True)),
-        (Outcome.TOKEN_SCOPE, True, IncidentAction(update=True)),
-        (Outcome.OK, True, IncidentAction(close=True)),
-        (Outcome.OK, False, IncidentAction()),
-    ],
-)
-def test_incident_actions(to: Outcome, has_open: bool, action: IncidentAction) -> None:
-    from monitor.domain.states import Change
-
-    change = Change(
-        from_outcome=None, to_outcome=to, at=T0, started_at=T0, since=None, announce=True
-    )
-    assert incident_action(change, has_open) == action
-
-
-@pytest.mark.parametrize(
-    ("last", "every", "due"),
-    [
-        (None, 60.0, False),
-        (T0, None, False),
-        (T0, 60.0, True),
-        (T0 + timedelta(seconds=30), 60.0, False),
-    ],
-)
-def test_reminder_due(last: datetime | None, every: float | None, due: bool) -> None:
-    assert reminder_due(last, T0 + timedelta(minutes=1), every) is due
-
-
 def test_a_result_for_a_removed_target_does_not_cost_the_others_their_alerts(db_url: str) -> None:
     w = Writer(open_database(db_url), config(), clock=lambda: T0)
     w.start_run()
@@ -340,18 +324,80 @@ def test_a_failed_batch_advances_nothing_so_writing_it_again_gives_the_same_resu
     w.start_run()
     feed(w, [OK, GONE410])
     batch = [result("gpt2-legacy", GONE410, T0 + timedelta(minutes=2))]
-    real_roll_up = w._roll_up
 
     def broken(*args: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(w, "_roll_up", broken)  # an edge case no real database produces on cue
+    # An edge case no real database produces on cue: it fails after the transition is written.
+    monkeypatch.setattr(writes, "roll_up", broken)
     with pytest.raises(RuntimeError):
         w.write_batch(batch)
-    assert rows(w, AlertRecord) == [] and w.states["gpt2-legacy"].accepted == Outcome.OK
+    assert rows(w, AlertRecord) == [] and rows(w, TransitionRecord)[-1].to_outcome == "ok"
+    assert w.states["gpt2-legacy"].accepted == Outcome.OK
 
-    monkeypatch.setattr(w, "_roll_up", real_roll_up)
+    monkeypatch.undo()
     w.write_batch(batch)
     assert [a.subject for a in rows(w, AlertRecord)] == [
         "[inferwatch] gpt2-legacy: ok → deprecated (410)"
     ]
+
+
+def test_the_outbox_row_holds_the_event_and_its_subject_not_a_rendering(writer: Writer) -> None:
+    feed(writer, [OK, OK, GONE410, GONE410])
+
+    (alert,) = rows(writer, AlertRecord)
+    (incident,) = rows(writer, IncidentRecord)
+    (_, transition) = rows(writer, TransitionRecord)
+    event = AlertEvent.from_json(alert.event)
+    assert (event.reason, event.target, event.kind) == ("transition", "gpt2-legacy", "hf-legacy")
+    assert (event.from_outcome, event.to_outcome) == ("ok", "deprecated")
+    assert (event.at, event.since) == (T0 + timedelta(minutes=3), T0 + timedelta(minutes=2))
+    assert (event.http_status, event.request_id) == (410, "Root=1-abc")
+    assert (
+        event.provider == "hf-inference" and event.hint == "switch to https://router.huggingface.co"
+    )
+    assert event.dashboard_url == "http://dash:8501"
+    assert [line.outcome for line in event.recent] == ["deprecated", "deprecated", "ok", "ok"]
+    assert event.incident_id == incident.id == alert.incident_id == transition.incident_id
+    assert event.incident_opened_at == incident.opened_at
+    assert alert.transition_id == transition.id and alert.channel == "email"
+    assert alert.subject == subject_for(event) and (alert.body_text, alert.body_html) == ("", "")
+    assert incident.last_alert_at == T0  # reminders count from the alert
+
+
+def test_facts_are_stored_with_the_probe_the_transition_and_the_alert(writer: Writer) -> None:
+    facts = {"replacement_url": "https://router.huggingface.co"}
+    for i, outcome in enumerate([OK, GONE410, GONE410]):
+        probe = result("gpt2-legacy", outcome, T0 + timedelta(minutes=i))
+        writer.write_batch([dataclasses.replace(probe, facts=facts) if outcome != OK else probe])
+
+    assert [p.facts for p in rows(writer, ProbeRecord)] == [{}, facts, facts]
+    assert [t.facts for t in rows(writer, TransitionRecord)] == [{}, facts]
+    (alert,) = rows(writer, AlertRecord)
+    assert alert.event["facts"] == facts
+
+
+def test_one_batch_with_several_changes_keeps_their_order_and_incident(writer: Writer) -> None:
+    gpt2 = [OK, OK, GONE410, GONE410, OK, OK]
+    minilm = [OK, S500, S500, S500]
+    writer.write_batch(
+        [result("gpt2-legacy", o, T0 + timedelta(minutes=i)) for i, o in enumerate(gpt2)]
+        + [result("minilm", o, T0 + timedelta(minutes=i)) for i, o in enumerate(minilm)]
+    )
+
+    assert [a.subject for a in rows(writer, AlertRecord)] == [
+        "[inferwatch] gpt2-legacy: ok → deprecated (410)",
+        "[inferwatch] gpt2-legacy: deprecated → ok (recovered after 2m)",
+        "[inferwatch] minilm: ok → server_error (500)",
+    ]
+    incidents = rows(writer, IncidentRecord)
+    assert [i.outcomes for i in incidents] == [["deprecated"], ["server_error"]]
+    gone, down = incidents
+    assert gone.closed_at == T0 + timedelta(minutes=4) and down.closed_at is None
+    assert [a.incident_id for a in rows(writer, AlertRecord)] == [gone.id, gone.id, down.id]
+
+
+def test_the_writer_knows_no_channel() -> None:
+    from tests.test_architecture import graph
+
+    assert [m for m in graph()["monitor.agent.writer"] if m.startswith("monitor.alerts")] == []

@@ -23,7 +23,7 @@ from monitor.domain.rollups import (
 )
 from monitor.store import open_database
 from monitor.store.models import ProbeRecord, RollupRecord
-from monitor.store.repo import stored_rollup
+from monitor.store.writes import stored_rollup
 from tests.test_loop_writer import T0, config, result
 
 

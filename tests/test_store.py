@@ -149,6 +149,5 @@ def test_naive_datetimes_are_refused(db_url: str) -> None:
         ids = sync_targets(
             s, make_config([{"name": "a", "kind": "http", "url": "http://a/"}]).targets
         )
-        save_results(s, [result("a", datetime(2026, 1, 1))], ids)
         with pytest.raises(Exception, match="naive datetime"):
-            s.flush()
+            save_results(s, [result("a", datetime(2026, 1, 1))], ids)  # written at once

@@ -1,9 +1,12 @@
 """The one writer: probe results in, rows out — probes, states, transitions, incidents, alerts.
 
-Results arrive on a queue and are written in small batches, one transaction per batch. The
-state machine runs here, in order, so a transition, its incident change, its rendered alert
-and the target's new state are committed together: after a crash either all of them exist
-or none do, which is what makes alerts never lost and never doubled across restarts.
+Results arrive on a queue and are written in small batches, one transaction per batch. Each
+result goes through `decide` (monitor/domain/decide.py), in order, and what it decided is
+written by monitor/store/writes.py in that same transaction, so a transition, its incident
+change, its alert event in the outbox and the target's new state are committed together:
+after a crash either all of them exist or none do, which is what makes alerts never lost and
+never doubled across restarts. The writer knows no channel: the outbox renders each event
+when it sends it.
 """
 
 from __future__ import annotations
@@ -11,29 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
 
-from monitor.alerts.channels.email import AlertContext, ProbeLine, render
-from monitor.alerts.outbox import pending_alert
 from monitor.config.model import Config
-from monitor.domain.evidence import Outcome, ProbeResult
-from monitor.domain.rollups import encode_latency, fold
-from monitor.domain.states import Change, FlapEvent, Notice, TargetState, label, step
-from monitor.domain.text import utcnow
-from monitor.store.models import (
-    IncidentRecord,
-    MonitorRunRecord,
-    ProbeRecord,
-    RollupRecord,
-    TargetStateRecord,
-    TransitionRecord,
+from monitor.domain.decide import (
+    Alerting,
+    Decision,
+    IncidentStep,
+    OpenIncident,
+    Route,
+    decide,
+    remind,
+    reminder_due,
 )
-from monitor.store.repo import probe_record, rollup_record, stored_rollup, sync_targets
-from monitor.targets import TargetBase
+from monitor.domain.evidence import ProbeResult
+from monitor.domain.rollups import Rollup, fold
+from monitor.domain.states import Rules, TargetState
+from monitor.domain.text import utcnow
+from monitor.store import writes
+from monitor.store.writes import NewAlert
+from monitor.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +47,20 @@ _IDLE = object()  # "no more items for this batch"
 
 
 @dataclass(frozen=True)
-class IncidentAction:
-    """What a change does to the target's incident: pure, so it is table-tested."""
+class _Setup:
+    """What `decide` needs of one configured target, computed once per config."""
 
-    open: bool = False
-    update: bool = False
-    close: bool = False
-
-
-def incident_action(change: Change, has_open: bool) -> IncidentAction:
-    failing = change.to_outcome != Outcome.OK
-    if failing:
-        return IncidentAction(update=True) if has_open else IncidentAction(open=True)
-    return IncidentAction(close=True) if has_open else IncidentAction()
+    target: Target
+    rules: Rules
+    alerting: Alerting
 
 
-def reminder_due(last_alert_at: datetime | None, now: datetime, every: float | None) -> bool:
-    return (
-        every is not None
-        and last_alert_at is not None
-        and ((now - last_alert_at).total_seconds() >= every)
-    )
+def routes_of(config: Config, target: Target) -> tuple[Route, ...]:
+    """The channels a target's alerts go to (a new channel adds its route here)."""
+    recipients = config.recipients_of(target)
+    if config.alerts.email is None or not recipients:
+        return ()
+    return (Route("email", tuple(recipients)),)
 
 
 class Writer:
@@ -81,42 +77,48 @@ class Writer:
         self.run_id: int | None = None
         self.alerts_written = asyncio.Event()  # wakes the outbox sender
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self._config = config
+        alerting = config.alerts
+        self._setup = {
+            t.name: _Setup(
+                t, config.rules_of(t), Alerting(routes_of(config, t), alerting.dashboard_url)
+            )
+            for t in config.targets
+        }
+
     # ------------------------------------------------------------ lifecycle
 
     def start_run(self) -> None:
         """Record this run (closing a crashed one at its last heartbeat) and load states."""
         now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            for crashed in s.scalars(
-                select(MonitorRunRecord).where(MonitorRunRecord.stopped_at.is_(None))
-            ):
-                crashed.stopped_at = crashed.last_seen_at
+        with self.engine.begin() as conn:
+            run_id, crashed = writes.start_run(conn, now)
+            for last_seen in crashed:
                 log.warning(
                     "the previous run stopped without a clean shutdown; no data from %s to %s",
-                    crashed.last_seen_at.isoformat(timespec="seconds"),
+                    last_seen.isoformat(timespec="seconds"),
                     now.isoformat(timespec="seconds"),
                 )
-            run = MonitorRunRecord(started_at=now, last_seen_at=now)
-            s.add(run)
-            s.flush()
-            run_id, ids = run.id, self._sync(s)
-            states = self._load_states(s, ids)
+            ids = self._sync(conn)
+            states = self._load_states(conn, ids)
         self.run_id, self.target_ids, self.states = run_id, ids, states
 
     def stop_run(self) -> None:
-        with Session(self.engine) as s, s.begin():
-            s.execute(
-                update(MonitorRunRecord)
-                .where(MonitorRunRecord.id == self.run_id)
-                .values(stopped_at=self.clock(), last_seen_at=self.clock())
-            )
+        with self.engine.begin() as conn:
+            writes.stop_run(conn, self.run_id, self.clock())
 
     def reconfigure(self, config: Config) -> None:
         """Adopt a reloaded config (blocking: the writer's own task calls it, in a thread)."""
         self.config = config
-        with Session(self.engine) as s, s.begin():
-            ids = self._sync(s)
-            states = self._load_states(s, ids)
+        with self.engine.begin() as conn:
+            ids = self._sync(conn)
+            states = self._load_states(conn, ids)
         self.target_ids.update(ids)
         for name, state in states.items():
             self.states.setdefault(name, state)
@@ -140,7 +142,7 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         while True:
-            item = await self.queue.get()
+            item: object = await self.queue.get()  # or _IDLE, below
             batch: list[ProbeResult] = []
             deadline = loop.time() + BATCH_WAIT
             while isinstance(item, ProbeResult):
@@ -165,7 +167,8 @@ class Writer:
         """Write a batch, retrying (e.g. a locked SQLite file) before giving it up.
 
         The retries outlast the longest a sender may hold SQLite's write lock (a guarded
-        SMTP DATA, GUARDED_DATA_TIMEOUT) plus the busy timeout of each try.
+        SMTP DATA, GUARDED_DATA_TIMEOUT in monitor/alerts/channels/email.py) plus the busy
+        timeout of each try.
         """
         for attempt, pause in enumerate((0.5, 2.0, 5.0, 10.0, None), start=1):
             try:
@@ -192,329 +195,190 @@ class Writer:
         batch that fails leaves nothing half-applied and can simply be written again.
         """
         now = self.clock()
-        queued = 0
-        states: dict[str, TargetState] = {}
-        with Session(self.engine) as s, s.begin():
+        with self.engine.begin() as conn:
             ids = dict(self.target_ids)
             if {r.target for r in results} - set(ids):
-                ids.update(self._sync(s))
+                ids.update(self._sync(conn))
             known = [r for r in results if r.target in ids]  # else: removed from the config
-            rows = [probe_record(r, ids[r.target]) for r in known]
-            s.add_all(rows)
-            s.flush()
-            for result, row in zip(known, rows, strict=True):
+            # Written first: an alert lists the target's latest probes, these included.
+            probe_ids = writes.insert_probes(conn, known, ids)
+            batch = _Batch(conn, now, writes.open_incidents(conn))
+            for result, probe_id in zip(known, probe_ids, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
-                queued += self._fold(s, result, row, ids, states)
-            self._save_states(s, states, ids, now)
-            self._roll_up(s, known, ids)
-            queued += self._reminders(s, now, ids)
+                self._fold(batch, result, probe_id, ids)
+            writes.save_states(
+                conn, {ids[name]: state.to_dict() for name, state in batch.states.items()}, now
+            )
+            writes.roll_up(conn, _partials(known, ids))
+            self._reminders(batch, ids)
+            writes.enqueue_alerts(conn, batch.alerts, now)
+            writes.mark_alerted(conn, batch.alerted, now)
             if self.run_id is not None:
-                s.execute(
-                    update(MonitorRunRecord)
-                    .where(MonitorRunRecord.id == self.run_id)
-                    .values(last_seen_at=now)
-                )
+                writes.heartbeat(conn, self.run_id, now)
         self.target_ids = ids
-        self.states.update(states)
-        return queued
+        self.states.update(batch.states)
+        return len(batch.alerts)
 
-    def _fold(
+    def _fold(self, batch: _Batch, result: ProbeResult, probe_id: int, ids: dict[str, int]) -> None:
+        """Decide what one result does and write it."""
+        setup = self._setup.get(result.target)
+        if setup is None:
+            return  # removed by a reload while its probe was in flight: evidence only
+        name, target_id = result.target, ids[result.target]
+        state = batch.states.get(name) or self.states.get(name, TargetState())
+        incident = batch.open_of(target_id)
+        decision = decide(result, setup.target.kind, state, incident, setup.rules, setup.alerting)
+        batch.states[name] = decision.state
+        if decision.transition is not None or decision.notice is not None:
+            self._record(batch, name, target_id, probe_id, decision, incident, result.detail)
+
+    def _record(
         self,
-        s: Session,
-        result: ProbeResult,
-        row: ProbeRecord,
-        ids: dict[str, int],
-        states: dict[str, TargetState],
-    ) -> int:
-        """Step the target's state machine with one result and record what it decided."""
-        try:
-            target = self.config.target(result.target)
-        except KeyError:
-            return 0  # removed by a reload while its probe was in flight: evidence only
-        state = states.get(result.target) or self.states.get(result.target, TargetState())
-        state, change, notice = step(
-            state, result.outcome, result.checked_at, self.config.rules_of(target)
-        )
-        states[result.target] = state
-        queued = 0
-        if change is not None:
-            queued += self._record_change(s, target, result, row, change, ids)
-        if notice is not None:
-            queued += self._record_notice(s, target, row, notice, ids)
-        return queued
-
-    def _record_change(
-        self,
-        s: Session,
-        target: TargetBase,
-        result: ProbeResult,
-        row: ProbeRecord,
-        change: Change,
-        ids: dict[str, int],
-    ) -> int:
-        target_id = ids[target.name]
-        # A status in the label explains a failure ("(410)"); a 200 carrying a verdict (whoami
-        # showing a missing scope, a wrong-shaped body) would only mislead.
-        status = result.http_status if (result.http_status or 0) >= 300 else None
-        text = label(change, status)
-        incident = self._open_incident(s, target_id)
-        action = incident_action(change, incident is not None)
-        if action.open:
-            incident = IncidentRecord(
-                target_id=target_id,
-                opened_at=change.started_at,
-                first_outcome=str(change.to_outcome),
-                last_outcome=str(change.to_outcome),
-                outcomes=[str(change.to_outcome)],
-            )
-            s.add(incident)
-            s.flush()
-        elif action.update and incident is not None:
-            incident.last_outcome = str(change.to_outcome)
-            incident.outcomes = [*incident.outcomes, str(change.to_outcome)]
-        elif action.close and incident is not None:
-            incident.closed_at = change.started_at
-        transition = TransitionRecord(
-            target_id=target_id,
-            at=change.at,
-            started_at=change.started_at,
-            from_outcome=str(change.from_outcome) if change.from_outcome else None,
-            to_outcome=str(change.to_outcome),
-            label=text,
-            detail=result.detail,
-            hint=result.hint,
-            http_status=result.http_status,
-            announced=change.announce,
-            probe_id=row.id,
-            incident_id=incident.id if incident is not None else None,
-        )
-        s.add(transition)
-        s.flush()
-        log.info("%s: %s — %s", target.name, text, result.detail)
-        if not change.announce:
-            return 0
-        ctx = self._context(
-            s,
-            target,
-            row,
-            "transition",
-            text,
-            from_outcome=change.from_outcome,
-            to_outcome=change.to_outcome,
-            at=change.at,
-            since=change.started_at,
-        )
-        return self._enqueue(s, target, target_id, ctx, transition.id, incident)
-
-    def _record_notice(
-        self,
-        s: Session,
-        target: TargetBase,
-        row: ProbeRecord,
-        notice: Notice,
-        ids: dict[str, int],
-    ) -> int:
-        started = notice.event is FlapEvent.STARTED
-        text = (
-            f"flapping ({notice.change_percent:.0%} state change over recent probes)"
-            if started
-            else f"stopped flapping: now {notice.state}"
-        )
-        log.info("%s: %s", target.name, text)
-        reason = "flapping_started" if started else "flapping_stopped"
-        ctx = self._context(s, target, row, reason, text, to_outcome=notice.state)
-        target_id = ids[target.name]
-        return self._enqueue(s, target, target_id, ctx, None, self._open_incident(s, target_id))
-
-    def _reminders(self, s: Session, now: datetime, ids: dict[str, int]) -> int:
-        every = self.config.alerts.remind_every
-        if every is None or self.config.alerts.email is None:
-            return 0
-        names = {i: n for n, i in ids.items()}
-        queued = 0
-        for incident in s.scalars(select(IncidentRecord).where(IncidentRecord.closed_at.is_(None))):
-            if not reminder_due(incident.last_alert_at, now, every):
-                continue
-            try:
-                target = self.config.target(names.get(incident.target_id, ""))
-            except KeyError:
-                continue  # no longer configured: nobody to remind about it
-            last = s.scalars(
-                select(ProbeRecord)
-                .where(ProbeRecord.target_id == incident.target_id)
-                .order_by(ProbeRecord.checked_at.desc())
-                .limit(1)
-            ).first()
-            if last is None:
-                continue
-            ctx = self._context(
-                s,
-                target,
-                last,
-                "reminder",
-                f"still {incident.last_outcome}",
-                to_outcome=incident.last_outcome,
-                since=incident.opened_at,
-                incident_opened_at=incident.opened_at,
-            )
-            queued += self._enqueue(s, target, incident.target_id, ctx, None, incident)
-        return queued
-
-    def _roll_up(self, s: Session, results: Sequence[ProbeResult], ids: dict[str, int]) -> None:
-        """Fold the batch into hourly and daily rollups (what the dashboard reads).
-
-        Latency counts only probes that got an answer: a timeout's "latency" is the timeout.
-        """
-        partials = fold(
-            (
-                ids[r.target],
-                r.checked_at,
-                str(r.outcome),
-                r.timings.total_ms if r.http_status is not None else None,
-            )
-            for r in results
-        )
-        # One SELECT for every row the batch touches, not one (with an autoflush) per row.
-        with s.no_autoflush:
-            existing = {
-                (r.target_id, r.period, r.bucket_start): r
-                for r in s.scalars(
-                    select(RollupRecord).where(
-                        RollupRecord.target_id.in_({key[0] for key in partials}),
-                        RollupRecord.bucket_start.in_({key[2] for key in partials}),
-                    )
-                )
-            }
-        for (target_id, period, start), part in partials.items():
-            row = existing.get((target_id, period, start))
-            if row is None:
-                s.add(rollup_record(target_id, period, start, part))
-            else:
-                merged = stored_rollup(row).merge(part)
-                row.probes, row.ok, row.counts = merged.probes, merged.ok, merged.counts
-                row.latency = encode_latency(merged.latency)
-                row.latency_sum, row.latency_max = merged.latency_sum, merged.latency_max
-
-    @staticmethod
-    def _save_states(
-        s: Session, states: dict[str, TargetState], ids: dict[str, int], now: datetime
-    ) -> None:
-        """Upsert the batch's new states: one SELECT for the existing rows, not a merge each."""
-        if not states:
-            return
-        with s.no_autoflush:
-            rows = {
-                r.target_id: r
-                for r in s.scalars(
-                    select(TargetStateRecord).where(
-                        TargetStateRecord.target_id.in_([ids[n] for n in states])
-                    )
-                )
-            }
-        for name, state in states.items():
-            row = rows.get(ids[name])
-            if row is None:
-                s.add(TargetStateRecord(target_id=ids[name], state=state.to_dict(), updated_at=now))
-            else:
-                row.state, row.updated_at = state.to_dict(), now
-
-    # ------------------------------------------------------------ alerts
-
-    def _enqueue(
-        self,
-        s: Session,
-        target: TargetBase,
+        batch: _Batch,
+        name: str,
         target_id: int,
-        ctx: AlertContext,
-        transition_id: int | None,
-        incident: IncidentRecord | None,
-    ) -> int:
-        recipients = self.config.recipients_of(target)
-        if self.config.alerts.email is None or not recipients:
-            return 0
-        now = self.clock()
-        s.add(
-            pending_alert(
-                render(ctx),
-                ctx.reason,
-                recipients,
-                now,
-                target_id=target_id,
-                transition_id=transition_id,
-                incident_id=incident.id if incident is not None else None,
+        probe_id: int,
+        decision: Decision,
+        incident: OpenIncident | None,
+        detail: str,
+    ) -> None:
+        """Write a decision that changed more than the state."""
+        conn, change = batch.conn, decision.incident
+        new_id = None
+        if change is not None:
+            if change.step is IncidentStep.OPEN:
+                new_id = writes.open_incident(conn, target_id, change)
+                batch.track(
+                    OpenIncident(new_id, target_id, change.at, change.outcome, change.outcomes)
+                )
+            elif incident is not None and change.step is IncidentStep.UPDATE:
+                writes.update_incident(conn, incident.id, change)
+                batch.track(
+                    replace(incident, last_outcome=change.outcome, outcomes=change.outcomes)
+                )
+            elif incident is not None:
+                writes.close_incident(conn, incident.id, change.at)
+                batch.forget(incident)
+        transition_id = None
+        if decision.transition is not None:
+            transition = decision.transition
+            if new_id is not None:
+                transition = replace(transition, incident_id=new_id)
+            transition_id = writes.insert_transition(conn, target_id, transition, probe_id)
+            log.info("%s: %s — %s", name, transition.label, detail)
+        if decision.notice is not None:
+            log.info("%s: %s", name, decision.notice)
+        if not decision.alerts:
+            return
+        recent = writes.recent_probes(conn, target_id, RECENT_PROBES)
+        for alert in decision.alerts:
+            event = replace(alert.event, recent=recent)
+            if new_id is not None:  # see Decision.opens_incident
+                event = replace(event, incident_id=new_id)
+            batch.enqueue(
+                NewAlert(
+                    event,
+                    alert.channel,
+                    alert.recipients,
+                    target_id=target_id,
+                    transition_id=transition_id if event.reason == "transition" else None,
+                    incident_id=event.incident_id,
+                )
             )
-        )
-        if incident is not None:
-            incident.last_alert_at = now
-        return 1
 
-    def _context(
-        self,
-        s: Session,
-        target: TargetBase,
-        row: ProbeRecord,
-        reason: str,
-        text: str,
-        *,
-        from_outcome: str | None = None,
-        to_outcome: str | None = None,
-        at: datetime | None = None,
-        since: datetime | None = None,
-        incident_opened_at: datetime | None = None,
-    ) -> AlertContext:
-        """What an alert says, from the stored (already redacted) probe that prompted it."""
-        return AlertContext(
-            reason=reason,
-            target=target.name,
-            kind=target.kind,
-            url=row.url,
-            from_outcome=str(from_outcome) if from_outcome else None,
-            to_outcome=str(to_outcome or row.outcome),
-            label=text,
-            at=at or row.checked_at,
-            since=since,
-            http_status=row.http_status,
-            detail=row.detail,
-            hint=row.hint,
-            warning=row.warning,
-            request_id=row.request_id,
-            provider=row.provider,
-            latency_ms=row.latency_ms,
-            recent=self._recent(s, row.target_id),
-            dashboard_url=self.config.alerts.dashboard_url,
-            incident_opened_at=incident_opened_at,
-        )
-
-    def _recent(self, s: Session, target_id: int) -> tuple[ProbeLine, ...]:
-        rows = s.scalars(
-            select(ProbeRecord)
-            .where(ProbeRecord.target_id == target_id)
-            .order_by(ProbeRecord.checked_at.desc())
-            .limit(RECENT_PROBES)
-        )
-        return tuple(
-            ProbeLine(r.checked_at, r.outcome, r.http_status, r.latency_ms, r.detail) for r in rows
-        )
+    def _reminders(self, batch: _Batch, ids: dict[str, int]) -> None:
+        """Remind of incidents still open (after this batch's changes) when they are due."""
+        every = self.config.alerts.remind_every
+        if every is None:
+            return
+        names = {i: n for n, i in ids.items()}
+        for incident in sorted(batch.open.values(), key=lambda i: i.id):
+            if not reminder_due(incident.last_alert_at, batch.now, every):
+                continue
+            setup = self._setup.get(names.get(incident.target_id, ""))
+            if setup is None or not setup.alerting.routes:
+                continue  # no longer configured, or nobody to tell
+            latest = writes.latest_probe(batch.conn, incident.target_id)
+            if latest is None:
+                continue
+            recent = writes.recent_probes(batch.conn, incident.target_id, RECENT_PROBES)
+            for alert in remind(
+                incident, setup.target.name, setup.target.kind, latest, setup.alerting
+            ):
+                batch.enqueue(
+                    NewAlert(
+                        replace(alert.event, recent=recent),
+                        alert.channel,
+                        alert.recipients,
+                        target_id=incident.target_id,
+                        incident_id=incident.id,
+                    )
+                )
 
     # ------------------------------------------------------------ helpers
 
-    def _sync(self, s: Session) -> dict[str, int]:
+    def _sync(self, conn: Connection) -> dict[str, int]:
         """Ids of the configured targets (inserting new ones); the caller applies them."""
-        return sync_targets(s, self.config.targets, self.config.redactor())
-
-    def _load_states(self, s: Session, ids: dict[str, int]) -> dict[str, TargetState]:
-        by_id = {i: n for n, i in ids.items()}
-        return {
-            by_id[r.target_id]: TargetState.from_dict(r.state)
-            for r in s.scalars(select(TargetStateRecord))
-            if r.target_id in by_id
-        }
+        return writes.sync_targets(conn, self.config.targets, self.config.redactor())
 
     @staticmethod
-    def _open_incident(s: Session, target_id: int) -> IncidentRecord | None:
-        return s.scalars(
-            select(IncidentRecord)
-            .where(IncidentRecord.target_id == target_id, IncidentRecord.closed_at.is_(None))
-            .order_by(IncidentRecord.opened_at.desc())
-            .limit(1)
-        ).first()
+    def _load_states(conn: Connection, ids: dict[str, int]) -> dict[str, TargetState]:
+        by_id = {i: n for n, i in ids.items()}
+        return {
+            by_id[target_id]: TargetState.from_dict(state)
+            for target_id, state in writes.load_states(conn).items()
+            if target_id in by_id
+        }
+
+
+class _Batch:
+    """One batch's working set: new states, the open incidents as they change, the alerts."""
+
+    def __init__(self, conn: Connection, now: datetime, open_incidents: list[OpenIncident]):
+        self.conn = conn
+        self.now = now
+        self.states: dict[str, TargetState] = {}
+        self.open = {i.id: i for i in open_incidents}  # oldest first
+        # A target's incident is its newest open one.
+        self.latest = {i.target_id: i.id for i in open_incidents}
+        self.alerts: list[NewAlert] = []
+        self.alerted: set[int] = set()  # incidents told about in this batch
+
+    def open_of(self, target_id: int) -> OpenIncident | None:
+        incident_id = self.latest.get(target_id)
+        return None if incident_id is None else self.open[incident_id]
+
+    def track(self, incident: OpenIncident) -> None:
+        self.open[incident.id] = incident
+        self.latest[incident.target_id] = incident.id
+
+    def forget(self, incident: OpenIncident) -> None:
+        self.open.pop(incident.id, None)
+        if self.latest.get(incident.target_id) == incident.id:
+            del self.latest[incident.target_id]
+
+    def enqueue(self, alert: NewAlert) -> None:
+        self.alerts.append(alert)
+        if alert.incident_id is not None:
+            self.alerted.add(alert.incident_id)
+            told = self.open.get(alert.incident_id)
+            if told is not None:
+                self.open[alert.incident_id] = replace(told, last_alert_at=self.now)
+
+
+def _partials(
+    results: Sequence[ProbeResult], ids: dict[str, int]
+) -> dict[tuple[int, str, datetime], Rollup]:
+    """The batch folded into hourly and daily rollups (what the dashboard reads).
+
+    Latency counts only probes that got an answer: a timeout's "latency" is the timeout.
+    """
+    return fold(
+        (
+            ids[r.target],
+            r.checked_at,
+            str(r.outcome),
+            r.timings.total_ms if r.http_status is not None else None,
+        )
+        for r in results
+    )

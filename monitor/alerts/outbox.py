@@ -1,10 +1,12 @@
 """Delivers the outbox: pending alerts are sent, each attempt recorded, failures retried.
 
-Connection failures and 4xx replies are retried with capped backoff, so when an SMTP server
-comes back after an outage every alert arrives within a minute, once. 5xx replies (and
-retries older than a day) mark the alert failed. Each send is claimed (a conditional UPDATE
-on `status = 'pending'` that must touch one row) in the transaction that records the server's
-250, so two senders never send one alert and a crash never doubles one (see `deliver`).
+Each row names its channel (monitor/alerts/channels/) and holds a channel-neutral alert event,
+which the channel renders when it sends. Connection failures and 4xx replies are retried with
+capped backoff, so when an SMTP server comes back after an outage every alert arrives within a
+minute, once. 5xx replies (and retries older than a day) mark the alert failed. Each send is
+claimed (a conditional UPDATE on `status = 'pending'` that must touch one row) in the
+transaction that records the server's 250, so two senders never send one alert and a crash
+never doubles one (see `deliver`). The SQL is in monitor/store/writes.py.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ import asyncio
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
 
-from monitor.alerts.channels.email import DeliveryError, RenderedEmail, Transmit, send
+from monitor.alerts.channels import open_channel
+from monitor.alerts.channels.base import DeliveryError, Outgoing, Transmit
 from monitor.config.model import Config
+from monitor.domain.alert_event import AlertEvent
 from monitor.domain.text import utcnow
-from monitor.store.models import AlertAttemptRecord, AlertRecord
+from monitor.store import writes
+from monitor.store.writes import Failure, StoredAlert
 
 log = logging.getLogger(__name__)
 
@@ -37,42 +40,25 @@ FLUSH_SECONDS = 3.0  # at shutdown, what pending alerts get before the process e
 T = TypeVar("T")
 
 
-def pending_alert(
-    email: RenderedEmail,
-    reason: str,
-    recipients: list[str],
-    now: datetime,
-    *,
-    target_id: int | None = None,
-    transition_id: int | None = None,
-    incident_id: int | None = None,
-) -> AlertRecord:
-    """A new outbox row, due now, with its own Message-ID (the dedupe key for mail servers)."""
-    return AlertRecord(
-        target_id=target_id,
-        transition_id=transition_id,
-        incident_id=incident_id,
-        reason=reason,
-        channel="email",
-        recipients=list(recipients),
-        subject=email.subject,
-        body_text=email.text,
-        body_html=email.html,
-        message_id=f"<{uuid.uuid4()}@inferwatch>",
-        status="pending",
-        attempts=0,
-        created_at=now,
-        next_attempt_at=now,
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try after `attempts` failed ones: 5, 10, 20, 40, 60, 60…"""
+    return min(FIRST_RETRY * 2.0 ** max(attempts - 1, 0), MAX_RETRY)
+
+
+def outgoing(alert: StoredAlert) -> Outgoing:
+    """A stored row as its channel sees it (rows from before events carry their rendering)."""
+    return Outgoing(
+        recipients=alert.recipients,
+        message_id=alert.message_id,
+        event=AlertEvent.from_json(alert.event) if alert.event else None,
+        subject=alert.subject,
+        body_text=alert.body_text,
+        body_html=alert.body_html,
     )
 
 
-def retry_delay(attempts: int) -> float:
-    """Seconds before the next try after `attempts` failed ones: 5, 10, 20, 40, 60, 60…"""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), MAX_RETRY)
-
-
 class Sender:
-    """Sends due alerts from the outbox table through the configured email server."""
+    """Sends due alerts from the outbox table through their channels."""
 
     def __init__(
         self,
@@ -88,21 +74,12 @@ class Sender:
         self.flush_seconds = FLUSH_SECONDS  # the shutdown sets what its budget leaves
 
     def due(self) -> list[int]:
-        with Session(self.engine) as s:
-            return list(
-                s.scalars(
-                    select(AlertRecord.id)
-                    .where(AlertRecord.status == "pending")
-                    .where(AlertRecord.next_attempt_at <= self.clock())
-                    .order_by(AlertRecord.id)
-                )
-            )
+        with self.engine.connect() as conn:
+            return writes.due_alerts(conn, self.clock())
 
     def seconds_until_next(self) -> float:
-        with Session(self.engine) as s:
-            nxt = s.scalar(
-                select(func.min(AlertRecord.next_attempt_at)).where(AlertRecord.status == "pending")
-            )
+        with self.engine.connect() as conn:
+            nxt = writes.next_attempt_at(conn)
         if nxt is None:
             return IDLE_WAIT
         return min(max((nxt - self.clock()).total_seconds(), 0.0), IDLE_WAIT)
@@ -111,105 +88,91 @@ class Sender:
         """One attempt at one alert (blocking: run it in a thread). True when sent to all.
 
         Exactly once: the alert is claimed (a conditional UPDATE that must touch one row) in
-        a transaction opened just before the SMTP DATA command, and the server's 250 is
-        recorded in that same transaction at once. On SQLite the transaction takes the write
-        lock up front (BEGIN IMMEDIATE), so recording never waits behind the writer's batch:
-        a crash can double an alert only in the microseconds between the 250 and the commit
-        (and the retry then carries the same Message-ID). A crash before the 250 rolls the
-        claim back, and the alert is sent by the next run.
+        a transaction opened just before the channel's irrevocable step (SMTP DATA), and the
+        server's 250 is recorded in that same transaction at once. On SQLite the transaction
+        takes the write lock up front (BEGIN IMMEDIATE), so recording never waits behind the
+        writer's batch: a crash can double an alert only in the microseconds between the 250
+        and the commit (and the retry then carries the same Message-ID). A crash before the
+        250 rolls the claim back, and the alert is sent by the next run.
         """
-        settings = self.config.alerts.email
-        with Session(self.engine) as s:
-            alert = s.get(AlertRecord, alert_id)
-            if alert is None or alert.status != "pending":
-                return False
-            message = RenderedEmail(alert.subject, alert.body_text, alert.body_html)
-            recipients, message_id, created = alert.recipients, alert.message_id, alert.created_at
-            subject = alert.subject
-        if settings is None:
-            error = DeliveryError("no alerts.email server is configured", permanent=False)
+        with self.engine.connect() as conn:
+            alert = writes.load_alert(conn, alert_id)
+        if alert is None or alert.status != "pending":
+            return False
+        created = alert.created_at
+        try:
+            channel = open_channel(alert.channel, self.config, self.env, timeout)
+            row = outgoing(alert)
+            message = channel.render(row)
+        except DeliveryError as exc:
+            return self._record(alert_id, exc, created)
+        except Exception as exc:
+            # One alert that cannot be rendered must not hold up the others behind it.
+            log.exception("could not render alert %s", alert_id)
+            error = DeliveryError(f"could not render the alert: {exc}", permanent=False)
             return self._record(alert_id, error, created)
-        if timeout is not None:
-            settings = settings.model_copy(update={"timeout": min(settings.timeout, timeout)})
         accepted: list[bool] = []
 
-        def guard(transmit: Transmit, partial: DeliveryError | None) -> tuple[int, bytes]:
+        def guard(transmit: Transmit, partial: DeliveryError | None) -> None:
             with self.engine.connect() as conn:
-                _begin_writing(conn)
-                claimed = conn.execute(
-                    update(AlertRecord)
-                    .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
-                    .values(attempts=AlertRecord.attempts + 1)
-                )
-                if claimed.rowcount != 1:
-                    raise _AlreadyHandled  # another sender got there first: no DATA sent
+                writes.begin_writing(conn)
+                if not writes.claim_alert(conn, alert_id):
+                    raise _AlreadyHandled  # another sender got there first: nothing sent
                 # Written ahead, so that after the 250 only the COMMIT is left to do; any
                 # other answer (or a crash) rolls all of it back.
                 self._record_accepted(conn, alert_id, partial, created)
-                code, answer = transmit()
-                if code == 250:
+                if transmit():
                     conn.commit()
                     accepted.append(partial is None)
-                return code, answer
 
         try:
-            send(settings, self.env, recipients, message, message_id, guard=guard)
+            channel.send(message, row, guard)
         except _AlreadyHandled:
             return False
         except DeliveryError as exc:
             return self._record(alert_id, exc, created)
         if accepted and accepted[0]:
-            log.info("alert sent to %s: %s", ", ".join(recipients), subject)
+            log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
         return bool(accepted and accepted[0])
 
     def _record_accepted(
         self, conn: Connection, alert_id: int, partial: DeliveryError | None, created: datetime
     ) -> None:
-        """The server took the message (attempts already counted by the claim)."""
+        """The far end took the message (attempts already counted by the claim)."""
         now = self.clock()
-        conn.execute(
-            insert(AlertAttemptRecord).values(
-                alert_id=alert_id, at=now, ok=partial is None, error=str(partial or "")
-            )
-        )
-        values: dict[str, Any]
+        writes.add_attempt(conn, alert_id, now, ok=partial is None, error=str(partial or ""))
         if partial is None:
-            values = {"status": "sent", "sent_at": now, "last_error": ""}
+            writes.record_sent(conn, alert_id, now)
         else:
-            attempts = conn.scalar(select(AlertRecord.attempts).where(AlertRecord.id == alert_id))
-            values = self._failure_values(alert_id, partial, created, now, attempts or 1)
-        conn.execute(update(AlertRecord).where(AlertRecord.id == alert_id).values(**values))
+            attempts = writes.alert_attempts(conn, alert_id) or 1
+            failure = self._failure(alert_id, partial, created, now, attempts)
+            writes.record_failure(conn, alert_id, failure, only_pending=False)
 
     def _record(self, alert_id: int, error: DeliveryError, created: datetime) -> bool:
         """A failed attempt: logged, and retried later unless it is permanent or too old."""
         now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            s.add(AlertAttemptRecord(alert_id=alert_id, at=now, ok=False, error=str(error)))
-            alert = s.get(AlertRecord, alert_id)
-            assert alert is not None
-            values = self._failure_values(alert_id, error, created, now, alert.attempts + 1)
-            s.execute(
-                update(AlertRecord)
-                .where(AlertRecord.id == alert_id, AlertRecord.status == "pending")
-                .values(**values)
-            )
+        with self.engine.begin() as conn:
+            # The write first: on SQLite a transaction that reads first may not get the lock.
+            writes.add_attempt(conn, alert_id, now, ok=False, error=str(error))
+            attempts = writes.alert_attempts(conn, alert_id)
+            assert attempts is not None
+            failure = self._failure(alert_id, error, created, now, attempts + 1)
+            writes.record_failure(conn, alert_id, failure, only_pending=True)
         return False
 
     @staticmethod
-    def _failure_values(
+    def _failure(
         alert_id: int, error: DeliveryError, created: datetime, now: datetime, attempts: int
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {"last_error": str(error), "attempts": attempts}
-        if error.retry_only:
-            values["recipients"] = list(error.retry_only)  # the rest already have it
+    ) -> Failure:
+        """The retry policy: when to try again, or that it failed for good."""
         if error.permanent or now - created >= GIVE_UP_AFTER:
-            values["status"] = "failed"
             log.error("alert %s failed for good: %s", alert_id, error)
+            retry_at = None
         else:
             delay = retry_delay(attempts)
-            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            retry_at = now + timedelta(seconds=delay)
             log.warning("alert %s not sent (%s); retrying in %.0f s", alert_id, error, delay)
-        return values
+        return Failure(str(error), attempts, retry_at, tuple(error.retry_only))
 
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event | None = None) -> None:
         """Send what is due, then sleep until the next retry or a new alert; when `stopping`
@@ -255,14 +218,6 @@ class Sender:
 
 class _AlreadyHandled(Exception):
     """The claim touched no row: the alert was sent or given up on meanwhile."""
-
-
-def _begin_writing(conn: Connection) -> None:
-    """Open a transaction that already holds the right to write. SQLite has one writer lock:
-    take it now (BEGIN IMMEDIATE), so the commit after the server's 250 never waits behind
-    the writer's batch. PostgreSQL locks the claimed row instead, which blocks nobody else."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def _first_of(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

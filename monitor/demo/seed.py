@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from monitor.agent.writer import Writer
 from monitor.config.load import parse_config
 from monitor.config.model import Config
 from monitor.domain.evidence import Outcome, ProbeResult, Timings
-from monitor.store.models import AlertRecord
+from monitor.store import writes
 
 SEED_TARGETS: list[dict[str, Any]] = [
     {
@@ -172,23 +171,6 @@ def seed(
         writer.write_batch(batch)
     writer.stop_run()
     # A delivery log with every status: the oldest alert sent, one failed, the rest pending.
-    with Session(engine) as s, s.begin():
-        ids = sorted(
-            s.scalars(update(AlertRecord).values(status="pending").returning(AlertRecord.id))
-        )
-        if ids:
-            s.execute(
-                update(AlertRecord)
-                .where(AlertRecord.id.in_(ids[:-2]))
-                .values(status="sent", sent_at=AlertRecord.created_at, attempts=1)
-            )
-            s.execute(
-                update(AlertRecord)
-                .where(AlertRecord.id == ids[-2])
-                .values(
-                    status="failed",
-                    attempts=1,
-                    last_error="127.0.0.1:2525 refused RCPT: 550 5.1.1 no such user",
-                )
-            )
+    with engine.begin() as conn:
+        writes.stage_delivery_log(conn)
     return config

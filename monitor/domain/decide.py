@@ -264,8 +264,8 @@ def remind(
 
 
 def facts_of(result: ProbeResult) -> dict[str, Any]:
-    """The classifier's structured facts of a result ({} from a classifier without them)."""
-    return dict(getattr(result, "facts", None) or {})
+    """The classifier's structured facts of a result (see FACT_KEYS in evidence.py)."""
+    return dict(result.facts)
 
 
 def _event(

@@ -2,7 +2,7 @@
 
 from monitor.store.db import DatabaseError, make_engine, open_database, upgrade
 from monitor.store.models import Base, ProbeRecord, TargetRecord
-from monitor.store.repo import save_results, sync_targets
+from monitor.store.writes import save_results, sync_targets
 
 __all__ = [
     "Base",

@@ -10,8 +10,9 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import ProbeRecord, RollupRecord, TargetRecord
@@ -78,7 +79,8 @@ def prune(
                     ).all()
                 )
             else:
-                rollups += s.execute(query).rowcount or 0
+                deleted = cast(CursorResult[Any], s.execute(query))  # a DELETE's result
+                rollups += deleted.rowcount or 0
     log.info(
         "pruned %d probes before %s and %d rollups before %s",
         probes,

@@ -1,15 +1,17 @@
-"""The email channel: render an alert (pure, Jinja2) and hand it to an SMTP server (thin I/O).
+"""The email channel: render an alert event (pure, Jinja2) and hand it to an SMTP server.
 
 Rendering knows nothing about SMTP and sending knows nothing about alerts, so the wording can be
-tested without a server and the delivery without templates. `send` blocks (smtplib); the caller
-runs it in a thread and decides, from `DeliveryError.permanent`, whether to retry.
+tested without a server and the delivery without templates. The outbox renders each event when
+it sends it (`EmailChannel`, the interface of monitor/alerts/channels/base.py). `send` blocks
+(smtplib); the caller runs it in a thread and decides, from `DeliveryError.permanent`, whether
+to retry.
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,59 +21,22 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from monitor.config.model import EmailSettings
+from monitor.alerts.channels.base import DeliveryError, Guard, Outgoing
+from monitor.config.model import Config, EmailSettings
+from monitor.domain.alert_event import (
+    AlertEvent,
+    ProbeLine,
+    open_span,
+    span_between,
+    subject_for,
+    transition_summary,
+)
 from monitor.domain.evidence import CLASS_COLOUR, outcome_class
-from monitor.domain.states import format_span
 from monitor.domain.text import one_line
-
-REASONS = frozenset({"transition", "reminder", "flapping_started", "flapping_stopped", "test"})
 
 # CLASS_COLOUR (monitor.domain.evidence) is the hex version of report.CLASS_STYLE: email
 # clients need inline colours, not terminal styles; the dashboard uses the same palette.
 NEUTRAL_COLOUR = "#57606a"  # test alerts and unknown states: no verdict to colour
-
-SUBJECT_PREFIX = "[inferwatch]"
-MAX_SUBJECT = 200  # long provider messages in a label would make subjects unreadable
-
-
-@dataclass(frozen=True)
-class ProbeLine:
-    """One row of "the last few probes", so a reader can see the change was not a one-off."""
-
-    checked_at: datetime
-    outcome: str
-    http_status: int | None
-    latency_ms: float | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class AlertContext:
-    """Everything one alert says; built by the alert layer from stored, already redacted data."""
-
-    reason: str  # "transition" | "reminder" | "flapping_started" | "flapping_stopped" | "test"
-    target: str
-    kind: str
-    url: str
-    from_outcome: str | None
-    to_outcome: str | None
-    label: str  # monitor.domain.states.label(), e.g. "ok → deprecated (410)"
-    at: datetime  # when it was confirmed
-    since: datetime | None  # when the new state began (first probe of the run)
-    http_status: int | None
-    detail: str
-    hint: str
-    warning: str
-    request_id: str | None
-    provider: str | None
-    latency_ms: float | None
-    recent: tuple[ProbeLine, ...]  # newest first, at most ~5
-    dashboard_url: str | None  # base URL of the dashboard, when configured
-    incident_opened_at: datetime | None = None  # reminders: "open for 3h 10m"
-
-    def __post_init__(self) -> None:
-        if self.reason not in REASONS:
-            raise ValueError(f"unknown alert reason {self.reason!r}; one of {sorted(REASONS)}")
 
 
 @dataclass(frozen=True)
@@ -81,27 +46,8 @@ class RenderedEmail:
     html: str
 
 
-# The moment of no return is the server's 250 answer to DATA. A caller that must record that
-# moment atomically passes a guard: guard(transmit, partial) runs `transmit` (the DATA
-# command; it returns the server's code and text) inside its own transaction and records
-# the outcome there when the code is 250. `partial` is the error to record when some
-# recipients were refused at RCPT (None when all were accepted).
-Transmit = Callable[[], tuple[int, bytes]]
-DataGuard = Callable[[Transmit, "DeliveryError | None"], tuple[int, bytes]]
 # How long a guarded DATA may take: the guard may hold a database lock meanwhile.
 GUARDED_DATA_TIMEOUT = 10.0
-
-
-class DeliveryError(Exception):
-    """Sending failed; `permanent` says whether retrying the same message could ever help."""
-
-    def __init__(self, message: str, permanent: bool, retry_only: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        # After a partial delivery: the recipients a retry must go to (and only them), so the
-        # ones that already have the message do not get it twice.
-        self.retry_only = retry_only
 
 
 # ---------------------------------------------------------------- rendering
@@ -141,7 +87,7 @@ def outcome_colour(outcome: str | None) -> str:
 _templates.filters.update(utc=utc_time, latency=latency_text, colour=outcome_colour)
 
 
-def dashboard_link(ctx: AlertContext) -> str | None:
+def dashboard_link(ctx: AlertEvent) -> str | None:
     if not ctx.dashboard_url:
         return None
     base = ctx.dashboard_url.rstrip("/")
@@ -150,53 +96,7 @@ def dashboard_link(ctx: AlertContext) -> str | None:
     return f"{base}/target?name={quote(ctx.target, safe='')}"
 
 
-def _span_between(start: datetime | None, end: datetime) -> str | None:
-    if start is None:
-        return None
-    start_utc = start if start.tzinfo else start.replace(tzinfo=UTC)
-    end_utc = end if end.tzinfo else end.replace(tzinfo=UTC)
-    seconds = (end_utc - start_utc).total_seconds()
-    return format_span(seconds) if seconds >= 1 else None
-
-
-def _open_for(ctx: AlertContext) -> str | None:
-    return _span_between(ctx.incident_opened_at or ctx.since, ctx.at)
-
-
-def subject_for(ctx: AlertContext) -> str:
-    """The subject people scan in an inbox: target first, then what happened."""
-    target = one_line(ctx.target, limit=None)
-    now = ctx.to_outcome or "unknown"
-    match ctx.reason:
-        case "test":
-            text = "test alert"
-        case "reminder":
-            open_for = _open_for(ctx)
-            text = f"reminder: {target} still {now}" + (
-                f" (open for {open_for})" if open_for else ""
-            )
-        case "flapping_started":
-            text = f"{target} is flapping"
-        case "flapping_stopped":
-            text = f"{target} stopped flapping" + (f": now {now}" if ctx.to_outcome else "")
-        case _:
-            text = f"{target}: {_transition_summary(ctx)}"
-    text = one_line(f"{SUBJECT_PREFIX} {text}", limit=None)
-    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 1].rstrip() + "…"
-
-
-def _transition_summary(ctx: AlertContext) -> str:
-    """The label, except that a recovery also names the state it recovered from."""
-    label = one_line(ctx.label, limit=None)
-    before, after = ctx.from_outcome, ctx.to_outcome or "unknown"
-    if before is None:
-        return label or f"first probe: {after}"
-    if after == "ok" and not label.startswith(f"{before} →"):
-        return f"{before} → ok ({label})" if label else f"{before} → ok"
-    return label or f"{before} → {after}"
-
-
-def _evidence_rows(ctx: AlertContext) -> list[tuple[str, str]]:
+def _evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
     """Only the facts that exist, in the order someone debugging wants them."""
     rows = [
         ("HTTP status", str(ctx.http_status) if ctx.http_status is not None else ""),
@@ -209,16 +109,16 @@ def _evidence_rows(ctx: AlertContext) -> list[tuple[str, str]]:
     return [(name, value) for name, value in rows if value]
 
 
-def render(ctx: AlertContext) -> RenderedEmail:
+def render(ctx: AlertEvent) -> RenderedEmail:
     """Subject, plain text and HTML for one alert; pure, so it is tested without a server."""
     subject = subject_for(ctx)
     values: dict[str, Any] = {
         "ctx": ctx,
         "subject": subject,
         "colour": outcome_colour(ctx.to_outcome if ctx.reason != "test" else None),
-        "summary": _transition_summary(ctx) if ctx.reason == "transition" else "",
-        "confirmed_after": _span_between(ctx.since, ctx.at),
-        "open_for": _open_for(ctx),
+        "summary": transition_summary(ctx) if ctx.reason == "transition" else "",
+        "confirmed_after": span_between(ctx.since, ctx.at),
+        "open_for": open_span(ctx),
         "opened_at": ctx.incident_opened_at or ctx.since,
         "evidence": _evidence_rows(ctx) if ctx.reason != "test" else [],
         "dashboard_link": dashboard_link(ctx),
@@ -293,13 +193,14 @@ def send(
     message_id: str,
     *,
     ssl_context: ssl.SSLContext | None = None,
-    guard: DataGuard | None = None,
+    guard: Guard | None = None,
 ) -> None:
     """Deliver one message to the configured server; raise DeliveryError saying what it answered.
 
     `ssl_context` defaults to the system's trusted CAs; tests pass one trusting their own CA.
     With a `guard`, DATA runs through it and the guard records the accepted outcome, a partial
-    delivery included, so `send` returns normally after a 250 (see DataGuard above).
+    delivery included, so `send` returns normally after a 250 (see Guard in
+    monitor/alerts/channels/base.py: the server's 250 to DATA is the moment of no return).
     """
     server = f"SMTP server {settings.host}:{settings.port}"
     if not recipients:
@@ -371,9 +272,9 @@ def send(
 
 
 class _SMTP(smtplib.SMTP):
-    """smtplib with the DATA command run through a guard (see DataGuard)."""
+    """smtplib with the DATA command run through a guard (see `send`)."""
 
-    guard: DataGuard | None = None
+    guard: Guard | None = None
     server = ""  # "SMTP server host:port", for the guard's partial-delivery error
 
     def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
@@ -393,7 +294,14 @@ class _SMTP(smtplib.SMTP):
             self.sock.settimeout(min(self.timeout, GUARDED_DATA_TIMEOUT))
         refused = self.refused_at_rcpt
         partial = _refused(self.server, refused, delivered=True) if refused else None
-        return self.guard(lambda: super(_SMTP, self).data(msg), partial)
+        reply: list[tuple[int, bytes]] = []
+
+        def transmit() -> bool:
+            reply.append(super(_SMTP, self).data(msg))
+            return reply[0][0] == 250
+
+        self.guard(transmit, partial)
+        return reply[0]
 
 
 class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
@@ -423,12 +331,42 @@ def _refused(
     return DeliveryError(f"{server} refused {answers}", permanent=not temporary)
 
 
+# ---------------------------------------------------------------- the channel
+
+
+class EmailChannel:
+    """Email as a channel of the outbox (see monitor/alerts/channels/base.py)."""
+
+    def __init__(self, settings: EmailSettings, env: Mapping[str, str]):
+        self.settings = settings
+        self.env = env
+
+    def render(self, alert: Outgoing) -> RenderedEmail:
+        if alert.event is None:
+            return RenderedEmail(alert.subject, alert.body_text, alert.body_html)
+        return render(alert.event)
+
+    def send(self, message: RenderedEmail, alert: Outgoing, guard: Guard) -> None:
+        send(self.settings, self.env, alert.recipients, message, alert.message_id, guard=guard)
+
+
+def channel(config: Config, env: Mapping[str, str], timeout: float | None = None) -> EmailChannel:
+    """The configured email channel; `timeout` caps one SMTP conversation further."""
+    settings = config.alerts.email
+    if settings is None:
+        raise DeliveryError("no alerts.email server is configured", permanent=False)
+    if timeout is not None:
+        settings = settings.model_copy(update={"timeout": min(settings.timeout, timeout)})
+    return EmailChannel(settings, env)
+
+
 __all__ = [
-    "AlertContext",
     "DeliveryError",
+    "EmailChannel",
     "ProbeLine",
     "RenderedEmail",
     "build_message",
+    "channel",
     "render",
     "send",
     "subject_for",

@@ -1,0 +1,614 @@
+"""Every write of the monitoring service, in plain data: no other module builds these queries.
+
+- The writer's batch (monitor/agent/writer.py): probes, target states, transitions, incidents,
+  outbox rows, rollups and the run's heartbeat, all on the connection of its one transaction,
+  with the few reads that transaction needs (the open incidents, the probes an alert lists).
+- The outbox (monitor/alerts/outbox.py): due alerts, the claim, each attempt and its outcome,
+  in the transaction shapes docs/reliability.md describes.
+- Targets (also the CLI's `probe`), the test alert and the demo's delivery log.
+
+Rows in bulk go through SQLAlchemy Core executemany: a batch of 200 results is a handful of
+statements, not 200 ORM objects with their bookkeeping.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
+from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition, facts_of
+from monitor.domain.evidence import ProbeResult
+from monitor.domain.rollups import Rollup, decode_latency, encode_latency
+from monitor.store.models import (
+    AlertAttemptRecord,
+    AlertRecord,
+    IncidentRecord,
+    MonitorRunRecord,
+    ProbeRecord,
+    RollupRecord,
+    TargetRecord,
+    TargetStateRecord,
+    TransitionRecord,
+)
+from monitor.targets import TargetBase
+
+TARGETS = cast(Table, TargetRecord.__table__)
+PROBES = cast(Table, ProbeRecord.__table__)
+STATES = cast(Table, TargetStateRecord.__table__)
+INCIDENTS = cast(Table, IncidentRecord.__table__)
+TRANSITIONS = cast(Table, TransitionRecord.__table__)
+ALERTS = cast(Table, AlertRecord.__table__)
+ATTEMPTS = cast(Table, AlertAttemptRecord.__table__)
+RUNS = cast(Table, MonitorRunRecord.__table__)
+ROLLUPS = cast(Table, RollupRecord.__table__)
+
+
+def _conn(db: Session | Connection) -> Connection:
+    """The connection of a session's transaction (callers of the CLI pass a Session)."""
+    return db.connection() if isinstance(db, Session) else db
+
+
+# ---------------------------------------------------------------- targets and probes
+
+
+def sync_targets(
+    db: Session | Connection, targets: Iterable[TargetBase], redact: Callable[[str], str] = str
+) -> dict[str, int]:
+    """Insert new targets, refresh kind/URL of known ones; return name -> id.
+
+    The URL is stored redacted: a key interpolated into it (?key=${API_KEY}) stays secret.
+    """
+    conn = _conn(db)
+    wanted = {t.name: t for t in targets}
+    now = datetime.now(UTC)
+    known = {
+        row.name: row
+        for row in conn.execute(
+            select(TARGETS.c.id, TARGETS.c.name, TARGETS.c.kind, TARGETS.c.url).where(
+                TARGETS.c.name.in_(list(wanted))
+            )
+        )
+    }
+    ids = {name: row.id for name, row in known.items()}
+    new, changed = [], []
+    for name, target in wanted.items():
+        url = redact(target.endpoint)
+        row = known.get(name)
+        if row is None:
+            new.append({"name": name, "kind": target.kind, "url": url})
+        elif (row.kind, row.url) != (target.kind, url):
+            changed.append({"_id": row.id, "kind": target.kind, "url": url, "updated_at": now})
+    if changed:
+        conn.execute(update(TARGETS).where(TARGETS.c.id == bindparam("_id")), changed)
+    if new:
+        rows = [{**r, "created_at": now, "updated_at": now} for r in new]
+        stmt = insert(TARGETS).returning(TARGETS.c.name, TARGETS.c.id)
+        ids.update({name: id_ for name, id_ in conn.execute(stmt, rows)})
+    return ids
+
+
+def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
+    facts = facts_of(r)
+    return {
+        "target_id": target_id,
+        "checked_at": r.checked_at,
+        "outcome": str(r.outcome),
+        "http_status": r.http_status,
+        "latency_ms": r.timings.total_ms,
+        "connect_ms": r.timings.connect_ms,
+        "tls_ms": r.timings.tls_ms,
+        "ttfb_ms": r.timings.ttfb_ms,
+        "url": r.url,
+        "detail": r.detail,
+        "hint": r.hint,
+        "warning": r.warning,
+        "request_id": r.request_id,
+        "provider": r.provider,
+        "headers": r.headers,
+        "body_excerpt": r.body_excerpt,
+        "facts": jsonable(facts) if facts else {},
+    }
+
+
+def insert_probes(
+    db: Session | Connection, results: Sequence[ProbeResult], target_ids: Mapping[str, int]
+) -> list[int]:
+    """Add probe results in one statement; their ids, in the order given."""
+    if not results:
+        return []
+    rows = [probe_row(r, target_ids[r.target]) for r in results]
+    stmt = insert(PROBES).returning(PROBES.c.id, sort_by_parameter_order=True)
+    return list(_conn(db).scalars(stmt, rows))
+
+
+def save_results(
+    db: Session | Connection, results: Sequence[ProbeResult], target_ids: Mapping[str, int]
+) -> None:
+    """Add probe results in one batch (the caller commits)."""
+    insert_probes(db, results, target_ids)
+
+
+def recent_probes(conn: Connection, target_id: int, limit: int) -> tuple[ProbeLine, ...]:
+    """The target's last `limit` probes, newest first, as an alert lists them."""
+    rows = conn.execute(
+        select(
+            PROBES.c.checked_at,
+            PROBES.c.outcome,
+            PROBES.c.http_status,
+            PROBES.c.latency_ms,
+            PROBES.c.detail,
+        )
+        .where(PROBES.c.target_id == target_id)
+        .order_by(PROBES.c.checked_at.desc())
+        .limit(limit)
+    )
+    return tuple(
+        ProbeLine(row.checked_at, row.outcome, row.http_status, row.latency_ms, row.detail)
+        for row in rows
+    )
+
+
+def latest_probe(conn: Connection, target_id: int) -> ProbeView | None:
+    """The evidence of the target's latest probe (what a reminder repeats)."""
+    row = conn.execute(
+        select(PROBES)
+        .where(PROBES.c.target_id == target_id)
+        .order_by(PROBES.c.checked_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return ProbeView(
+        checked_at=row.checked_at,
+        outcome=row.outcome,
+        url=row.url,
+        http_status=row.http_status,
+        latency_ms=row.latency_ms,
+        detail=row.detail,
+        hint=row.hint,
+        warning=row.warning,
+        request_id=row.request_id,
+        provider=row.provider,
+        facts=row.facts or {},
+    )
+
+
+# ---------------------------------------------------------------- runs and states
+
+
+def start_run(conn: Connection, now: datetime) -> tuple[int, list[datetime]]:
+    """Close runs that never stopped at their last heartbeat, record a new one.
+
+    Returns the new run's id and the last heartbeats of the crashed runs (for the log).
+    The UPDATE comes first: on SQLite a transaction that reads before it writes can be
+    refused the write lock when another connection committed in between.
+    """
+    crashed = list(
+        conn.scalars(
+            update(RUNS)
+            .where(RUNS.c.stopped_at.is_(None))
+            .values(stopped_at=RUNS.c.last_seen_at)
+            .returning(RUNS.c.last_seen_at)
+        )
+    )
+    run_id = conn.scalar(insert(RUNS).values(started_at=now, last_seen_at=now).returning(RUNS.c.id))
+    assert run_id is not None
+    return int(run_id), crashed
+
+
+def heartbeat(conn: Connection, run_id: int, now: datetime) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(last_seen_at=now))
+
+
+def stop_run(conn: Connection, run_id: int | None, now: datetime) -> None:
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stopped_at=now, last_seen_at=now))
+
+
+def load_states(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Every stored state-machine state (TargetState.to_dict) by target id."""
+    return {row.target_id: row.state for row in conn.execute(select(STATES))}
+
+
+def save_states(conn: Connection, states: Mapping[int, Mapping[str, Any]], now: datetime) -> None:
+    """Upsert states by target id: one SELECT for the rows that exist, then two executemany."""
+    if not states:
+        return
+    existing: set[int] = set(
+        conn.scalars(select(STATES.c.target_id).where(STATES.c.target_id.in_(list(states))))
+    )
+    updates = [
+        {"_target_id": tid, "state": dict(state), "updated_at": now}
+        for tid, state in states.items()
+        if tid in existing
+    ]
+    inserts = [
+        {"target_id": tid, "state": dict(state), "updated_at": now}
+        for tid, state in states.items()
+        if tid not in existing
+    ]
+    if updates:
+        stmt = update(STATES).where(STATES.c.target_id == bindparam("_target_id"))
+        conn.execute(stmt, updates)
+    if inserts:
+        conn.execute(insert(STATES), inserts)
+
+
+# ---------------------------------------------------------------- transitions and incidents
+
+
+def open_incidents(conn: Connection) -> list[OpenIncident]:
+    """Every incident not closed yet, oldest first."""
+    rows = conn.execute(
+        select(INCIDENTS)
+        .where(INCIDENTS.c.closed_at.is_(None))
+        .order_by(INCIDENTS.c.opened_at, INCIDENTS.c.id)
+    )
+    return [
+        OpenIncident(
+            id=row.id,
+            target_id=row.target_id,
+            opened_at=row.opened_at,
+            last_outcome=row.last_outcome,
+            outcomes=tuple(row.outcomes),
+            last_alert_at=row.last_alert_at,
+        )
+        for row in rows
+    ]
+
+
+def open_incident(conn: Connection, target_id: int, change: IncidentChange) -> int:
+    """Record a new incident; its id."""
+    incident_id = conn.scalar(
+        insert(INCIDENTS)
+        .values(
+            target_id=target_id,
+            opened_at=change.at,
+            first_outcome=change.outcomes[0],
+            last_outcome=change.outcome,
+            outcomes=list(change.outcomes),
+        )
+        .returning(INCIDENTS.c.id)
+    )
+    assert incident_id is not None
+    return int(incident_id)
+
+
+def update_incident(conn: Connection, incident_id: int, change: IncidentChange) -> None:
+    conn.execute(
+        update(INCIDENTS)
+        .where(INCIDENTS.c.id == incident_id)
+        .values(last_outcome=change.outcome, outcomes=list(change.outcomes))
+    )
+
+
+def close_incident(conn: Connection, incident_id: int, at: datetime) -> None:
+    conn.execute(update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(closed_at=at))
+
+
+def mark_alerted(conn: Connection, incident_ids: Iterable[int], at: datetime) -> None:
+    """Incidents people were just told about (reminders count from here)."""
+    ids = sorted(set(incident_ids))
+    if ids:
+        conn.execute(update(INCIDENTS).where(INCIDENTS.c.id.in_(ids)).values(last_alert_at=at))
+
+
+def insert_transition(conn: Connection, target_id: int, t: Transition, probe_id: int) -> int:
+    transition_id = conn.scalar(
+        insert(TRANSITIONS)
+        .values(
+            target_id=target_id,
+            at=t.at,
+            started_at=t.started_at,
+            from_outcome=t.from_outcome,
+            to_outcome=t.to_outcome,
+            label=t.label,
+            detail=t.detail,
+            hint=t.hint,
+            facts=jsonable(dict(t.facts)),
+            http_status=t.http_status,
+            announced=t.announced,
+            probe_id=probe_id,
+            incident_id=t.incident_id,
+        )
+        .returning(TRANSITIONS.c.id)
+    )
+    assert transition_id is not None
+    return int(transition_id)
+
+
+# ---------------------------------------------------------------- the outbox
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """One outbox row to add: an event for one channel's recipients."""
+
+    event: AlertEvent
+    channel: str
+    recipients: Sequence[str]
+    target_id: int | None = None
+    transition_id: int | None = None
+    incident_id: int | None = None
+
+
+def enqueue_alerts(conn: Connection, alerts: Sequence[NewAlert], now: datetime) -> list[int]:
+    """Add pending alerts, due now, each with its own Message-ID (the dedupe key for mail
+    servers); their ids. The event is stored, not a rendering: channels render it when they
+    send. The subject is kept beside it for the delivery log."""
+    if not alerts:
+        return []
+    rows = [
+        {
+            "target_id": a.target_id,
+            "transition_id": a.transition_id,
+            "incident_id": a.incident_id,
+            "reason": a.event.reason,
+            "channel": a.channel,
+            "recipients": list(a.recipients),
+            "subject": subject_for(a.event),
+            "body_text": "",  # rendered at send time from `event`
+            "body_html": "",
+            "message_id": f"<{uuid.uuid4()}@inferwatch>",
+            "event": a.event.to_json(),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+            "last_error": "",
+        }
+        for a in alerts
+    ]
+    stmt = insert(ALERTS).returning(ALERTS.c.id, sort_by_parameter_order=True)
+    return list(conn.scalars(stmt, rows))
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An outbox row, as the sender needs it."""
+
+    id: int
+    channel: str
+    recipients: tuple[str, ...]
+    subject: str
+    body_text: str
+    body_html: str
+    message_id: str
+    event: dict[str, Any]  # {} in rows written before events (migration 0004)
+    status: str
+    created_at: datetime
+
+
+def due_alerts(conn: Connection, now: datetime) -> list[int]:
+    return list(
+        conn.scalars(
+            select(ALERTS.c.id)
+            .where(ALERTS.c.status == "pending", ALERTS.c.next_attempt_at <= now)
+            .order_by(ALERTS.c.id)
+        )
+    )
+
+
+def next_attempt_at(conn: Connection) -> datetime | None:
+    """When the next pending alert is due (None: nothing is pending)."""
+    due: datetime | None = conn.scalar(
+        select(func.min(ALERTS.c.next_attempt_at)).where(ALERTS.c.status == "pending")
+    )
+    return due
+
+
+def load_alert(conn: Connection, alert_id: int) -> StoredAlert | None:
+    row = conn.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
+    if row is None:
+        return None
+    return StoredAlert(
+        id=row.id,
+        channel=row.channel,
+        recipients=tuple(row.recipients),
+        subject=row.subject,
+        body_text=row.body_text,
+        body_html=row.body_html,
+        message_id=row.message_id,
+        event=dict(row.event or {}),
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def begin_writing(conn: Connection) -> None:
+    """Open a transaction that already holds the right to write. SQLite has one writer lock:
+    take it now (BEGIN IMMEDIATE), so the commit after the server's 250 never waits behind
+    the writer's batch. PostgreSQL locks the claimed row instead, which blocks nobody else."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def claim_alert(conn: Connection, alert_id: int) -> bool:
+    """Count an attempt on a pending alert: True when this call got it (it touched one row)."""
+    claimed = conn.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id == alert_id, ALERTS.c.status == "pending")
+        .values(attempts=ALERTS.c.attempts + 1)
+    )
+    return claimed.rowcount == 1
+
+
+def add_attempt(conn: Connection, alert_id: int, at: datetime, ok: bool, error: str) -> None:
+    """One line of the delivery log."""
+    conn.execute(insert(ATTEMPTS).values(alert_id=alert_id, at=at, ok=ok, error=error))
+
+
+def alert_attempts(conn: Connection, alert_id: int) -> int | None:
+    return conn.scalar(select(ALERTS.c.attempts).where(ALERTS.c.id == alert_id))
+
+
+def record_sent(conn: Connection, alert_id: int, at: datetime) -> None:
+    conn.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id == alert_id)
+        .values(status="sent", sent_at=at, last_error="")
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed attempt's consequence, as the outbox's retry policy decided it."""
+
+    error: str
+    attempts: int
+    next_attempt_at: datetime | None  # None: failed for good
+    retry_only: tuple[str, ...] = ()  # after a partial delivery: who still needs it
+
+
+def record_failure(
+    conn: Connection, alert_id: int, failure: Failure, *, only_pending: bool
+) -> None:
+    """Record a failed attempt on the row: retried at `next_attempt_at`, or failed.
+    `only_pending`: leave the row alone if it was sent or given up on meanwhile."""
+    values: dict[str, Any] = {"last_error": failure.error, "attempts": failure.attempts}
+    if failure.retry_only:
+        values["recipients"] = list(failure.retry_only)  # the rest already have it
+    if failure.next_attempt_at is None:
+        values["status"] = "failed"
+    else:
+        values["next_attempt_at"] = failure.next_attempt_at
+    stmt = update(ALERTS).where(ALERTS.c.id == alert_id)
+    if only_pending:
+        stmt = stmt.where(ALERTS.c.status == "pending")
+    conn.execute(stmt.values(**values))
+
+
+def stage_delivery_log(conn: Connection) -> None:
+    """For the demo's history: the oldest alerts sent, the second newest failed, the newest
+    pending, so the delivery log shows every status."""
+    ids = sorted(conn.scalars(update(ALERTS).values(status="pending").returning(ALERTS.c.id)))
+    if not ids:
+        return
+    conn.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id.in_(ids[:-2]))
+        .values(status="sent", sent_at=ALERTS.c.created_at, attempts=1)
+    )
+    conn.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id == ids[-2])
+        .values(
+            status="failed",
+            attempts=1,
+            last_error="127.0.0.1:2525 refused RCPT: 550 5.1.1 no such user",
+        )
+    )
+
+
+# ---------------------------------------------------------------- rollups
+
+
+def rollup_row(target_id: int, period: str, start: datetime, r: Rollup) -> dict[str, Any]:
+    return {
+        "target_id": target_id,
+        "period": period,
+        "bucket_start": start,
+        "probes": r.probes,
+        "ok": r.ok,
+        "counts": dict(r.counts),
+        "latency": encode_latency(r.latency),
+        "latency_sum": r.latency_sum,
+        "latency_max": r.latency_max,
+    }
+
+
+def stored_rollup(row: Any) -> Rollup:
+    """A stored rollup (a RollupRecord or a row of probe_rollups) as a mergeable Rollup."""
+    return Rollup(
+        probes=row.probes,
+        ok=row.ok,
+        counts=dict(row.counts),
+        latency=decode_latency(row.latency),
+        latency_sum=row.latency_sum,
+        latency_max=row.latency_max,
+    )
+
+
+def roll_up(conn: Connection, partials: Mapping[tuple[int, str, datetime], Rollup]) -> None:
+    """Merge a batch's partial rollups into the stored ones: one SELECT for every row the
+    batch touches, then one executemany for the updates and one for the new rows."""
+    if not partials:
+        return
+    existing = {
+        (row.target_id, row.period, row.bucket_start): row
+        for row in conn.execute(
+            select(ROLLUPS).where(
+                ROLLUPS.c.target_id.in_({key[0] for key in partials}),
+                ROLLUPS.c.bucket_start.in_({key[2] for key in partials}),
+            )
+        )
+    }
+    updates, inserts = [], []
+    for (target_id, period, start), part in partials.items():
+        row = existing.get((target_id, period, start))
+        if row is None:
+            inserts.append(rollup_row(target_id, period, start, part))
+        else:
+            merged = stored_rollup(row).merge(part)
+            values = rollup_row(target_id, period, start, merged)
+            updates.append(
+                {
+                    "_target_id": values.pop("target_id"),
+                    "_period": values.pop("period"),
+                    "_start": values.pop("bucket_start"),
+                    **values,
+                }
+            )
+    if updates:
+        stmt = update(ROLLUPS).where(
+            ROLLUPS.c.target_id == bindparam("_target_id"),
+            ROLLUPS.c.period == bindparam("_period"),
+            ROLLUPS.c.bucket_start == bindparam("_start"),
+        )
+        conn.execute(stmt, updates)
+    if inserts:
+        conn.execute(insert(ROLLUPS), inserts)
+
+
+__all__ = [
+    "Failure",
+    "NewAlert",
+    "StoredAlert",
+    "add_attempt",
+    "alert_attempts",
+    "begin_writing",
+    "claim_alert",
+    "close_incident",
+    "due_alerts",
+    "enqueue_alerts",
+    "heartbeat",
+    "insert_probes",
+    "insert_transition",
+    "latest_probe",
+    "load_alert",
+    "load_states",
+    "mark_alerted",
+    "next_attempt_at",
+    "open_incident",
+    "open_incidents",
+    "probe_row",
+    "recent_probes",
+    "record_failure",
+    "record_sent",
+    "roll_up",
+    "rollup_row",
+    "save_results",
+    "save_states",
+    "stage_delivery_log",
+    "start_run",
+    "stop_run",
+    "stored_rollup",
+    "sync_targets",
+    "update_incident",
+]
