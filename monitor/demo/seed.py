@@ -76,6 +76,16 @@ ANSWERS: dict[Outcome, tuple[int | None, str, str]] = {
         "the model is starting and should answer in about 20 s",
     ),
 }
+# The structured facts the classifier gives with these answers (see FACT_KEYS in
+# monitor/domain/evidence.py), so the seeded history reads like a live one.
+FACTS: dict[Outcome, dict[str, Any]] = {
+    Outcome.DEPRECATED: {"replacement_url": "https://router.huggingface.co"},
+    Outcome.TOKEN_SCOPE: {
+        "missing_permission": "Make calls to Inference Providers",
+        "missing_permission_id": "inference.serverless.write",
+    },
+    Outcome.LOADING: {"estimated_time_s": 20.0},
+}
 
 
 def seed_config(database: str, email: bool = True) -> Config:
@@ -116,8 +126,9 @@ def outcome_at(name: str, i: int, steps: int) -> Outcome:
 
 def _result(name: str, kind: str, outcome: Outcome, at: datetime, i: int, f: float) -> ProbeResult:
     status, detail, hint = ANSWERS[outcome]
+    facts = FACTS.get(outcome, {})
     if name == "gpt2-legacy" and outcome == Outcome.DEPRECATED and f < 0.6:
-        status, detail = 404, "HTTP 404: Not Found"
+        status, detail, facts = 404, "HTTP 404: Not Found", {}  # names no replacement
         hint = (
             "the serverless Inference API is retired; move to https://router.huggingface.co "
             "(kinds hf-inference, openai-chat or openai-embeddings)"
@@ -140,6 +151,7 @@ def _result(name: str, kind: str, outcome: Outcome, at: datetime, i: int, f: flo
         provider="hf-inference" if name != "status-page" else None,
         headers={},
         body_excerpt=detail[:80],
+        facts=dict(facts),
     )
 
 
