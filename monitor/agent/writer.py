@@ -25,7 +25,6 @@ from monitor.domain.decide import (
     Decision,
     IncidentStep,
     OpenIncident,
-    Route,
     decide,
     remind,
     reminder_due,
@@ -55,14 +54,6 @@ class _Setup:
     alerting: Alerting
 
 
-def routes_of(config: Config, target: Target) -> tuple[Route, ...]:
-    """The channels a target's alerts go to (a new channel adds its route here)."""
-    recipients = config.recipients_of(target)
-    if config.alerts.email is None or not recipients:
-        return ()
-    return (Route("email", tuple(recipients)),)
-
-
 class Writer:
     """Owns every write of the monitoring loop. Use `submit` from probes, `run` as a task."""
 
@@ -87,7 +78,7 @@ class Writer:
         alerting = config.alerts
         self._setup = {
             t.name: _Setup(
-                t, config.rules_of(t), Alerting(routes_of(config, t), alerting.dashboard_url)
+                t, config.rules_of(t), Alerting(config.routes_of(t), alerting.dashboard_url)
             )
             for t in config.targets
         }

@@ -14,6 +14,7 @@ from monitor.config.types import (
     StrictModel,
     Threshold,
 )
+from monitor.domain.decide import Route
 from monitor.domain.redact import Redactor
 from monitor.domain.states import Rules
 from monitor.targets import Target, TargetBase
@@ -120,6 +121,14 @@ class Config(StrictModel):
 
     def redactor(self) -> Redactor:
         return Redactor(self.secrets)
+
+    def routes_of(self, target: TargetBase) -> tuple[Route, ...]:
+        """The channels a target's alerts go to, with their recipients (a new channel adds
+        its route here; the writer and the outbox stay as they are)."""
+        recipients = self.recipients_of(target)
+        if self.alerts.email is None or not recipients:
+            return ()
+        return (Route("email", tuple(recipients)),)
 
     def recipients_of(self, target: TargetBase) -> list[str]:
         email = self.alerts.email
