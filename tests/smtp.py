@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import logging
 import socket
+import time
 from email.message import EmailMessage
 from email.policy import default
 
@@ -25,6 +26,7 @@ class _Collect:
         # Keep the raw bytes and answer at once, as a queueing MTA does: parsing happens when
         # a test reads `messages`, not between receiving the message and saying 250.
         self.box.raw.append(envelope.content)  # type: ignore[arg-type]
+        self.box.received_at.append(time.time())
         return "250 OK"
 
 
@@ -36,6 +38,7 @@ class Inbox:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.raw: list[bytes] = []
+        self.received_at: list[float] = []  # time.time() of each message in `raw`
         self._parsed: list[EmailMessage] = []
         self.reject_with = ""  # e.g. "451 4.3.0 try later" or "550 5.1.1 no such user"
         self._controller: Controller | None = None

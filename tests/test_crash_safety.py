@@ -23,6 +23,7 @@ from tests.test_launch import start_cli, wait_for
 KILLS = 20
 FLIPPING = 10  # targets whose answer alternates, so alerts are always being sent
 STEADY = 60  # healthy targets that keep the writer busy with batches
+UNAVOIDABLE = 0.05  # seconds between the server's acceptance and a kill that can double
 
 
 def _query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
@@ -85,6 +86,7 @@ def test_no_alert_is_lost_or_doubled_across_kill_9(
         except sqlite3.OperationalError:
             return 0
 
+    kills: list[float] = []
     for kill in range(KILLS):
         log = tmp_path / f"run{kill}.log"
         proc = start_cli(["run", "-c", str(config)], log)
@@ -93,6 +95,7 @@ def test_no_alert_is_lost_or_doubled_across_kill_9(
         wait_for(lambda b=before: alerts_sent() > b, proc, log, timeout=30)
         time.sleep(pace.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
+        kills.append(time.time())
         proc.wait(timeout=10)
 
     # The last run: every target recovers, the outbox drains, then a clean stop.
@@ -113,13 +116,26 @@ def test_no_alert_is_lost_or_doubled_across_kill_9(
     assert proc.wait(timeout=15) == 0, log.read_text()
 
     stored = {mid for (mid,) in _query(db, "select message_id from alerts")}
-    received = collections.Counter(str(m["message-id"]) for m in inbox.messages)
-    doubled = {mid: n for mid, n in received.items() if n > 1}
-    lost = stored - set(received)
+    arrivals: dict[str, list[float]] = collections.defaultdict(list)
+    for message, at in zip(inbox.messages, inbox.received_at, strict=True):
+        arrivals[str(message["message-id"])].append(at)
+    lost = stored - set(arrivals)
     assert len(stored) >= KILLS, "too few alerts to say anything"
-    assert not doubled, f"{len(doubled)} alerts sent twice of {len(stored)}"
     assert not lost, f"{len(lost)} alerts never arrived of {len(stored)}"
-    assert set(received) == stored  # nothing arrived that the outbox does not know
+    assert set(arrivals) == stored  # nothing arrived that the outbox does not know
+    # SMTP cannot be exactly-once: a kill after the server has the whole message and before
+    # our COMMIT (right after its 250) doubles it; the retry carries the same Message-ID.
+    # That window is milliseconds, so a copy is forgiven only when a kill followed the first
+    # one within UNAVOIDABLE seconds. The old code (recording 'sent' in a transaction that
+    # waited behind the writer's batch) doubled 6 to 7 alerts per 20 kills.
+    doubled = {mid: times for mid, times in arrivals.items() if len(times) > 1}
+    unexplained = {
+        mid: times
+        for mid, times in doubled.items()
+        if not any(0 <= kill - times[0] < UNAVOIDABLE for kill in kills)
+    }
+    assert not unexplained, f"{len(unexplained)} of {len(stored)} alerts doubled: {unexplained}"
+    assert len(doubled) <= 1, f"{len(doubled)} of {len(stored)} alerts doubled in {KILLS} kills"
 
 
 def _settled(db: Path) -> bool:
