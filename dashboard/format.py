@@ -13,8 +13,8 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dashboard.queries import state_class
 from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
+from monitor.domain.history import state_class
 from monitor.domain.states import format_span
 
 DASH = "—"

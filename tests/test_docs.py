@@ -80,3 +80,36 @@ def test_every_test_the_reliability_doc_cites_exists() -> None:
         assert (ROOT / path).is_file(), path
         if name:
             assert f"def {name}(" in (ROOT / path).read_text(), f"{path}::{name}"
+
+
+PATH_REF = re.compile(
+    r"(?<![\w./-])(\.\./shared/[\w./-]+|shared/[\w./-]+"
+    r"|(?:monitor|dashboard|tests|benchmarks|alembic|docs)/[\w/.-]+\.(?:py|md|j2|svg|yaml|ini))"
+)
+
+
+def test_docs_and_docstrings_cite_only_files_that_exist() -> None:
+    sources = [
+        *ROOT.glob("monitor/**/*.py"),
+        *ROOT.glob("dashboard/**/*.py"),
+        *ROOT.glob("benchmarks/*.py"),
+        *ROOT.glob("docs/*.md"),
+        ROOT / "README.md",
+    ]
+    wrong = []
+    for source in sources:
+        for ref in PATH_REF.findall(source.read_text()):
+            ref = ref.rstrip(".")
+            if ref.startswith("shared/"):
+                wrong.append(f"{source.relative_to(ROOT)}: {ref} (write ../shared/...)")
+            elif not ref.startswith("../") and not (ROOT / ref).exists():
+                wrong.append(f"{source.relative_to(ROOT)}: {ref} does not exist")
+    assert wrong == []
+
+
+def test_the_architecture_doc_names_only_modules_that_exist() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:monitor|dashboard)/[\w/.]*)`", doc))
+    assert len(named) >= 20
+    for path in named:
+        assert (ROOT / path).exists(), path

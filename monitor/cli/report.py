@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.domain.evidence import OutcomeClass, ProbeResult, outcome_class
-from monitor.store.models import AlertRecord, IncidentRecord, TransitionRecord
+from monitor.store.models import AlertRecord, TransitionRecord
+from monitor.store.reads import IncidentRow
 
 # One colour per outcome class, used everywhere (table, emails, dashboard).
 CLASS_STYLE = {
@@ -92,7 +93,7 @@ def transition_dict(t: TransitionRecord, target: str) -> dict[str, Any]:
     }
 
 
-def incident_dict(i: IncidentRecord, target: str) -> dict[str, Any]:
+def incident_dict(i: IncidentRow, target: str) -> dict[str, Any]:
     return {
         "id": i.id,
         "target": target,
@@ -140,7 +141,7 @@ def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
     return table
 
 
-def incidents_table(rows: Sequence[tuple[IncidentRecord, str]], now: datetime) -> Table:
+def incidents_table(rows: Sequence[tuple[IncidentRow, str]], now: datetime) -> Table:
     from monitor.domain.states import format_span
 
     table = Table(header_style="bold", title="Incidents (newest first, UTC)")

@@ -124,11 +124,10 @@ def incidents(
     when, engine = _review(config, since, target)
     with Session(engine) as s:
         found = reads.incidents(s, when, targets=[target] if target else None, with_alerts=False)
-    # IncidentRow has the fields of IncidentRecord that report.py reads (duration_seconds too).
     rows = [(i, i.target) for i in found]
-    table = incidents_table(rows, datetime.now(UTC))  # type: ignore[arg-type]
+    table = incidents_table(rows, datetime.now(UTC))
     nothing = _nothing("incidents", when, target)
-    _emit([incident_dict(i, n) for i, n in rows], table, output, nothing)  # type: ignore[arg-type]
+    _emit([incident_dict(i, n) for i, n in rows], table, output, nothing)
 
 
 def alerts(

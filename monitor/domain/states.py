@@ -3,7 +3,7 @@
 One probe is not enough to wake someone: a model that is loading answers 503 once and then
 works. So a new outcome becomes the target's *accepted* state only once it is confirmed by a run
 of probes, and how long that run must be depends on whether retrying could fix it (see
-shared/provider-errors.md, "Which changes are worth waking someone for").
+../shared/provider-errors.md, "Which changes are worth waking someone for").
 
 The rules, precisely (thresholds come from `Rules`):
 
