@@ -1,22 +1,18 @@
-"""Shared fixtures: a real fake provider on 127.0.0.1, a migrated SQLite file, config helpers."""
+"""Shared fixtures: a real fake provider on 127.0.0.1, a SQLite URL, a free port, an SMTP inbox.
+
+Plain helper functions live in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from monitor.config.load import parse_config
-from monitor.config.model import Config
 from monitor.demo.simulator import FakeProvider
-from monitor.domain.evidence import ProbeResult
-from monitor.probing.engine import Prober
-from monitor.probing.pipeline import probe_targets
 
 
 @pytest.fixture(scope="session")
@@ -43,30 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_config(
-    targets: list[dict[str, Any]], env: Mapping[str, str] | None = None, **top: Any
-) -> Config:
-    text = yaml.safe_dump({"targets": targets, **top}, sort_keys=False)
-    return parse_config(text, file="test.yaml", env=env or {})
-
-
-def write_config(path: Path, targets: list[dict[str, Any]], **top: Any) -> Path:
-    path.write_text(yaml.safe_dump({"targets": targets, **top}, sort_keys=False))
-    return path
-
-
-def probe_once(
-    config: Config, env: Mapping[str, str] | None = None, **prober: Any
-) -> dict[str, ProbeResult]:
-    """Probe every target of `config` once; results by target name."""
-
-    async def run() -> list[ProbeResult]:
-        async with Prober(config.concurrency, **prober) as p:
-            return await probe_targets(config, config.targets, p, env or {})
-
-    return {r.target: r for r in asyncio.run(run())}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from monitor.domain.answers import json_lookup, provider_message
 from monitor.domain.evidence import Evidence, Outcome, Timings, TransportError
 from monitor.probing.classify import classify, rate_limit_hint, retirement_warning
 from monitor.targets.hf import replacement_hint
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 HTTP_TARGET = make_config([{"name": "t", "kind": "http", "url": "http://x/"}]).targets[0]
 CHAT_TARGET = make_config(

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 REQUIRED_KEYS = {
     "target",

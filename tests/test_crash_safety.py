@@ -7,10 +7,13 @@ SIGTERM writes every queued result and stops background jobs without a traceback
 from __future__ import annotations
 
 import collections
+import contextlib
 import random
 import signal
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -24,6 +27,17 @@ KILLS = 20
 FLIPPING = 10  # targets whose answer alternates, so alerts are always being sent
 STEADY = 60  # healthy targets that keep the writer busy with batches
 UNAVOIDABLE = 0.05  # seconds between the server's acceptance and a kill that can double
+
+
+@contextlib.contextmanager
+def killed_on_failure(proc: subprocess.Popen) -> Iterator[None]:  # type: ignore[type-arg]
+    """A failing wait must not leave a monitor running after the test."""
+    try:
+        yield
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
 
 
 def _query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
@@ -90,30 +104,34 @@ def test_no_alert_is_lost_or_doubled_across_kill_9(
     for kill in range(KILLS):
         log = tmp_path / f"run{kill}.log"
         proc = start_cli(["run", "-c", str(config)], log)
-        before = alerts_sent()
-        # Kill while alerts are being sent: after this run has sent at least one.
-        wait_for(lambda b=before: alerts_sent() > b, proc, log, timeout=30)
-        time.sleep(pace.uniform(0.0, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        kills.append(time.time())
-        proc.wait(timeout=10)
+        try:
+            before = alerts_sent()
+            # Kill while alerts are being sent: after this run has sent at least one.
+            wait_for(lambda b=before: alerts_sent() > b, proc, log, timeout=30)
+            time.sleep(pace.uniform(0.0, 0.6))
+        finally:  # never leave a monitor behind, even when the test fails
+            proc.send_signal(signal.SIGKILL)
+            kills.append(time.time())
+            proc.wait(timeout=10)
 
     # The last run: every target recovers, the outbox drains, then a clean stop.
     stable["on"] = True
     log = tmp_path / "final.log"
     proc = start_cli(["run", "-c", str(config)], log)
-    wait_for(
-        lambda: (
-            _query(db, "select count(*) from alerts where status != 'sent'")[0][0] == 0
-            and _query(db, "select count(*) from alerts")[0][0] > 0
-            and _settled(db)
-        ),
-        proc,
-        log,
-        timeout=60,
-    )
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0, log.read_text()
+    try:
+        wait_for(
+            lambda: (
+                _query(db, "select count(*) from alerts where status != 'sent'")[0][0] == 0
+                and _query(db, "select count(*) from alerts")[0][0] > 0
+                and _settled(db)
+            ),
+            proc,
+            log,
+            timeout=60,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
 
     stored = {mid for (mid,) in _query(db, "select message_id from alerts")}
     arrivals: dict[str, list[float]] = collections.defaultdict(list)
@@ -170,7 +188,8 @@ def test_sigterm_under_load_writes_every_answered_probe(
     )
     log = tmp_path / "run.log"
     proc = start_cli(["run", "-c", str(config)], log)
-    wait_for(lambda: len(provider.requests) >= 4000, proc, log, timeout=60)
+    with killed_on_failure(proc):
+        wait_for(lambda: len(provider.requests) >= 4000, proc, log, timeout=60)
 
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -207,12 +226,12 @@ def test_a_sighup_with_a_hostile_config_never_stops_probing(
     )
     log = tmp_path / "run.log"
     proc = start_cli(["run", "-c", str(config)], log)
-    wait_for(lambda: len(provider.requests) >= 3, proc, log)
-
-    config.write_text(BILLION_LAUGHS)
-    proc.send_signal(signal.SIGHUP)
-    before = len(provider.requests)
-    wait_for(lambda: len(provider.requests) >= before + 10, proc, log, timeout=10)
+    with killed_on_failure(proc):
+        wait_for(lambda: len(provider.requests) >= 3, proc, log)
+        config.write_text(BILLION_LAUGHS)
+        proc.send_signal(signal.SIGHUP)
+        before = len(provider.requests)
+        wait_for(lambda: len(provider.requests) >= before + 10, proc, log, timeout=10)
 
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

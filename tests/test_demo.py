@@ -26,7 +26,7 @@ from monitor.demo.story import (
     route_path,
 )
 from monitor.domain.evidence import Outcome
-from tests.conftest import probe_once
+from tests.helpers import probe_once
 from tests.test_launch import db_count, get, start_cli, stop, wait_for
 
 

@@ -31,7 +31,7 @@ from monitor.alerts.channels.email import (
 )
 from monitor.config.model import EmailSettings
 from monitor.domain.alert_event import AlertEvent
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 AT = datetime(2026, 11, 22, 14, 5, 3, tzinfo=UTC)
 SINCE = AT - timedelta(minutes=2)

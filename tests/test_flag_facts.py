@@ -18,7 +18,7 @@ from monitor.demo.simulator import Reply
 from monitor.domain.evidence import Evidence, Timings
 from monitor.domain.redact import Redactor
 from monitor.probing.pipeline import judge, to_result
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 UTC_ZONE = ZoneInfo("UTC")
 TARGETS = make_config(

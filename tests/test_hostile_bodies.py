@@ -19,7 +19,7 @@ from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, RequestSpec, TransportError
 from monitor.probing.content import CappedDecoder, UndecodableBody
 from monitor.probing.engine import MAX_BODY_BYTES, Prober
-from tests.conftest import make_config, probe_once
+from tests.helpers import make_config, probe_once
 
 GIGABYTE = 1024**3
 

@@ -25,7 +25,7 @@ from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_one
 from monitor.targets import TARGET_KINDS
 from monitor.targets.http import HttpTarget
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.helpers_echo import leaks
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.cli.dashboard_server import command, port_free, without_secrets
 from monitor.demo.simulator import FakeProvider, Reply
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 
 def start_cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]

@@ -16,7 +16,7 @@ from monitor.domain.alert_event import AlertEvent
 from monitor.domain.evidence import Outcome
 from monitor.store import open_database
 from monitor.store.models import AlertAttemptRecord, AlertRecord
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.smtp import Inbox
 from tests.test_loop_writer import T0, feed
 

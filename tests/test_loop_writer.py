@@ -27,7 +27,7 @@ from monitor.store.models import (
     ProbeRecord,
     TransitionRecord,
 )
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 EMAIL = {

@@ -15,7 +15,7 @@ import pytest
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome
-from tests.conftest import make_config, probe_once
+from tests.helpers import make_config, probe_once
 
 TOKEN = "hf_testtoken0123456789abcdefXYZ"
 WITH_TOKEN = {"HF_TOKEN": TOKEN}

@@ -22,7 +22,7 @@ from monitor.probing.engine import Prober
 from monitor.probing.pipeline import clean_line, probe_one, to_result
 from monitor.store import open_database
 from monitor.targets.http import HttpTarget
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.helpers_echo import FORMS, leaks
 
 TOKEN = "hf_PIPEline0123456789abcdefXYZ/+_-"

@@ -68,7 +68,7 @@ def test_two_senders_on_postgres_send_one_alert_once(pg: Engine) -> None:
     from monitor.agent.writer import Writer
     from monitor.alerts.outbox import Sender
     from monitor.domain.evidence import Outcome
-    from tests.conftest import make_config
+    from tests.helpers import make_config
     from tests.smtp import Inbox
     from tests.test_loop_writer import T0, result
 

@@ -13,7 +13,7 @@ import trustme
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, RequestSpec, TransportError
 from monitor.probing.engine import Prober
-from tests.conftest import make_config, probe_once
+from tests.helpers import make_config, probe_once
 
 
 def run(coro):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from monitor.demo.seed import seed
 from monitor.store import open_database
 from monitor.store.models import ProbeRecord, RollupRecord, TransitionRecord
 from monitor.store.prune import prune
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from monitor.cli import app, parse_since
 from monitor.demo.seed import seed, seed_config
 from monitor.store import open_database
-from tests.conftest import write_config
+from tests.helpers import write_config
 from tests.smtp import Inbox
 
 runner = CliRunner()

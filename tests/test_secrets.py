@@ -19,7 +19,7 @@ from monitor.cli import app
 from monitor.demo.simulator import FakeProvider, Reply, Seen
 from monitor.domain.redact import MASK, RedactingFilter, Redactor
 from monitor.domain.text import one_line
-from tests.conftest import write_config
+from tests.helpers import write_config
 from tests.helpers_echo import FORMS, leaks
 
 TOKEN = "hf_SECRETsecret0123456789abcdefghij"
@@ -135,7 +135,7 @@ def test_longer_secrets_are_masked_before_their_substrings() -> None:
 
 
 def test_a_token_pasted_with_a_newline_is_stripped_and_never_echoed(provider: FakeProvider) -> None:
-    from tests.conftest import make_config, probe_once
+    from tests.helpers import make_config, probe_once
 
     provider.route("/models/gpt2", Reply(200, [[0.1]]))
     env = {"HF_TOKEN": TOKEN + "\n"}

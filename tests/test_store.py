@@ -16,7 +16,7 @@ from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.store import Base, make_engine, open_database, save_results, sync_targets
 from monitor.store.db import alembic_config, current_revision, head_revision, upgrade
 from monitor.store.reads import probe_log
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 
 def result(target: str, at: datetime, outcome: Outcome = Outcome.OK) -> ProbeResult:

@@ -27,7 +27,7 @@ from monitor.cli import app
 from monitor.config.load import load_config
 from monitor.domain.evidence import ProbeResult
 from monitor.store import open_database
-from tests.conftest import make_config, probe_once
+from tests.helpers import make_config, probe_once
 from tests.helpers_echo import FORMS, STATUSES, EchoServer, leaks
 from tests.smtp import Inbox
 
