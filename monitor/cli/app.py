@@ -90,7 +90,7 @@ def load_or_exit(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[IO[str]]):
     """Writes to whatever sys.stderr is when a line is logged, not when the handler was made:
     a stream swapped in for a while (a test runner's) may be closed by the time a thread logs.
     """
@@ -110,10 +110,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def setup_logging(config: Config | None, level: int = logging.WARNING) -> None:
     """Log lines on stderr, with every configured secret redacted. Safe to call again."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "inferwatch", False)]:
+    for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(handler)
     handler = _StderrHandler()
-    handler.inferwatch = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(Redactor(config.secrets if config else ())))
     root.addHandler(handler)

@@ -7,6 +7,7 @@ permission; a status page with an outage and a recovery; a model that blips 503 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,11 @@ FACTS: dict[Outcome, dict[str, Any]] = {
     },
     Outcome.LOADING: {"estimated_time_s": 20.0},
 }
+
+
+def _fixed(at: datetime) -> Callable[[], datetime]:
+    """A clock stopped at `at` (the seeded history is written as if it happened then)."""
+    return lambda: at
 
 
 def seed_config(database: str, email: bool = True) -> Config:
@@ -173,7 +179,7 @@ def seed(
     batch: list[ProbeResult] = []
     for i in range(steps):
         at = start + i * every
-        writer.clock = lambda at=at: at  # type: ignore[misc]
+        writer.clock = _fixed(at)
         for name, kind in kinds.items():
             batch.append(_result(name, kind, outcome_at(name, i, steps), at, i, i / steps))
         if len(batch) >= 100:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -62,7 +63,7 @@ def make_engine(url: str, *, readonly: bool = False, create_folder: bool = False
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         if not readonly:
             cursor.execute("PRAGMA journal_mode=WAL")

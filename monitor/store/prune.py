@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, delete, select
+from sqlalchemy import CursorResult, Engine, Select, delete, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import ProbeRecord, RollupRecord, TargetRecord
@@ -30,7 +30,9 @@ class PruneReport:
     rollup_cutoff: datetime
 
 
-def cutoffs(raw_seconds: float, rollup_seconds: float, now: datetime | None = None):  # type: ignore[no-untyped-def]
+def cutoffs(
+    raw_seconds: float, rollup_seconds: float, now: datetime | None = None
+) -> tuple[datetime, datetime]:
     now = now or datetime.now(UTC)
     return now - timedelta(seconds=raw_seconds), now - timedelta(seconds=rollup_seconds)
 
@@ -91,7 +93,13 @@ def prune(
     return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
 
 
-def _delete_chunks(engine: Engine, ids_query, model, dry_run: bool, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+def _delete_chunks(
+    engine: Engine,
+    ids_query: Select[int],
+    model: type[ProbeRecord],
+    dry_run: bool,
+    stop: threading.Event,
+) -> int:
     total = 0
     while not stop.is_set():
         with Session(engine) as s, s.begin():
