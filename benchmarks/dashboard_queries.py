@@ -405,6 +405,11 @@ class Clock:
 
 def bench_config(plan: Plan, url: str) -> Config:
     """A config for the plan's targets, with email alerts (queued; no mail server runs)."""
+    return parse_config(yaml.safe_dump(config_data(plan, url)), env={})
+
+
+def config_data(plan: Plan, url: str) -> dict[str, Any]:
+    """The config of bench_config as YAML data (benchmarks/dashboard_render.py serves it)."""
     targets: list[dict[str, Any]] = []
     for t in plan.targets:
         entry: dict[str, Any] = {"name": t.name, "kind": t.kind}
@@ -413,7 +418,7 @@ def bench_config(plan: Plan, url: str) -> Config:
         elif t.kind != "hf-whoami":
             entry["model"] = t.model
         targets.append(entry)
-    data = {
+    return {
         "database": url,
         "defaults": {"interval": f"{plan.slot_us / US:g}s"},
         "targets": targets,
@@ -428,7 +433,6 @@ def bench_config(plan: Plan, url: str) -> Config:
             },
         },
     }
-    return parse_config(yaml.safe_dump(data), env={})
 
 
 def generate(path: Path, plan: Plan, batch: int) -> Counts:
@@ -555,8 +559,10 @@ class _Day:
     def results(self, k: int, j: int) -> list[ProbeResult]:
         """The probe results of slots k..j-1 (positions in this day), round by round."""
         out = []
-        codes, latency, at_us = self.codes.tolist(), self.latency.tolist(), self.at_us.tolist()
-        for i in range(k, j):
+        # Only these slots' columns: converting the whole day per batch is quadratic in targets.
+        codes = self.codes[:, k:j].tolist()
+        latency, at_us = self.latency[:, k:j].tolist(), self.at_us[:, k:j].tolist()
+        for i in range(j - k):
             for t in self.plan.targets:
                 row = t.id - 1
                 out.append(_result(t, ANSWERS[codes[row][i]], latency[row][i], at_us[row][i]))
