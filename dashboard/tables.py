@@ -196,6 +196,23 @@ def incidents_csv(rows: Rows, tz: ZoneInfo) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+# The delivery log's columns, narrow and decisive first: at 1440 px wide (a laptop, with the
+# sidebar) the status and the server's answer must show without scrolling the table sideways.
+ALERT_COLUMNS = [
+    "queued",
+    "status",
+    "attempts",
+    "target",
+    "subject",
+    "error",
+    "next try",
+    "sent",
+    "to",
+]
+# Widths in pixels for st.column_config (the long text columns; the rest fit their content).
+ALERT_WIDTHS = {"subject": 250, "error": 340}
+
+
 def alert_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
     """The delivery log: what went to whom, whether it arrived, and the server's answer."""
     return pd.DataFrame(
@@ -213,15 +230,5 @@ def alert_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
             }
             for r in rows
         ],
-        columns=[
-            "queued",
-            "target",
-            "subject",
-            "to",
-            "status",
-            "attempts",
-            "next try",
-            "sent",
-            "error",
-        ],
+        columns=ALERT_COLUMNS,
     )

@@ -3,6 +3,7 @@ friendly messages when there is nothing to show, and the pure chart/table/format
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -281,6 +282,19 @@ def test_alerts_page_shows_the_delivery_log(monkeypatch: pytest.MonkeyPatch, see
 
     at.multiselect(key="alert_statuses").select("failed").run()
     assert frame(at)["status"].tolist() == ["failed"]
+
+
+def test_the_alerts_status_and_error_come_before_the_long_columns(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    # At 1440 px the subject and recipients pushed the status and the server's answer off
+    # the table's right edge: the short decisive columns come first, the long ones capped.
+    at = seven_days(page(app(monkeypatch, seeded), "alerts"))
+    columns = list(frame(at).columns)
+    assert columns[:3] == ["queued", "status", "attempts"]
+    assert columns.index("error") < columns.index("next try") < columns.index("to")
+    widths = {c: json.loads(at.dataframe[0].proto.columns).get(c, {}) for c in tables.ALERT_WIDTHS}
+    assert {c: w.get("width") for c, w in widths.items()} == tables.ALERT_WIDTHS
 
 
 def test_times_follow_the_viewers_zone(monkeypatch: pytest.MonkeyPatch, seeded: str) -> None:

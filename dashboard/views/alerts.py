@@ -34,7 +34,13 @@ def alerts() -> None:
         st.info(f"No alerts between {f.when(start, tz)} and {f.when(end, tz)}.")
         return
     frame = tables.alert_frame(rows, tz)
-    st.dataframe(tables.styled(frame, statuses=["status"]), hide_index=True)
+    st.dataframe(
+        tables.styled(frame, statuses=["status"]),
+        hide_index=True,
+        column_config={
+            name: st.column_config.TextColumn(width=px) for name, px in tables.ALERT_WIDTHS.items()
+        },
+    )
     st.caption(
         "Pending alerts are retried (5 s doubling to 60 s, for up to a day); a 5xx answer from "
         "the mail server marks one failed. Without alerts.email in the config, changes are "
