@@ -10,12 +10,13 @@ access log, then, one after the other in the same run:
    a SQLite database in the temp dir.
 
 Each side starts, probes every target once (seen in nginx's log), runs a warm-up (default
-I + 1 s, so every target is on its steady slot), then a measured window of --seconds. For the window it reports the CPU of the side's processes from
-/proc/<pid>/stat (utime+stime+cutime+cstime; the peer is Prometheus + blackbox_exporter
-together), the probes it made (nginx's access log lines in the window, checked by User-Agent),
-the expected number (N x window / I), CPU per probe and the ratio, and the latency each side
-recorded: blackbox's `probe_duration_seconds` samples in the window from Prometheus' HTTP API,
-inferwatch's `probe_results.latency_ms` rows in the window from its database.
+I + 1 s, so every target is on its steady slot), then a measured window of --seconds. For the
+window it reports the CPU of the side's processes from /proc/<pid>/stat (utime + stime +
+cutime + cstime; the peer is Prometheus + blackbox_exporter together), the probes it made
+(nginx's access log lines in the window, checked by User-Agent), the expected number
+(N x window / I), CPU per probe and the ratio, and the latency each side recorded: blackbox's
+`probe_duration_seconds` samples in the window from Prometheus' HTTP API, inferwatch's
+`probe_results.latency_ms` rows in the window from its database.
 
 Everything runs in a temp dir on free loopback ports, as child processes that are stopped at
 the end (also on Ctrl-C, SIGTERM or an error; they get SIGTERM if this script is killed).
@@ -39,7 +40,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +47,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def wait_until(what: str, check, timeout: float, procs=()) -> None:  # type: ign
 
 
 def http_get(url: str, timeout: float = 30.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return bytes(r.read())
 
 
@@ -243,7 +243,7 @@ def inferwatch_conf(urls: list[str], interval: float, timeout: float, db: Path) 
         f"database: sqlite:///{db}",
         f"defaults: {{interval: {duration(interval)}, timeout: {duration(timeout)}}}",
         "targets:",
-        *(f"  - {{name: t{i}, kind: http, url: \"{u}\"}}" for i, u in enumerate(urls)),
+        *(f'  - {{name: t{i}, kind: http, url: "{u}"}}' for i, u in enumerate(urls)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -275,7 +275,7 @@ class Side:
 
 
 def count_probes(log: Path, t0: float, t1: float) -> tuple[int, dict[str, int]]:
-    total, agents = 0, {}
+    total, agents = 0, dict[str, int]()
     with open(log, errors="replace") as f:
         for line in f:
             m = LOG_LINE.match(line.rstrip("\n"))
@@ -287,8 +287,9 @@ def count_probes(log: Path, t0: float, t1: float) -> tuple[int, dict[str, int]]:
     return total, agents
 
 
-def wait_all_targets(what: str, log: Path, since: float, n: int, timeout: float,
-                     procs: list[subprocess.Popen[bytes]]) -> float:
+def wait_all_targets(
+    what: str, log: Path, since: float, n: int, timeout: float, procs: list[subprocess.Popen[bytes]]
+) -> float:
     """Wait until every one of the n target paths has been probed since `since`; its time."""
     seen: set[str] = set()
     offset = 0
@@ -343,43 +344,70 @@ def prom_samples(port: int, metric: str, side: Side) -> list[float]:
     return values
 
 
-def run_blackbox(args: argparse.Namespace, tmp: Path, kids: Children, urls: list[str],
-                 nginx: subprocess.Popen[bytes]) -> Side:
+def run_blackbox(
+    args: argparse.Namespace,
+    tmp: Path,
+    kids: Children,
+    urls: list[str],
+    nginx: subprocess.Popen[bytes],
+) -> Side:
     side = Side("Prometheus + blackbox_exporter")
     start = time.time()
     bb_port, prom_port = free_port(), free_port()
     (tmp / "blackbox.yml").write_text(blackbox_conf(args.timeout))
-    (tmp / "prometheus.yml").write_text(
-        prometheus_conf(urls, args.interval, args.timeout, bb_port)
-    )
+    (tmp / "prometheus.yml").write_text(prometheus_conf(urls, args.interval, args.timeout, bb_port))
     bb = kids.start(
         "blackbox_exporter",
-        [args.blackbox, f"--config.file={tmp}/blackbox.yml",
-         f"--web.listen-address=127.0.0.1:{bb_port}", "--log.level=warn"],
-        tmp / "blackbox.log", tmp,
+        [
+            args.blackbox,
+            f"--config.file={tmp}/blackbox.yml",
+            f"--web.listen-address=127.0.0.1:{bb_port}",
+            "--log.level=warn",
+        ],
+        tmp / "blackbox.log",
+        tmp,
     )
     wait_until("blackbox_exporter", lambda: port_open(bb_port), 30, [bb])
     prom = kids.start(
         "prometheus",
-        [args.prometheus, f"--config.file={tmp}/prometheus.yml",
-         f"--storage.tsdb.path={tmp}/prometheus-data",
-         f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-        tmp / "prometheus.log", tmp,
+        [
+            args.prometheus,
+            f"--config.file={tmp}/prometheus.yml",
+            f"--storage.tsdb.path={tmp}/prometheus-data",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
+        ],
+        tmp / "prometheus.log",
+        tmp,
     )
     side.pids = [prom.pid, bb.pid]
     try:
-        wait_until("prometheus", lambda: http_get(f"http://127.0.0.1:{prom_port}/-/ready"),
-                   60, [bb, prom])
-        wait_all_targets("prometheus", tmp / "access.log", start, args.targets,
-                         60 + 3 * args.interval, [bb, prom])
-        measure_window(side, args.warmup, args.seconds, nginx.pid,
-                       {"prometheus": prom.pid, "blackbox_exporter": bb.pid})
+        wait_until(
+            "prometheus", lambda: http_get(f"http://127.0.0.1:{prom_port}/-/ready"), 60, [bb, prom]
+        )
+        wait_all_targets(
+            "prometheus",
+            tmp / "access.log",
+            start,
+            args.targets,
+            60 + 3 * args.interval,
+            [bb, prom],
+        )
+        measure_window(
+            side,
+            args.warmup,
+            args.seconds,
+            nginx.pid,
+            {"prometheus": prom.pid, "blackbox_exporter": bb.pid},
+        )
         for p in (bb, prom):
             if p.poll() is not None:
-                raise RuntimeError(f"{p.args[0]} exited during the run")
+                raise RuntimeError(f"{p.args!r} exited during the run")
         side.probes, side.user_agents = count_probes(tmp / "access.log", side.t0, side.t1)
         time.sleep(1)  # let the last scrapes of the window land in the head block
-        side.latencies_ms = [v * 1000 for v in prom_samples(prom_port, "probe_duration_seconds", side)]
+        side.latencies_ms = [
+            v * 1000 for v in prom_samples(prom_port, "probe_duration_seconds", side)
+        ]
         side.connect_ms = [
             v * 1000
             for v in prom_samples(prom_port, 'probe_http_duration_seconds{phase="connect"}', side)
@@ -396,12 +424,17 @@ def run_blackbox(args: argparse.Namespace, tmp: Path, kids: Children, urls: list
 def parse_utc(text: str) -> float:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
-def run_inferwatch(args: argparse.Namespace, tmp: Path, kids: Children, urls: list[str],
-                   nginx: subprocess.Popen[bytes]) -> Side:
+def run_inferwatch(
+    args: argparse.Namespace,
+    tmp: Path,
+    kids: Children,
+    urls: list[str],
+    nginx: subprocess.Popen[bytes],
+) -> Side:
     side = Side("inferwatch run")
     start = time.time()
     db = tmp / "inferwatch.db"
@@ -411,8 +444,9 @@ def run_inferwatch(args: argparse.Namespace, tmp: Path, kids: Children, urls: li
     iw = kids.start("inferwatch", [args.inferwatch, "run", "-c", str(conf)], log, tmp)
     side.pids = [iw.pid]
     try:
-        wait_all_targets("inferwatch run", tmp / "access.log", start, args.targets,
-                         60 + 3 * args.interval, [iw])
+        wait_all_targets(
+            "inferwatch run", tmp / "access.log", start, args.targets, 60 + 3 * args.interval, [iw]
+        )
         measure_window(side, args.warmup, args.seconds, nginx.pid, {"inferwatch": iw.pid})
         if iw.poll() is not None:
             raise RuntimeError(f"inferwatch exited during the run:\n{tail(log)}")
@@ -451,14 +485,31 @@ def pct(values: list[float], q: float) -> float:
 
 def report(args: argparse.Namespace, sides: list[Side]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "targets": args.targets, "interval_s": args.interval, "seconds": args.seconds,
-        "warmup_s": args.warmup, "sides": [],
+        "targets": args.targets,
+        "interval_s": args.interval,
+        "seconds": args.seconds,
+        "warmup_s": args.warmup,
+        "sides": [],
     }
-    print(f"\n{args.targets} loopback nginx targets, every {args.interval:g} s, "
-          f"measured window {args.seconds:g} s, {args.warmup:g} s after every target's first probe, "
-          f"fresh connection per probe on both sides\n")
-    hdr = ("side", "expected", "done", "recorded", "not ok", "CPU s", "CPU ms/probe",
-           "nginx ms/probe", "p50 ms", "p99 ms", "connect p50", "connect p99")
+    print(
+        f"\n{args.targets} loopback nginx targets, every {args.interval:g} s, "
+        f"measured window {args.seconds:g} s, {args.warmup:g} s after every target's first probe, "
+        f"fresh connection per probe on both sides\n"
+    )
+    hdr = (
+        "side",
+        "expected",
+        "done",
+        "recorded",
+        "not ok",
+        "CPU s",
+        "CPU ms/probe",
+        "nginx ms/probe",
+        "p50 ms",
+        "p99 ms",
+        "connect p50",
+        "connect p99",
+    )
     fmt = "{:<31} {:>8} {:>7} {:>8} {:>6} {:>7} {:>12} {:>14} {:>7} {:>7} {:>11} {:>11}"
     print(fmt.format(*hdr))
     for s in sides:
@@ -466,42 +517,62 @@ def report(args: argparse.Namespace, sides: list[Side]) -> dict[str, Any]:
         per_probe = s.cpu_window * 1000 / s.probes if s.probes else float("nan")
         nginx_pp = s.nginx_cpu * 1000 / s.probes if s.probes else float("nan")
         row = {
-            "side": s.name, "window_s": round(s.window, 3), "expected": round(expected),
-            "done": s.probes, "recorded": s.recorded, "not_ok": s.not_ok,
+            "side": s.name,
+            "window_s": round(s.window, 3),
+            "expected": round(expected),
+            "done": s.probes,
+            "recorded": s.recorded,
+            "not_ok": s.not_ok,
             "cpu_s": round(s.cpu_window, 2),
             "cpu_parts_s": {k: round(v, 2) for k, v in s.cpu_parts.items()},
-            "cpu_ms_per_probe": round(per_probe, 3), "nginx_cpu_ms_per_probe": round(nginx_pp, 3),
+            "cpu_ms_per_probe": round(per_probe, 3),
+            "nginx_cpu_ms_per_probe": round(nginx_pp, 3),
             "cpu_lifetime_s": round(s.cpu_lifetime, 2),
             "latency_p50_ms": round(pct(s.latencies_ms, 0.5), 3),
             "latency_p99_ms": round(pct(s.latencies_ms, 0.99), 3),
             "latency_min_ms": round(min(s.latencies_ms), 3) if s.latencies_ms else None,
             "connect_p50_ms": round(pct(s.connect_ms, 0.5), 3),
             "connect_p99_ms": round(pct(s.connect_ms, 0.99), 3),
-            "user_agents": s.user_agents, "notes": s.notes,
+            "user_agents": s.user_agents,
+            "notes": s.notes,
         }
         out["sides"].append(row)
-        print(fmt.format(
-            s.name, row["expected"], s.probes, s.recorded, s.not_ok, f"{s.cpu_window:.2f}",
-            f"{per_probe:.2f}", f"{nginx_pp:.3f}", f"{row['latency_p50_ms']:.2f}",
-            f"{row['latency_p99_ms']:.2f}", f"{row['connect_p50_ms']:.2f}",
-            f"{row['connect_p99_ms']:.2f}",
-        ))
+        print(
+            fmt.format(
+                s.name,
+                row["expected"],
+                s.probes,
+                s.recorded,
+                s.not_ok,
+                f"{s.cpu_window:.2f}",
+                f"{per_probe:.2f}",
+                f"{nginx_pp:.3f}",
+                f"{row['latency_p50_ms']:.2f}",
+                f"{row['latency_p99_ms']:.2f}",
+                f"{row['connect_p50_ms']:.2f}",
+                f"{row['connect_p99_ms']:.2f}",
+            )
+        )
     print()
-    for s, row in zip(sides, out["sides"]):
+    for s, row in zip(sides, out["sides"], strict=True):
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in s.cpu_parts.items())
         agents = ", ".join(f"{n} x {ua!r}" for ua, n in sorted(s.user_agents.items()))
-        print(f"{s.name}: CPU in the window {parts}; since start {s.cpu_lifetime:.2f} s; "
-              f"latency min {row['latency_min_ms']} ms over {len(s.latencies_ms)} samples; "
-              f"nginx saw {agents or 'nothing'}")
+        print(
+            f"{s.name}: CPU in the window {parts}; since start {s.cpu_lifetime:.2f} s; "
+            f"latency min {row['latency_min_ms']} ms over {len(s.latencies_ms)} samples; "
+            f"nginx saw {agents or 'nothing'}"
+        )
         for note in s.notes:
             print(f"  note: {note}")
-    by_name = {s.name: row for s, row in zip(sides, out["sides"])}
+    by_name = {s.name: row for s, row in zip(sides, out["sides"], strict=True)}
     ours, peer = by_name.get("inferwatch run"), by_name.get("Prometheus + blackbox_exporter")
     if ours and peer and peer["cpu_ms_per_probe"] > 0:
         ratio = ours["cpu_ms_per_probe"] / peer["cpu_ms_per_probe"]
         out["cpu_ratio"] = round(ratio, 3)
-        print(f"\nCPU per probe, inferwatch / peer: {ratio:.2f}x "
-              f"({ours['cpu_ms_per_probe']:.2f} vs {peer['cpu_ms_per_probe']:.2f} ms)")
+        print(
+            f"\nCPU per probe, inferwatch / peer: {ratio:.2f}x "
+            f"({ours['cpu_ms_per_probe']:.2f} vs {peer['cpu_ms_per_probe']:.2f} ms)"
+        )
         d50 = ours["latency_p50_ms"] - peer["latency_p50_ms"]
         d99 = ours["latency_p99_ms"] - peer["latency_p99_ms"]
         out["latency_diff_p50_ms"], out["latency_diff_p99_ms"] = round(d50, 3), round(d99, 3)
@@ -515,13 +586,21 @@ def main() -> None:
     )
     parser.add_argument("--targets", type=int, default=500, help="N targets (default 500)")
     parser.add_argument("--interval", type=float, default=5.0, help="I seconds (default 5)")
-    parser.add_argument("--seconds", type=float, default=60.0,
-                        help="measured window per side (default 60)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds between every target's first probe and the window (default "
-                        "interval + 1)")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="probe timeout on both sides (default min(interval, 10))")
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="measured window per side (default 60)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds between every target's first probe and the window (default interval + 1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="probe timeout on both sides (default min(interval, 10))",
+    )
     parser.add_argument("--sides", choices=["both", "inferwatch", "blackbox"], default="both")
     parser.add_argument("--inferwatch", default=str(REPO / ".venv/bin/inferwatch"))
     parser.add_argument("--nginx", default="/usr/sbin/nginx")
@@ -534,12 +613,17 @@ def main() -> None:
         args.warmup = args.interval + 1
     if args.timeout is None:
         args.timeout = min(args.interval, 10.0)
-    needed = [args.nginx] + ([args.inferwatch] if args.sides != "blackbox" else []) + (
-        [args.prometheus, args.blackbox] if args.sides != "inferwatch" else [])
+    needed = (
+        [args.nginx]
+        + ([args.inferwatch] if args.sides != "blackbox" else [])
+        + ([args.prometheus, args.blackbox] if args.sides != "inferwatch" else [])
+    )
     missing = [p for p in needed if not shutil.which(p)]
     if missing:
-        sys.exit(f"missing: {', '.join(missing)} (apt-get install nginx-light prometheus "
-                 "prometheus-blackbox-exporter; make install for inferwatch)")
+        sys.exit(
+            f"missing: {', '.join(missing)} (apt-get install nginx-light prometheus "
+            "prometheus-blackbox-exporter; make install for inferwatch)"
+        )
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -555,9 +639,18 @@ def main() -> None:
         port = free_port()
         (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
         nginx = kids.start(
-            "nginx", [args.nginx, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"),
-                      "-c", str(tmp / "nginx.conf")],
-            tmp / "nginx.out", tmp,
+            "nginx",
+            [
+                args.nginx,
+                "-p",
+                str(tmp),
+                "-e",
+                str(tmp / "nginx-error.log"),
+                "-c",
+                str(tmp / "nginx.conf"),
+            ],
+            tmp / "nginx.out",
+            tmp,
         )
         wait_until("nginx", lambda: port_open(port), 30, [nginx])
         urls = target_urls(port, args.targets)
