@@ -23,6 +23,7 @@ from dashboard import format as f
 from monitor.alerts.channels import email
 from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.domain.evidence import CLASS_COLOUR
+from monitor.domain.history import state_class
 from monitor.store import make_engine, open_database
 from monitor.store import reads as q
 
@@ -509,3 +510,19 @@ def test_a_file_that_is_not_a_database_is_named_not_a_traceback(
     path.write_text("not sqlite " * 100)
     at = page(app(monkeypatch, f"sqlite:///{path}"), "target")
     assert at.error[0].value == f"Cannot read the database {path}: file is not a database."
+
+
+def test_pills_for_no_data_and_a_class_name_use_their_own_colour() -> None:
+    # The overview counts "no data" targets and the Incidents page counts per class
+    # ("transient", "contract"): both pills went red when any unknown word meant contract.
+    assert f"background:{GREY}" in f.badge("no data")
+    assert f"background:{AMBER}" in f.badge("transient")
+    assert f"background:{RED}" in f.badge("contract")
+    assert f"background:{AMBER}" in f.badge("loading")
+    assert f"background:{GREY}" in f.badge("not-an-outcome")  # claims nothing
+    assert [state_class(w) for w in ("no data", "no_data", None, "ok")] == [
+        "no_data",
+        "no_data",
+        "no_data",
+        "ok",
+    ]

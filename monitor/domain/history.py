@@ -21,14 +21,26 @@ UPTIME_WINDOWS = {
 ACTION_OUTCOMES = (Outcome.DEPRECATED, Outcome.TOKEN_SCOPE, Outcome.PAYMENT_REQUIRED)
 
 
+# What the pages write for "nothing known" (a pill reads "no data", the palette key is no_data).
+NO_DATA_WORDS = frozenset({NO_DATA, "no data"})
+CLASS_NAMES = frozenset(str(c) for c in OutcomeClass)
+
+
 def state_class(outcome: str | None) -> str:
-    """ok / transient / contract, or no_data: the colour key used on every page."""
-    if outcome is None or outcome == NO_DATA:
+    """ok / transient / contract, or no_data: the colour key used on every page.
+
+    Takes an outcome, a class name ("transient" is amber, as in the legends) or the words for
+    no data. A string that is none of these is no data too: grey claims nothing, where red
+    would claim a contract break nobody saw.
+    """
+    if outcome is None or outcome in NO_DATA_WORDS:
         return NO_DATA
+    if outcome in CLASS_NAMES:
+        return outcome
     try:
-        return str(outcome_class(outcome))
+        return str(outcome_class(Outcome(outcome)))
     except ValueError:
-        return str(OutcomeClass.CONTRACT)
+        return NO_DATA
 
 
 def period_for(start: datetime, end: datetime) -> str:
