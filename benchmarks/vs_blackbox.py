@@ -134,6 +134,14 @@ def tree_cpu(pids: list[int]) -> float:
     return total
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        cpu = [int(v) for v in f.readline().split()[1:]]
+    idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)  # idle + iowait
+    return (sum(cpu[:8]) - idle) / CLK_TCK  # user..steal; guest is inside user
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -261,6 +269,7 @@ class Side:
     cpu_lifetime: float = 0.0
     cpu_parts: dict[str, float] = field(default_factory=dict)
     nginx_cpu: float = 0.0
+    others_cpu: float = 0.0
     probes: int = 0
     user_agents: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
@@ -317,13 +326,17 @@ def measure_window(
     time.sleep(warmup)
     ng0 = tree_cpu([nginx_pid])
     before = {k: tree_cpu([p]) for k, p in parts.items()}
+    busy0 = machine_busy()
     side.t0 = time.time()
     time.sleep(seconds)
     side.t1 = time.time()
+    busy = machine_busy() - busy0
     after = {k: tree_cpu([p]) for k, p in parts.items()}
     side.nginx_cpu = tree_cpu([nginx_pid]) - ng0
     side.cpu_parts = {k: after[k] - before[k] for k in parts}
     side.cpu_window = sum(side.cpu_parts.values())
+    # what else ran meanwhile (other jobs on a shared machine, this script's own sleep is ~0)
+    side.others_cpu = max(0.0, busy - side.cpu_window - side.nginx_cpu)
     side.cpu_lifetime = sum(after.values())
 
 
@@ -528,6 +541,7 @@ def report(args: argparse.Namespace, sides: list[Side]) -> dict[str, Any]:
             "cpu_ms_per_probe": round(per_probe, 3),
             "nginx_cpu_ms_per_probe": round(nginx_pp, 3),
             "cpu_lifetime_s": round(s.cpu_lifetime, 2),
+            "other_processes_cores": round(s.others_cpu / s.window, 2) if s.window else None,
             "latency_p50_ms": round(pct(s.latencies_ms, 0.5), 3),
             "latency_p99_ms": round(pct(s.latencies_ms, 0.99), 3),
             "latency_min_ms": round(min(s.latencies_ms), 3) if s.latencies_ms else None,
@@ -560,7 +574,8 @@ def report(args: argparse.Namespace, sides: list[Side]) -> dict[str, Any]:
         print(
             f"{s.name}: CPU in the window {parts}; since start {s.cpu_lifetime:.2f} s; "
             f"latency min {row['latency_min_ms']} ms over {len(s.latencies_ms)} samples; "
-            f"nginx saw {agents or 'nothing'}"
+            f"nginx saw {agents or 'nothing'}; other processes on the machine used "
+            f"{row['other_processes_cores']} cores meanwhile"
         )
         for note in s.notes:
             print(f"  note: {note}")
