@@ -92,9 +92,17 @@ def session(url: str) -> Iterator[Session]:
         ) from exc
 
 
+def wall_now() -> datetime:
+    """The real now: what every duration the viewer reads ("for 23s", "so far") runs to."""
+    return datetime.now(UTC)
+
+
 def clock() -> datetime:
-    """Now, rounded up to the refresh interval: a shared cache key, and no probe left out."""
-    ts = math.ceil(datetime.now(UTC).timestamp() / REFRESH_S) * REFRESH_S
+    """Now, rounded up to the refresh interval: a shared cache key, and no probe left out.
+
+    Only for cache keys and query ranges: a duration from it would be up to REFRESH_S long.
+    """
+    ts = math.ceil(wall_now().timestamp() / REFRESH_S) * REFRESH_S
     return datetime.fromtimestamp(ts, UTC)
 
 
@@ -174,8 +182,26 @@ def load_transitions(
         ]
 
 
-@st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_incidents(
+    url: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    targets: tuple[str, ...],
+    outcomes: tuple[str, ...],
+) -> dict[str, Any]:
+    """Incidents from the cache (keyed by the rounded `now`); open ones last to the real now."""
+    loaded = _load_incidents(url, start, end, now, targets, outcomes)
+    real = wall_now()
+    rows = [
+        {**r, "duration_s": (real - r["opened_at"]).total_seconds()} if r["open"] else r
+        for r in loaded["rows"]
+    ]
+    return {**loaded, "rows": rows}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def _load_incidents(
     url: str,
     start: datetime,
     end: datetime,

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
-from dashboard import charts, tables, widgets
+from dashboard import charts, data, tables, widgets
 from dashboard import format as f
 from monitor.alerts.channels import email
 from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.domain.evidence import CLASS_COLOUR
 from monitor.domain.history import state_class
+from monitor.domain.states import format_span
 from monitor.store import make_engine, open_database
 from monitor.store import reads as q
 
@@ -178,6 +179,30 @@ def test_overview_links_each_target_to_its_page(
     at = page(app(monkeypatch, seeded))
     link = next(p for p in at.main.page_link if p.label == "**llama-chat**")
     assert link.proto.page.endswith("target") and link.proto.query_string == "name=llama-chat"
+
+
+def test_durations_run_to_the_real_now_not_the_rounded_cache_clock(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The cache clock rounds up to the next 30 s; "for 5m 1s" must not read "for 5m 30s".
+    boundary = datetime.fromtimestamp(int(NOW.timestamp()) // 30 * 30, UTC)
+    url = f"sqlite:///{tmp_path / 'short.db'}"
+    engine = open_database(url)
+    seed(engine, now=boundary, days=20 / 1440, every=timedelta(minutes=1))
+    with Session(make_engine(url, readonly=True)) as s:
+        since = {r.name: r.since for r in q.overview(s, boundary)}["llama-chat"]
+    assert since is not None
+    real_now = boundary + timedelta(seconds=1)
+    monkeypatch.setattr(data, "wall_now", lambda: real_now)
+
+    at = page(app(monkeypatch, url))
+    chat = text(at.get_by_key("target-llama-chat"))
+    assert f"for {format_span((real_now - since).total_seconds())} ·" in chat, chat
+
+    at = page(app(monkeypatch, url), "target", name="llama-chat")
+    at.switch_page("views/incidents.py").run()
+    ongoing = frame(at).set_index("target").loc["llama-chat", "duration"]
+    assert ongoing == f"{format_span((real_now - since).total_seconds())} so far"
 
 
 # ---------------------------------------------------------------- one target

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -22,8 +21,8 @@ st.title("Overview")
 @widgets.live
 def overview() -> None:
     url = database_url()
-    tz, now = widgets.viewer_zone(), data.clock()
-    loaded = data.load_overview(url, settings().targets, now)
+    tz, real_now = widgets.viewer_zone(), data.wall_now()
+    loaded = data.load_overview(url, settings().targets, data.clock())
     rows = loaded["rows"]
     if not rows:
         raise Unavailable(f"No probes yet: {START_HINT}.")
@@ -51,7 +50,8 @@ def overview() -> None:
             cols[0].caption(r["kind"] or "not in the database yet")
             cols[1].markdown(f.badge(r["state"]), unsafe_allow_html=True)
             if r["since"]:
-                cols[1].caption(f"for {f.lasted(r['since'], now)} · since {f.when(r['since'], tz)}")
+                lasted = f.lasted(r["since"], real_now)
+                cols[1].caption(f"for {lasted} · since {f.when(r['since'], tz)}")
             for col, window in zip(cols[2:6], UPTIME_WINDOWS, strict=True):
                 col.markdown(f"**{f.percent(r['uptime'][window])}**")
             cols[6].markdown(f"{f.millis(r['p50_ms'])} / {f.millis(r['p95_ms'])}")
@@ -60,7 +60,7 @@ def overview() -> None:
                 cols[7].caption(f.when(r["last_change_at"], tz))
     st.caption(
         f"{widgets.UPTIME_NOTE} Latency from the last 24 h. "
-        f"Updated {f.when(datetime.now(UTC), tz, seconds=True)}."
+        f"Updated {f.when(real_now, tz, seconds=True)}."
     )
 
 

@@ -55,7 +55,7 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         flag = {k: row[k] for k in ("state", "since", "detail", "hint", "facts")}
         st.markdown(f.flag_html(name, **flag, tz=tz), unsafe_allow_html=True)
     elif row is not None:
-        since = f"since {f.when(row['since'], tz)} ({f.ago(row['since'], now)})"
+        since = f"since {f.when(row['since'], tz)} ({f.ago(row['since'], data.wall_now())})"
         st.markdown(
             f"{f.badge(row['state'])} {since if row['since'] else 'not probed yet'}",
             unsafe_allow_html=True,
