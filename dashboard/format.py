@@ -67,6 +67,28 @@ def millis(value: float | None) -> str:
     return DASH if value is None else f"{value:.0f} ms"
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~$])")
+
+
+def plain(text: str) -> str:
+    """Untrusted text for a Streamlit markdown/caption call: emphasis, links, HTML and LaTeX
+    characters escaped, so a provider's message reads as it was sent."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def evidence(state: str | None, http_status: int | None, detail: str, width: int = 140) -> str:
+    """What a failing target answers now ("now: HTTP 410: ... no longer supported"): a state's
+    words can change (404 -> 410) without a transition, so the last change alone misleads."""
+    if state in (None, "ok"):
+        return ""
+    text = " ".join((detail or "").split())
+    if http_status is not None and not text.startswith(f"HTTP {http_status}"):
+        text = f"HTTP {http_status}: {text}" if text else f"HTTP {http_status}"
+    if not text:
+        return ""
+    return f"now: {text if len(text) <= width else text[: width - 1].rstrip() + '…'}"
+
+
 def colour(outcome: str | None) -> str:
     """The palette colour of an outcome (or of no data)."""
     return CLASS_COLOUR[state_class(outcome)]

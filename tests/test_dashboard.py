@@ -146,6 +146,30 @@ def test_flags_on_the_overview_and_the_target_page_show_the_probes_facts(
     assert "Replacement: <a href='https://facts.example/v1'>" in text(at.main)
 
 
+def test_the_last_change_is_shown_with_what_the_target_answers_now(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    # gpt2-legacy turned deprecated on a 404 and answers 410 since, without a new transition:
+    # the flag quotes the 410, so the row must not leave the 404 alone beside it.
+    at = page(app(monkeypatch, seeded))
+    legacy = text(at.get_by_key("target-gpt2-legacy"))
+    assert "(404)" in legacy
+    assert "now: HTTP 410: https://api-inference.huggingface.co is no longer supported." in legacy
+    assert "now:" not in text(at.get_by_key("target-minilm-embeddings"))  # ok: nothing to add
+
+
+def test_current_evidence_is_short_plain_text() -> None:
+    assert f.evidence("ok", 200, "HTTP 200 in 80 ms") == ""
+    assert f.evidence("deprecated", 410, "HTTP 410: gone") == "now: HTTP 410: gone"
+    assert f.evidence("server_error", 502, "") == "now: HTTP 502"
+    assert f.evidence("timeout", None, "ReadTimeout:  no\nanswer") == "now: ReadTimeout: no answer"
+    long = f.evidence("deprecated", 410, "x" * 500)
+    assert len(long) == len("now: ") + 140 and long.endswith("…")
+    assert f.plain("*bold* [link](http://x) $x$ <b>") == (
+        "\\*bold\\* \\[link\\](http://x) \\$x\\$ \\<b\\>"
+    )
+
+
 def test_overview_follows_the_config_and_lists_targets_not_probed_yet(
     monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
 ) -> None:

@@ -56,8 +56,11 @@ def overview() -> None:
                 col.markdown(f"**{f.percent(r['uptime'][window])}**")
             cols[6].markdown(f"{f.millis(r['p50_ms'])} / {f.millis(r['p95_ms'])}")
             cols[7].markdown(r["last_change"] or f.DASH)
-            if r["last_change_at"]:
-                cols[7].caption(f.when(r["last_change_at"], tz))
+            told = [f.when(r["last_change_at"], tz)] if r["last_change_at"] else []
+            if now_says := f.evidence(r["state"], r["http_status"], r["detail"]):
+                told.append(f.plain(now_says))  # the 410 of today beside yesterday's "(404)"
+            if told:
+                cols[7].caption(" · ".join(told))
     st.caption(
         f"{widgets.UPTIME_NOTE} Latency from the last 24 h. "
         f"Updated {f.when(real_now, tz, seconds=True)}."
