@@ -155,6 +155,12 @@ def load_names(url: str, configured: tuple[str, ...] | None) -> list[str]:
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_first_probe(url: str, target: str) -> datetime | None:
+    with session(url) as s:
+        return reads.first_probe(s, target)
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_timeline(url: str, target: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Hourly (up to 7 days) or daily buckets, every one present, and the outcome mix."""
     with session(url) as s:

@@ -35,6 +35,8 @@ RANGES = {
 }
 CUSTOM = "Custom dates"
 DEFAULT_RANGE = "Last 7 days"
+# Set once the viewer picks a range: from then on no page replaces it with its own default.
+RANGE_CHOSEN = "range_chosen"
 # Widget keys that must survive visiting a page that does not draw them.
 SHARED_KEYS = ("tz", "range", "range_dates")
 
@@ -85,14 +87,32 @@ class TimeRange:
         return start.astimezone(UTC), min(end.astimezone(UTC), now)
 
 
-@overload
-def sidebar(time_range: Literal[True]) -> TimeRange: ...
-@overload
-def sidebar(time_range: Literal[False] = False) -> None: ...
+def range_for_age(first: datetime | None, now: datetime) -> str:
+    """The shortest range holding a target's whole history, at most the usual 7 days: a target
+    probed for three hours is not a sliver at the end of a week."""
+    if first is None:
+        return DEFAULT_RANGE
+    for label, span in RANGES.items():
+        if span > RANGES[DEFAULT_RANGE]:
+            break
+        if now - span <= first:
+            return label
+    return DEFAULT_RANGE
 
 
-def sidebar(time_range: bool = False) -> TimeRange | None:
-    """The viewer's zone (every page) and time range (the pages that have one)."""
+def _range_chosen() -> None:
+    st.session_state[RANGE_CHOSEN] = True
+
+
+@overload
+def sidebar(time_range: Literal[True], default: str = DEFAULT_RANGE) -> TimeRange: ...
+@overload
+def sidebar(time_range: Literal[False] = False, default: str = DEFAULT_RANGE) -> None: ...
+
+
+def sidebar(time_range: bool = False, default: str = DEFAULT_RANGE) -> TimeRange | None:
+    """The viewer's zone (every page) and time range (the pages that have one). Until the
+    viewer picks a range, the page's `default` applies."""
     with st.sidebar:
         names = zone_names()
         if "tz" not in st.session_state:
@@ -101,9 +121,10 @@ def sidebar(time_range: bool = False) -> TimeRange | None:
         chosen = None
         if time_range:
             options = [*RANGES, CUSTOM]
-            if st.session_state.get("range") not in options:
-                st.session_state["range"] = DEFAULT_RANGE
-            label = st.selectbox("Time range", options, key="range")
+            chosen_before = st.session_state.get(RANGE_CHOSEN)
+            if not chosen_before or st.session_state.get("range") not in options:
+                st.session_state["range"] = default if default in options else DEFAULT_RANGE
+            label = st.selectbox("Time range", options, key="range", on_change=_range_chosen)
             chosen = TimeRange(label)
             if label == CUSTOM:
                 today = datetime.now(viewer_zone()).date()

@@ -253,6 +253,47 @@ def test_target_page_opens_on_the_target_named_in_the_link(
     assert frame(at, 2)["ended"].tolist() == ["ongoing"]
 
 
+def band_start(at: AppTest) -> datetime:
+    """Where the target page's status band begins (its x axis, in UTC here)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return datetime.fromisoformat(spec["layout"]["xaxis"]["range"][0]).replace(tzinfo=UTC)
+
+
+def test_the_target_page_starts_at_the_first_probe_and_fits_its_range_to_the_age(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    # Two days of history: the usual 7 days, but the band starts at the first probe, not
+    # five days of grey "no data" before the target existed.
+    at = page(app(monkeypatch, seeded), "target", name="minilm-embeddings")
+    assert at.sidebar.selectbox(key="range").value == "Last 7 days"
+    with Session(make_engine(seeded, readonly=True)) as s:
+        first = q.first_probe(s, "minilm-embeddings")
+    assert first is not None
+    assert band_start(at) == first.replace(minute=0, second=0, microsecond=0)
+    assert f"First probe {f.when(first, ZoneInfo('UTC'))}" in text(at.main)
+
+    # Three hours of history: the last 6 hours, not a sliver at the end of a week.
+    url = f"sqlite:///{tmp_path / 'young.db'}"
+    seed(open_database(url), now=NOW, days=3 / 24)
+    at = page(app(monkeypatch, url), "target", name="minilm-embeddings")
+    assert at.sidebar.selectbox(key="range").value == "Last 6 hours"
+    assert band_start(at) >= NOW - timedelta(hours=4)
+
+    # Once the viewer picks a range, it stays picked.
+    at.sidebar.selectbox(key="range").select("Last 30 days").run()
+    at.selectbox(key="target").select("llama-chat").run()
+    assert at.sidebar.selectbox(key="range").value == "Last 30 days"
+
+
+def test_a_default_range_fits_the_targets_age() -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    assert widgets.range_for_age(None, now) == "Last 7 days"
+    assert widgets.range_for_age(now - timedelta(hours=3), now) == "Last 6 hours"
+    assert widgets.range_for_age(now - timedelta(hours=20), now) == "Last 24 hours"
+    assert widgets.range_for_age(now - timedelta(days=2), now) == "Last 7 days"
+    assert widgets.range_for_age(now - timedelta(days=60), now) == "Last 7 days"
+
+
 def test_picking_another_target_updates_the_link(
     monkeypatch: pytest.MonkeyPatch, seeded: str
 ) -> None:

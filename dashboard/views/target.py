@@ -19,7 +19,29 @@ from monitor.domain.rollups import HOUR
 PROBE_LIMIT = 200
 CHART_CONFIG = {"displayModeBar": False}
 
-time_range = widgets.sidebar(time_range=True)
+
+def shown_name(names: list[str]) -> str | None:
+    """The target this run shows, as pick() will choose it (the URL, the last pick, the first)."""
+    wanted = st.query_params.get("name")
+    if wanted in names:
+        return wanted
+    if st.session_state.get("target") in names:
+        return str(st.session_state["target"])
+    return names[0] if names else None
+
+
+def fitting_range() -> str:
+    """The default range for the target shown: one that fits its age (see range_for_age)."""
+    try:
+        url = database_url()
+        name = shown_name(data.load_names(url, settings().targets))
+        first = data.load_first_probe(url, name) if name else None
+    except Exception:  # the page itself reports what is wrong; the range just stays usual
+        return widgets.DEFAULT_RANGE
+    return widgets.range_for_age(first, data.wall_now())
+
+
+time_range = widgets.sidebar(time_range=True, default=fitting_range())
 st.title("Target")
 
 
@@ -49,6 +71,9 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
     url = database_url()
     tz, now = widgets.viewer_zone(), data.clock()
     start, end = time_range.bounds(now, tz)
+    first = data.load_first_probe(url, name)
+    # The band starts at the first probe: no grey "no data" for the time before the target.
+    band_start = max(start, first) if first is not None and first < end else start
     rows = data.load_overview(url, settings().targets, now)["rows"]
     row = next((r for r in rows if r["name"] == name), None)
     if row is not None and row["state"] not in (None, "ok"):
@@ -61,10 +86,10 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
             unsafe_allow_html=True,
         )
 
-    timeline = data.load_timeline(url, name, start, end)
+    timeline = data.load_timeline(url, name, band_start, end)
     buckets = timeline["buckets"]
     probes, ok = sum(b["probes"] for b in buckets), sum(b["ok"] for b in buckets)
-    block = "hour" if period_for(start, end) == HOUR else "day"
+    block = "hour" if period_for(band_start, end) == HOUR else "day"
 
     st.subheader("Status")
     cols = st.columns(3)
@@ -72,7 +97,10 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
     cols[1].metric("Probes in range", f"{probes:,}")
     cols[2].metric("Failing probes", f"{probes - ok:,}")
     st.plotly_chart(charts.status_band(buckets, tz), key="band", config=CHART_CONFIG)
-    st.caption(f"One block per {block}, coloured by the worst outcome in it. {widgets.UPTIME_NOTE}")
+    began = f"First probe {f.when(first, tz)}. " if band_start != start and first else ""
+    st.caption(
+        f"{began}One block per {block}, coloured by the worst outcome in it. {widgets.UPTIME_NOTE}"
+    )
     gaps = data.load_gaps(url, start, end)
     if gaps:
         spans = "; ".join(f"{f.when(a, tz)} – {f.when(b, tz)}" for a, b in gaps)

@@ -48,6 +48,15 @@ def last_seen(session: Session) -> datetime | None:
     return session.scalar(select(func.max(MonitorRunRecord.last_seen_at)))
 
 
+def first_probe(session: Session, target: str) -> datetime | None:
+    """When the target's oldest kept probe ran: its history starts there (an index probe)."""
+    return session.scalar(
+        select(func.min(ProbeRecord.checked_at))
+        .join(TargetRecord, TargetRecord.id == ProbeRecord.target_id)
+        .where(TargetRecord.name == target)
+    )
+
+
 # ------------------------------------------------------------------ overview
 
 
