@@ -57,7 +57,7 @@ def overview() -> None:
             cols[6].markdown(f"{f.millis(r['p50_ms'])} / {f.millis(r['p95_ms'])}")
             cols[7].markdown(r["last_change"] or f.DASH)
             told = [f.when(r["last_change_at"], tz)] if r["last_change_at"] else []
-            if now_says := f.evidence(r["state"], r["http_status"], r["detail"]):
+            if now_says := f.evidence(r["state"], r["http_status"], r["detail"], width=60):
                 told.append(f.plain(now_says))  # the 410 of today beside yesterday's "(404)"
             if told:
                 cols[7].caption(" · ".join(told))
