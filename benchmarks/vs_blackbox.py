@@ -646,7 +646,9 @@ def main() -> None:
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_term)
+    # SIGINT too: a shell that starts this in the background hands it SIGINT ignored
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
     tmp = Path(tempfile.mkdtemp(prefix="vs_blackbox-"))
     kids = Children()
     sides: list[Side] = []
