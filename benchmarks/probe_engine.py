@@ -59,9 +59,16 @@ async def client_per_probe_pass(url: str, n: int, concurrency: int) -> list[floa
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-def measure(name: str, run, url: str, n: int, concurrency: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def measure(
+    name: str, run, url: str, n: int, concurrency: int, loop: str = "asyncio"
+) -> dict[str, float]:  # type: ignore[no-untyped-def]
     cpu0, wall0 = cpu(), time.perf_counter()
-    latencies = asyncio.run(run(url, n, concurrency))
+    if loop == "uvloop":
+        import uvloop
+
+        latencies = uvloop.run(run(url, n, concurrency))
+    else:
+        latencies = asyncio.run(run(url, n, concurrency))
     wall, used = time.perf_counter() - wall0, cpu() - cpu0
     latencies.sort()
     return {
@@ -84,6 +91,8 @@ def main() -> None:
     parser.add_argument(
         "--delay", type=float, default=0.02, help="server think time per answer (s)"
     )
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--ours-only", action="store_true", help="skip the baseline")
     args = parser.parse_args()
 
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
@@ -94,11 +103,26 @@ def main() -> None:
         rows = []
         for c in args.concurrency:
             rows.append(
-                measure("shared client (inferwatch)", shared_client_pass, url, args.targets, c)
+                measure(
+                    "shared client (inferwatch)",
+                    shared_client_pass,
+                    url,
+                    args.targets,
+                    c,
+                    args.loop,
+                )
             )
-            rows.append(
-                measure("client per probe (baseline)", client_per_probe_pass, url, args.targets, c)
-            )
+            if not args.ours_only:
+                rows.append(
+                    measure(
+                        "client per probe (baseline)",
+                        client_per_probe_pass,
+                        url,
+                        args.targets,
+                        c,
+                        args.loop,
+                    )
+                )
     finally:
         server.terminate()
 
@@ -113,7 +137,7 @@ def main() -> None:
             f"{r['name']:<30} {r['concurrency']:>4} {r['wall_s']:>7.2f} {r['probes_per_s']:>9.0f} "
             f"{r['cpu_ms_per_probe']:>13.2f} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f}"
         )
-    for c in args.concurrency:
+    for c in args.concurrency if not args.ours_only else ():
         ours, base = (r for r in rows if r["concurrency"] == c)
         cpu_ratio = base["cpu_ms_per_probe"] / ours["cpu_ms_per_probe"]
         wall_ratio = base["wall_s"] / ours["wall_s"]

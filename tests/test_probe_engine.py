@@ -189,3 +189,39 @@ def test_a_probe_never_raises(exc: BaseException, error: TransportError) -> None
     assert ev.error == error
     assert ev.status is None
     assert ev.error_detail
+
+
+def test_a_prober_warms_up_on_a_local_server_before_its_first_probe(
+    provider: FakeProvider,
+) -> None:
+    provider.route("/x", Reply(200, "ok"))
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with Prober() as prober:  # warms up on entry
+            warm = await prober.warm_up()
+            ev = await prober.probe(RequestSpec("GET", f"{provider.url}/x"), 5)
+        return warm, ev
+
+    warm, ev = run(scenario())
+
+    assert warm is not None and warm > 0  # a real request went through the real client
+    assert ev.status == 200 and ev.error is None
+    assert [r.path for r in provider.requests] == ["/x"]  # the warm-up never hits a target
+
+
+def test_a_custom_transport_is_not_warmed_up() -> None:
+    async def scenario():  # type: ignore[no-untyped-def]
+        async with Prober(transport=_Exploding(RuntimeError("boom"))) as prober:
+            return await prober.warm_up()
+
+    assert run(scenario()) is None
+
+
+def test_the_monitor_runs_on_uvloop_when_it_is_installed() -> None:
+    from monitor.agent import eventloop
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.loop_name() == "uvloop"  # a dependency on Linux
+    assert eventloop.run(which()).startswith("uvloop")

@@ -79,6 +79,8 @@ class Monitor:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         prober = self._prober or Prober(self.config.concurrency)
+        if self._prober is None:
+            await prober.warm_up()  # the first scheduled probe is timed warm, like the rest
         self.prober = prober
         await asyncio.to_thread(self.writer.start_run)
         loop = asyncio.get_running_loop()

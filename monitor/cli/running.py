@@ -8,7 +8,6 @@ short commands (`check`, `transitions`...) should not pay.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from monitor.agent import eventloop
 from monitor.cli.app import (
     ConfigOption,
     command_name,
@@ -75,7 +75,7 @@ def run(
     for warning in config_warnings(cfg):
         logging.getLogger("monitor.config").warning("%s", warning)
     engine = open_or_exit(cfg)
-    asyncio.run(Monitor(cfg, engine, os.environ, config_path=config).run())
+    eventloop.run(Monitor(cfg, engine, os.environ, config_path=config).run())
 
 
 def _start_dashboard(cfg: Config, config: Path, port: int, host: str) -> Dashboard:
@@ -120,7 +120,7 @@ def up(
         )
 
     try:
-        code = asyncio.run(run_beside(monitor, board, ready))
+        code = eventloop.run(run_beside(monitor, board, ready))
     except KeyboardInterrupt:  # before the monitor took over the signals
         board.stop()
         code = 0
@@ -216,7 +216,7 @@ def demo(
 
         monitor = Monitor(cfg, engine, show.env, config_path=show.config_path)
         try:
-            code = asyncio.run(run_beside(monitor, board, ready, also=show.narrate))
+            code = eventloop.run(run_beside(monitor, board, ready, also=show.narrate))
         except KeyboardInterrupt:
             board.stop()
             code = 0
