@@ -91,8 +91,9 @@ class Sender:
         a transaction opened just before the channel's irrevocable step (SMTP DATA), and the
         server's 250 is recorded in that same transaction at once. On SQLite the transaction
         takes the write lock up front (BEGIN IMMEDIATE), so recording never waits behind the
-        writer's batch: a crash can double an alert only in the microseconds between the 250
-        and the commit (and the retry then carries the same Message-ID). A crash before the
+        writer's batch: a crash can double an alert only in the short window between the
+        server's acceptance and the commit (milliseconds; the retry carries the same
+        Message-ID). A crash before the
         250 rolls the claim back, and the alert is sent by the next run.
         """
         with self.engine.connect() as conn:
