@@ -25,7 +25,6 @@ from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
 from monitor.config.load import ConfigError, load_config
 from monitor.config.model import Config
-from monitor.domain.redact import Redactor
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_one, token_for
 from monitor.store.prune import cutoffs, prune
@@ -55,13 +54,14 @@ class Monitor:
         prober: Prober | None = None,
     ):
         self.config = config
+        self._targets = {t.name: t for t in config.targets}  # by name: one lookup per probe
         self.config_path = config_path
         self.env = env
         self.engine = engine
         self.writer = Writer(engine, config)
         self.sender = Sender(engine, config, env)
         self._prober = prober
-        self._redact = Redactor(config.secrets)
+        self._redact = config.redactor()
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._stopping = asyncio.Event()  # tells the sender to flush and return
@@ -119,10 +119,9 @@ class Monitor:
         assert task is not None
         self._inflight.add(task)
         try:
-            target = self.config.target(name)
-        except KeyError:
-            return
-        try:
+            target = self._targets.get(name)
+            if target is None:
+                return  # removed by a reload
             token = token_for(target, self.env)
             timeout = self.config.timeout_of(target)
             result = await probe_one(target, self.prober, timeout, token, self._redact)
@@ -260,10 +259,11 @@ class Monitor:
         old_config = self.config
         old = {t.name: t for t in old_config.targets}
         self.config = new
+        self._targets = {t.name: t for t in new.targets}
         # Queued behind the results already waiting, and before any probe of a new target.
         self.writer.queue_config(new)
         self.sender.config = new
-        self._redact = Redactor(new.secrets)
+        self._redact = new.redactor()
         for name in old.keys() - {t.name for t in new.targets}:  # never the prune job
             with contextlib.suppress(Exception):
                 self._scheduler.remove_job(name)

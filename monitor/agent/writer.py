@@ -67,6 +67,9 @@ class Writer:
         self.target_ids: dict[str, int] = {}
         self.run_id: int | None = None
         self.alerts_written = asyncio.Event()  # wakes the outbox sender
+        # The open incidents as the last committed batch left them. Only this writer opens,
+        # changes or closes incidents, so they are read from the database once, not per batch.
+        self._open: list[OpenIncident] | None = None
 
     @property
     def config(self) -> Config:
@@ -193,7 +196,8 @@ class Writer:
             known = [r for r in results if r.target in ids]  # else: removed from the config
             # Written first: an alert lists the target's latest probes, these included.
             probe_ids = writes.insert_probes(conn, known, ids)
-            batch = _Batch(conn, now, writes.open_incidents(conn))
+            open_now = self._open if self._open is not None else writes.open_incidents(conn)
+            batch = _Batch(conn, now, open_now)
             for result, probe_id in zip(known, probe_ids, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
                 self._fold(batch, result, probe_id, ids)
@@ -208,6 +212,7 @@ class Writer:
                 writes.heartbeat(conn, self.run_id, now)
         self.target_ids = ids
         self.states.update(batch.states)
+        self._open = list(batch.open.values())
         return len(batch.alerts)
 
     def _fold(self, batch: _Batch, result: ProbeResult, probe_id: int, ids: dict[str, int]) -> None:

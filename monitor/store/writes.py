@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from sqlalchemy.orm import Session
 
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
-from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition, facts_of
+from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
@@ -95,7 +95,6 @@ def sync_targets(
 
 
 def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
-    facts = facts_of(r)
     return {
         "target_id": target_id,
         "checked_at": r.checked_at,
@@ -113,7 +112,7 @@ def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
         "provider": r.provider,
         "headers": r.headers,
         "body_excerpt": r.body_excerpt,
-        "facts": jsonable(facts) if facts else {},
+        "facts": jsonable(r.facts),
     }
 
 
@@ -311,7 +310,7 @@ def insert_transition(conn: Connection, target_id: int, t: Transition, probe_id:
             label=t.label,
             detail=t.detail,
             hint=t.hint,
-            facts=jsonable(dict(t.facts)),
+            facts=jsonable(t.facts),
             http_status=t.http_status,
             announced=t.announced,
             probe_id=probe_id,
