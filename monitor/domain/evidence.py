@@ -152,8 +152,9 @@ class Evidence:
         except (ValueError, UnicodeDecodeError):
             return None
 
-    @property
+    @cached_property
     def text(self) -> str:
+        """The body as text, decoded once (the classifier and the kinds read it repeatedly)."""
         return self.body.decode("utf-8", errors="replace")
 
 

@@ -187,7 +187,7 @@ async def probe_targets(
     env: Mapping[str, str],
 ) -> list[ProbeResult]:
     """Probe targets concurrently (bounded by the prober) and judge each answer."""
-    redact = Redactor(config.secrets)
+    redact = config.redactor()
     return list(
         await asyncio.gather(
             *(
