@@ -193,7 +193,6 @@ ANSWERS = [
     TOKEN_SCOPE,
     PAYMENT,
 ) = range(len(ANSWERS))
-OUTCOME_NAMES = [str(a.outcome) for a in ANSWERS]
 
 # One-probe blips every target sees now and then, and what longer outages look like.
 BLIP_RATE = 0.002

@@ -53,19 +53,6 @@ TRANSITION_COLUMNS = (
     "http_status",
     "announced",
 )
-ALERT_COLUMNS = (
-    "id",
-    "reason",
-    "recipients",
-    "subject",
-    "status",
-    "attempts",
-    "created_at",
-    "next_attempt_at",
-    "sent_at",
-    "last_error",
-    "incident_id",
-)
 
 
 @contextmanager
@@ -229,7 +216,9 @@ def load_alerts(
 ) -> list[dict[str, Any]]:
     with session(url) as s:
         found = reads.alerts(s, start, end, statuses=statuses or None, limit=reads.ALERT_LOG_LIMIT)
-        return [{"target": name, **{c: getattr(a, c) for c in ALERT_COLUMNS}} for a, name in found]
+        return [
+            {"target": name, **{c: getattr(a, c) for c in reads.ALERT_COLUMNS}} for a, name in found
+        ]
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)

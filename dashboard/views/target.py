@@ -32,6 +32,8 @@ def shown_name(names: list[str]) -> str | None:
 
 def fitting_range() -> str:
     """The default range for the target shown: one that fits its age (see range_for_age)."""
+    if st.session_state.get(widgets.RANGE_CHOSEN):
+        return widgets.DEFAULT_RANGE  # the viewer's own choice wins; no need to ask the database
     try:
         url = database_url()
         name = shown_name(data.load_names(url, settings().targets))

@@ -55,8 +55,9 @@ def prune(
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
     ] = False,
 ) -> None:
-    """Delete raw probes older than retention.raw (30d) and rollups older than retention.rollups
-    (400d), one target at a time. `inferwatch run` also does this once a day.
+    """Delete raw probes older than retention.raw (default 30d) and rollups older than
+    retention.rollups (default 400d), one target at a time. `inferwatch run` also does this
+    once a day.
     """
     cfg = load_or_exit(config)
     engine = open_or_exit(cfg)

@@ -31,7 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
-    epilog="Every command reads --config FILE (default inferwatch.yaml, or $INFERWATCH_CONFIG). "
+    epilog="Every command but demo reads --config FILE (default inferwatch.yaml, or "
+    "$INFERWATCH_CONFIG). "
     "Exit codes: 0 done, whether targets are up or down; 1 runtime failure (e.g. the database "
     "cannot be opened); 2 bad config or usage.",
 )

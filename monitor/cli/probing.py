@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from monitor.cli.app import (
     ConfigOption,
     Format,
+    FormatOption,
     err,
     load_or_exit,
     open_or_exit,
@@ -59,7 +60,7 @@ def probe(
         list[str] | None,
         typer.Option("--target", "-t", help="Probe only this target (repeatable)."),
     ] = None,
-    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: FormatOption = Format.table,
 ) -> None:
     """Probe targets once, concurrently; store the results and print them.
 
