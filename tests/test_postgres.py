@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from monitor.demo.seed import seed, seed_config
 from monitor.store import Base, make_engine, open_database
 from monitor.store import reads as q
+from monitor.store.db import upgrade
+from monitor.store.models import ProbeRecord
 from monitor.store.prune import prune
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")
@@ -102,3 +104,41 @@ def test_two_senders_on_postgres_send_one_alert_once(pg: Engine) -> None:
 
     assert len(inbox.messages) == 1
     assert sorted(outcomes) == [False, False, False, True]
+
+
+def test_migration_0005_keeps_postgres_history_and_empties_only_empty_evidence() -> None:
+    with make_engine(URL).begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine = make_engine(URL)
+    upgrade(engine, "0004")
+    at = datetime(2026, 11, 29, 23, 59, 58, 654321)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO targets (id, name, kind, url, created_at, updated_at) "
+                "VALUES (1, 'gpt', 'http', 'https://x', :at, :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO probe_results (target_id, checked_at, outcome, http_status, "
+                "latency_ms, url, detail, hint, warning, headers, body_excerpt, facts) VALUES "
+                "(1, :at, 'ok', 200, 12.3456, 'https://x', '', '', '', '{}', '', '{}'), "
+                "(1, :at, 'deprecated', 410, 3.5, 'https://x', 'gone', '', '', "
+                '\'{"a": "b"}\', \'gone\', \'{"replacement_url": "https://r"}\')'
+            ),
+            {"at": at},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        raw = conn.execute(
+            text("SELECT headers IS NULL, facts IS NULL FROM probe_results ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in raw] == [(True, True), (False, False)]
+    with Session(engine) as s:
+        rows = list(s.scalars(select(ProbeRecord).order_by(ProbeRecord.id)))
+    assert [r.checked_at for r in rows] == [at.replace(tzinfo=UTC)] * 2
+    assert [r.latency_ms for r in rows] == [12.3456, 3.5]  # a float on PostgreSQL, unrounded
+    assert rows[0].headers == {} and rows[1].facts == {"replacement_url": "https://r"}
+    engine.dispose()

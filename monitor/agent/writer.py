@@ -31,6 +31,7 @@ from monitor.domain.decide import (
 )
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.rollups import Rollup, fold
+from monitor.domain.sampling import LastStored, after, keeps_evidence
 from monitor.domain.states import Rules, TargetState
 from monitor.domain.text import utcnow
 from monitor.store import writes
@@ -70,6 +71,8 @@ class Writer:
         # The open incidents as the last committed batch left them. Only this writer opens,
         # changes or closes incidents, so they are read from the database once, not per batch.
         self._open: list[OpenIncident] | None = None
+        # Per target, what its last stored probe said: decides which probes keep evidence.
+        self._stored: dict[str, LastStored] = {}
 
     @property
     def config(self) -> Config:
@@ -194,8 +197,9 @@ class Writer:
             if {r.target for r in results} - set(ids):
                 ids.update(self._sync(conn))
             known = [r for r in results if r.target in ids]  # else: removed from the config
+            stored, evidence = self._sample(known)
             # Written first: an alert lists the target's latest probes, these included.
-            probe_ids = writes.insert_probes(conn, known, ids)
+            probe_ids = writes.insert_probes(conn, known, ids, evidence)
             open_now = self._open if self._open is not None else writes.open_incidents(conn)
             batch = _Batch(conn, now, open_now)
             for result, probe_id in zip(known, probe_ids, strict=True):
@@ -211,9 +215,21 @@ class Writer:
             if self.run_id is not None:
                 writes.heartbeat(conn, self.run_id, now)
         self.target_ids = ids
+        self._stored.update(stored)
         self.states.update(batch.states)
         self._open = list(batch.open.values())
         return len(batch.alerts)
+
+    def _sample(self, results: Sequence[ProbeResult]) -> tuple[dict[str, LastStored], list[bool]]:
+        """Which results keep their evidence, and each target's record once they are stored."""
+        stored: dict[str, LastStored] = {}
+        evidence = []
+        for result in results:
+            last = stored.get(result.target) or self._stored.get(result.target)
+            kept = keeps_evidence(result, last)
+            evidence.append(kept)
+            stored[result.target] = after(result, last, kept)
+        return stored, evidence
 
     def _fold(self, batch: _Batch, result: ProbeResult, probe_id: int, ids: dict[str, int]) -> None:
         """Decide what one result does and write it."""

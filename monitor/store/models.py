@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
 
 # Named constraints, so Alembic batch migrations on SQLite can find and alter them.
 NAMING_CONVENTION = {
@@ -36,6 +49,72 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+class ProbeTime(TypeDecorator[datetime]):
+    """A probe's time: on SQLite an integer of microseconds since 1970 (8 bytes, where the
+    text form takes 26, in the row and again in the index); elsewhere a native timestamp.
+    Python sees aware UTC datetimes either way, to the microsecond."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(BigInteger() if dialect.name == "sqlite" else DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        if dialect.name == "sqlite":
+            return (value - EPOCH) // MICROSECOND
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return EPOCH + int(value) * MICROSECOND
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+class Millis(TypeDecorator[float]):
+    """A duration in milliseconds: on SQLite an integer of microseconds (2 to 4 bytes where a
+    float takes 8); elsewhere a float. Nothing finer than a microsecond is measured anyway."""
+
+    impl = Float
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Integer() if dialect.name == "sqlite" else Float())
+
+    def process_bind_param(self, value: float | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return round(value * 1000)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> float | None:
+        if value is None or dialect.name != "sqlite":
+            return value  # type: ignore[no-any-return]
+        return float(value) / 1000
+
+
+class EmptyAsNull(TypeDecorator[dict[str, Any]]):
+    """A JSON object stored as NULL when empty: a lean probe row carries no evidence."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> Any:
+        return value or None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dict[str, Any]:
+        return value or {}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar = {
@@ -61,29 +140,34 @@ class TargetRecord(Base):
 
 
 class ProbeRecord(Base):
-    """One probe's outcome and evidence (already redacted)."""
+    """One probe's outcome and timings, and its evidence (already redacted).
+
+    The evidence columns (url to facts) are empty in a lean row: an ok probe repeating the
+    previous outcome (monitor/domain/sampling.py decides which). Empty text and NULL cost
+    one byte each in SQLite, so a lean row is about 70 bytes with its index entry.
+    """
 
     __tablename__ = "probe_results"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
-    checked_at: Mapped[datetime]
+    checked_at: Mapped[datetime] = mapped_column(ProbeTime())
     outcome: Mapped[str] = mapped_column(String(32))
     http_status: Mapped[int | None]
-    latency_ms: Mapped[float | None]
-    connect_ms: Mapped[float | None]
-    tls_ms: Mapped[float | None]
-    ttfb_ms: Mapped[float | None]
+    latency_ms: Mapped[float | None] = mapped_column(Millis())
+    connect_ms: Mapped[float | None] = mapped_column(Millis())
+    tls_ms: Mapped[float | None] = mapped_column(Millis())
+    ttfb_ms: Mapped[float | None] = mapped_column(Millis())
     url: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
     hint: Mapped[str] = mapped_column(Text, default="")
     warning: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[str | None] = mapped_column(String(200))
     provider: Mapped[str | None] = mapped_column(String(100))
-    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    headers: Mapped[dict[str, Any]] = mapped_column(EmptyAsNull(), nullable=True, default=dict)
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
     # What the answer says in structured form (replacement_url, missing_permission, retry_at...)
-    facts: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    facts: Mapped[dict[str, Any]] = mapped_column(EmptyAsNull(), nullable=True, default=dict)
 
     target: Mapped[TargetRecord] = relationship(back_populates="probes")
 

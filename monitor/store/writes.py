@@ -94,8 +94,9 @@ def sync_targets(
     return ids
 
 
-def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
-    return {
+def probe_row(r: ProbeResult, target_id: int, evidence: bool = True) -> dict[str, Any]:
+    """The row of a probe; without `evidence`, the lean row (see monitor/domain/sampling.py)."""
+    row = {
         "target_id": target_id,
         "checked_at": r.checked_at,
         "outcome": str(r.outcome),
@@ -104,6 +105,25 @@ def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
         "connect_ms": r.timings.connect_ms,
         "tls_ms": r.timings.tls_ms,
         "ttfb_ms": r.timings.ttfb_ms,
+    }
+    return {**row, **(_evidence(r) if evidence else LEAN)}
+
+
+LEAN: dict[str, Any] = {
+    "url": "",
+    "detail": "",
+    "hint": "",
+    "warning": "",
+    "request_id": None,
+    "provider": None,
+    "headers": None,
+    "body_excerpt": "",
+    "facts": None,
+}
+
+
+def _evidence(r: ProbeResult) -> dict[str, Any]:
+    return {
         "url": r.url,
         "detail": r.detail,
         "hint": r.hint,
@@ -117,12 +137,19 @@ def probe_row(r: ProbeResult, target_id: int) -> dict[str, Any]:
 
 
 def insert_probes(
-    db: Session | Connection, results: Sequence[ProbeResult], target_ids: Mapping[str, int]
+    db: Session | Connection,
+    results: Sequence[ProbeResult],
+    target_ids: Mapping[str, int],
+    evidence: Sequence[bool] | None = None,
 ) -> list[int]:
-    """Add probe results in one statement; their ids, in the order given."""
+    """Add probe results in one statement; their ids, in the order given.
+
+    `evidence[i]` False stores result i as a lean row; by default every row keeps it.
+    """
     if not results:
         return []
-    rows = [probe_row(r, target_ids[r.target]) for r in results]
+    keep = evidence if evidence is not None else [True] * len(results)
+    rows = [probe_row(r, target_ids[r.target], kept) for r, kept in zip(results, keep, strict=True)]
     stmt = insert(PROBES).returning(PROBES.c.id, sort_by_parameter_order=True)
     return list(_conn(db).scalars(stmt, rows))
 
