@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import free_port
 from benchmarks.dashboard_queries import build_plan, config_data, generate
 
 HERE = Path(__file__).resolve().parent
@@ -121,12 +121,6 @@ def build(scale: Scale, reuse: bool, seed: int) -> tuple[Path, str, str]:
     config.write_text(yaml.safe_dump(config_data(plan, url), sort_keys=False))
     deprecated = next((t.name for t in plan.targets if t.scenario == "deprecated"), None)
     return config, plan.targets[-1].name, deprecated or plan.targets[0].name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(config: Path, port: int, log: Path, source: Path | None) -> subprocess.Popen[bytes]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import free_port
 from monitor.agent import eventloop
 from monitor.agent import writer as writer_module
 from monitor.agent.scheduler import make_scheduler, schedule
@@ -56,12 +56,6 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 Server(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def bare(url: str, seconds: float, seen: list[Timings]) -> None:

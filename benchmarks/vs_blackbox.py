@@ -51,6 +51,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOG_LINE = re.compile(r'^(?P<msec>[\d.]+) "(?P<req>[^"]*)" (?P<status>\d+) "(?P<ua>[^"]*)"$')
@@ -140,12 +142,6 @@ def machine_busy() -> float:
         cpu = [int(v) for v in f.readline().split()[1:]]
     idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)  # idle + iowait
     return (sum(cpu[:8]) - idle) / CLK_TCK  # user..steal; guest is inside user
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(what: str, check, timeout: float, procs=()) -> None:  # type: ignore[no-untyped-def]
