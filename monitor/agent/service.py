@@ -20,7 +20,7 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from monitor.agent.scheduler import make_scheduler, schedule
+from monitor.agent.scheduler import Slots, make_scheduler
 from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
 from monitor.config.load import ConfigError, load_config
@@ -62,10 +62,10 @@ class Monitor:
         self.sender = Sender(engine, config, env)
         self._prober = prober
         self._redact = config.redactor()
-        self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._stopping = asyncio.Event()  # tells the sender to flush and return
         self._scheduler = make_scheduler()
+        self.slots = Slots(self._scheduler, self._probe)
         self._prune_stop = threading.Event()
         self._background: set[asyncio.Task[None]] = set()  # prune, reloads: ended at shutdown
         self._reload_lock = asyncio.Lock()
@@ -92,7 +92,8 @@ class Monitor:
         )
         self._scheduler.start()
         for target in self.config.targets:
-            schedule(self._scheduler, target.name, self.config.interval_of(target), self._probe)
+            self.slots.plan(target.name, self.config.interval_of(target))
+        self.slots.start()
         self._scheduler.add_job(
             self._prune,
             IntervalTrigger(days=1),
@@ -115,9 +116,6 @@ class Monitor:
 
     async def _probe(self, name: str) -> None:
         """One scheduled probe: request, judge, hand to the writer. Never raises."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._inflight.add(task)
         try:
             target = self._targets.get(name)
             if target is None:
@@ -130,8 +128,6 @@ class Monitor:
             pass  # cut off at shutdown: not a result about the target, so nothing to record
         except Exception:
             log.exception("probe of %s failed unexpectedly", name)
-        finally:
-            self._inflight.discard(task)
 
     async def _prune(self) -> None:
         """The daily retention pass; off the event loop, in short per-target transactions.
@@ -171,9 +167,12 @@ class Monitor:
         deadline = loop.time() + STOP_BUDGET
         log.info("stopping: finishing in-flight probes, writing results, sending alerts")
         self._scheduler.pause()
+        self.slots.stop()
         self._prune_stop.set()
-        if self._inflight:
-            _, late = await asyncio.wait(set(self._inflight), timeout=PROBE_GRACE)
+        # Probes count as in flight from the moment they are started, even before their
+        # first step has run: one started just before the stop still gets written.
+        if in_flight := self.slots.in_flight():
+            _, late = await asyncio.wait(in_flight, timeout=PROBE_GRACE)
             for task in late:
                 task.cancel()
         self._scheduler.shutdown(wait=False)
@@ -264,17 +263,16 @@ class Monitor:
         self.writer.queue_config(new)
         self.sender.config = new
         self._redact = new.redactor()
-        for name in old.keys() - {t.name for t in new.targets}:  # never the prune job
-            with contextlib.suppress(Exception):
-                self._scheduler.remove_job(name)
+        for name in old.keys() - {t.name for t in new.targets}:
+            self.slots.remove(name)
             log.info("%s: removed from the config; no longer probed", name)
         for target in new.targets:
             before = old.get(target.name)
             interval = new.interval_of(target)
             if before is None:
-                schedule(self._scheduler, target.name, interval, self._probe)
+                self.slots.plan(target.name, interval)
                 log.info("%s: added to the config; probing every %gs", target.name, interval)
             elif old_config.interval_of(before) != interval or before != target:
-                schedule(self._scheduler, target.name, interval, self._probe)
+                self.slots.plan(target.name, interval)
                 log.info("%s: changed in the config", target.name)
         log.info("config reloaded: %d targets", len(new.targets))
