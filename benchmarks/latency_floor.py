@@ -4,7 +4,7 @@ A tiny HTTP server answers in another process (so its work is not ours). The sam
 at 1 s are probed by, in turn:
 
   bare       a Prober, 20 tasks spread over the second with asyncio.sleep
-  scheduler  a Prober driven by monitor/agent/scheduler.py (APScheduler, one job per target)
+  scheduler  a Prober driven by monitor/agent/scheduler.py (APScheduler's tick placing slots)
   monitor    the real Monitor (scheduler, pipeline, writer) with its writes switched off
   full       the real Monitor writing to SQLite
 
@@ -31,7 +31,7 @@ from typing import Any
 from benchmarks.common import free_port
 from monitor.agent import eventloop
 from monitor.agent import writer as writer_module
-from monitor.agent.scheduler import make_scheduler, schedule
+from monitor.agent.scheduler import Slots, make_scheduler
 from monitor.agent.service import Monitor
 from monitor.config.load import load_config
 from monitor.domain.evidence import RequestSpec, Timings
@@ -78,10 +78,13 @@ async def scheduler(url: str, seconds: float, seen: list[Timings]) -> None:
         async def job(_name: str) -> None:
             seen.append((await prober.probe(RequestSpec("GET", url), 5)).timings)
 
+        slots = Slots(jobs, job)
         jobs.start()
         for i in range(TARGETS):
-            schedule(jobs, f"t{i}", INTERVAL, job)
+            slots.plan(f"t{i}", INTERVAL)
+        slots.start()
         await asyncio.sleep(seconds)
+        slots.stop()
         jobs.shutdown(wait=False)
         await asyncio.sleep(2)  # let the last probes finish before the client closes
 
