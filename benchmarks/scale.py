@@ -170,7 +170,7 @@ def stalled(run: Run, what: str, late: float) -> None:
     """Note a stall of this script (an overloaded or swapping machine): the figures are off."""
     if late > 2.0:
         run.notes.append(
-            f"this script stalled {late:.1f} s at the window's {what} (machine overloaded, "
+            f"this script stalled {late:.1f} s {what} (machine overloaded, "
             "out of memory?): the CPU, lag and probe figures are not to be trusted"
         )
 
@@ -312,14 +312,14 @@ def measure(args: argparse.Namespace, tmp: Path, kids: Children) -> dict[str, An
         cpu0, ng0, busy0 = tree_cpu([iw.pid]), tree_cpu([nginx.pid]), machine_busy()
         run.db0, run.used0 = db_bytes(db), db_used_bytes(db)
         run.t0 = time.time()
-        stalled(run, "start", run.t0 - before)
+        stalled(run, "at the window's start", run.t0 - before)
         watch(run, iw, run.t0 + args.seconds, log)
         run.t1 = time.time()
-        stalled(run, "window", run.t1 - run.t0 - args.seconds)
+        stalled(run, "in the window", run.t1 - run.t0 - args.seconds)
         run.db1, run.used1 = db_bytes(db), db_used_bytes(db)
         cpu1, busy = tree_cpu([iw.pid]), machine_busy() - busy0
         run.nginx_cpu = tree_cpu([nginx.pid]) - ng0
-        stalled(run, "end", time.time() - run.t1)
+        stalled(run, "at the window's end", time.time() - run.t1)
         run.cpu, run.cpu_lifetime = cpu1 - cpu0, cpu1
         run.others_cpu = max(0.0, busy - run.cpu - run.nginx_cpu)
         run.hwm_kb = status_kb(iw.pid, "VmHWM")
