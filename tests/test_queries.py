@@ -196,3 +196,19 @@ def test_overview_rows_and_flags_carry_the_latest_probes_facts(tmp_path) -> None
         flagged = {f.target: f for f in q.flags(rows.values())}
     assert rows["gpt2-legacy"].facts == facts and flagged["gpt2-legacy"].facts == facts
     assert rows["minilm-embeddings"].facts == {}  # empty until the classifier fills it
+
+
+def test_overview_rows_carry_the_last_24_hours_and_the_state_machines_run(engine: Engine) -> None:
+    with Session(engine) as s:
+        rows = {r.name: r for r in q.overview(s, NOW)}
+
+    legacy, minilm = rows["gpt2-legacy"], rows["minilm-embeddings"]
+    assert len(legacy.hours) == len(minilm.hours) == q.HISTORY_HOURS
+    # The seed ends at NOW (12:00): the current hour, last, has no probes yet.
+    assert set(minilm.hours[:-1]) == {"ok"} and minilm.hours[-1] == "no_data"
+    assert legacy.hours[-2] == "contract"  # deprecated for the last day
+    with Session(engine) as s:
+        later = {r.name: r for r in q.overview(s, NOW + timedelta(hours=30))}
+    assert set(later["minilm-embeddings"].hours) == {"no_data"}
+    assert legacy.candidate == "deprecated" and legacy.streak >= 2
+    assert legacy.streak_since is not None

@@ -79,6 +79,13 @@ class TargetRow:
     # What the answer says in structured form (replacement_url, missing_permission, ...),
     # from the same probe (or transition) as detail and hint.
     facts: dict[str, Any] = field(default_factory=dict)
+    # The state machine's latest outcome and its run: a failure not confirmed yet is pending
+    # (candidate != state, streak below the rule's threshold; the thresholds are the config's).
+    candidate: str | None = None
+    streak: int = 0
+    streak_since: datetime | None = None
+    # The last HISTORY_HOURS hours, oldest first, each as its colour key (Bucket.worst).
+    hours: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ def overview(
         i: str(st.accepted) for i, st in states.items() if st.accepted not in (None, Outcome.OK)
     }
     latest = _latest_probes(session, failing)
+    hours = _recent_hours(session, ids, now)
     rows = []
     for t in targets:
         state = states[t.id]
@@ -143,6 +151,10 @@ def overview(
                 hint=why.hint if why else "",
                 http_status=why.http_status if why else None,
                 facts=dict(why.facts or {}) if why else {},
+                candidate=str(state.candidate) if state.candidate else None,
+                streak=state.streak,
+                streak_since=state.streak_since,
+                hours=hours.get(t.id, (NO_DATA,) * HISTORY_HOURS),
             )
         )
     return rows
@@ -155,6 +167,38 @@ def flags(rows: Iterable[TargetRow]) -> list[Flag]:
         for r in rows
         if r.state in ACTION_OUTCOMES
     ]
+
+
+HISTORY_HOURS = 24  # the overview's recent-history bar
+
+
+def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, tuple[str, ...]]:
+    """The last HISTORY_HOURS hourly rollups (the current hour last), each as its worst class:
+    one read of at most 24 small rows per target."""
+    if not ids:
+        return {}
+    first = period_start(now, HOUR) - timedelta(hours=HISTORY_HOURS - 1)
+    found: dict[int, list[str]] = {i: [NO_DATA] * HISTORY_HOURS for i in ids}
+    rows = session.execute(
+        select(
+            RollupRecord.target_id,
+            RollupRecord.bucket_start,
+            RollupRecord.probes,
+            RollupRecord.counts,
+        ).where(
+            RollupRecord.period == HOUR,
+            RollupRecord.target_id.in_(ids),
+            RollupRecord.bucket_start >= first,
+        )
+    )
+    for target_id, start, probes, counts in rows:
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        slot = int((start - first).total_seconds() // 3600)
+        if 0 <= slot < HISTORY_HOURS:
+            bucket = Bucket(start, start, probes, 0, dict(counts or {}), None, None)
+            found[target_id][slot] = bucket.worst
+    return {i: tuple(v) for i, v in found.items()}
 
 
 def _uptimes(session: Session, ids: list[int], now: datetime) -> dict[int, dict[str, float | None]]:
