@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 
+import aiohttp
 import httpx
 import pytest
 import trustme
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from monitor.demo.simulator import FakeProvider, Reply
-from monitor.domain.evidence import Outcome, RequestSpec, TransportError
+from monitor.domain.evidence import Evidence, Outcome, RequestSpec, TransportError
 from monitor.probing.engine import Prober
 from tests.helpers import make_config, probe_once
 
@@ -57,7 +61,7 @@ def test_it_measures_phases_on_a_fresh_connection_each_time(provider: FakeProvid
     assert provider.max_open_connections == 1
 
 
-def test_it_measures_tls_with_a_trusted_certificate(
+def test_it_times_an_https_connection_with_its_handshake_as_one_phase(
     https_provider: FakeProvider, ca: trustme.CA
 ) -> None:
     https_provider.route("/x", Reply(200, "ok"))
@@ -67,7 +71,11 @@ def test_it_measures_tls_with_a_trusted_certificate(
     ev = run(probe_one(RequestSpec("GET", f"{https_provider.url}/x"), ssl_context=client_ctx))
 
     assert ev.error is None and ev.status == 200
-    assert ev.timings.tls_ms is not None and ev.timings.tls_ms > 0
+    # aiohttp connects and completes the TLS handshake in one step: connect_ms is both, and
+    # the TLS share is not made up (monitor/probing/transport.py).
+    assert ev.timings.connect_ms is not None and ev.timings.connect_ms > 0
+    assert ev.timings.tls_ms is None
+    assert ev.timings.ttfb_ms is not None and ev.timings.ttfb_ms >= ev.timings.connect_ms
 
 
 def test_an_untrusted_certificate_is_a_tls_error(https_provider: FakeProvider) -> None:
@@ -157,8 +165,146 @@ def test_a_connection_dropped_mid_answer_is_recorded(provider: FakeProvider) -> 
 
     result = probe_once(config)["t"]
 
-    assert result.outcome in (Outcome.BAD_RESPONSE, Outcome.CONNECT_ERROR)
-    assert result.detail
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert "not a valid HTTP answer" in result.detail
+    assert "received 7 of 100 bytes" in result.detail
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def local_server(handler: Handler) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """A raw HTTP server in the test's own loop; counts the connections it accepts."""
+    seen = {"connections": 0}
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["connections"] += 1
+        try:
+            await handler(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_every_probe_opens_its_own_connection_even_when_the_server_keeps_alive() -> None:
+    requests: list[bytes] = []
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:  # answers as many requests as the client sends on this connection
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async def scenario() -> tuple[list[Evidence], int]:
+        async with local_server(keep_alive) as (url, seen), Prober(concurrency=4) as prober:
+            spec = RequestSpec("GET", f"{url}/x")
+            evs = [await prober.probe(spec, 5) for _ in range(3)]
+            evs += await prober.probe_many([(spec, 5)] * 9)
+            return evs, seen["connections"]
+
+    evs, connections = run(scenario())
+
+    assert {(ev.status, ev.error) for ev in evs} == {(200, None)}
+    assert all(ev.timings.connect_ms is not None for ev in evs)
+    assert len(requests) == connections == 12  # one fresh TCP connection per probe
+
+
+def test_only_what_the_probe_sends_reaches_the_server(provider: FakeProvider) -> None:
+    provider.route("/x", Reply(200, "ok", headers={"set-cookie": "session=abc"}))
+    spec = RequestSpec(
+        "POST", f"{provider.url}/x", headers={"user-agent": "inferwatch-test/1"}, content=b"hi"
+    )
+
+    run(probe_one(spec))
+
+    sent = provider.requests[-1].headers
+    assert sent["user-agent"] == "inferwatch-test/1"
+    assert sent["accept-encoding"] == "gzip, deflate"  # not aiohttp's (it would add br)
+    assert "content-type" not in sent  # aiohttp would label the body application/octet-stream
+    assert provider.requests[-1].body == b"hi"
+
+
+def test_a_dropped_connection_is_recorded_not_retried() -> None:
+    requests: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))  # then closes, no answer
+
+    async def scenario() -> Evidence:
+        async with local_server(hang_up) as (url, _), Prober() as prober:
+            return await prober.probe(RequestSpec("GET", f"{url}/x"), 5)
+
+    ev = run(scenario())
+
+    assert ev.error == TransportError.PROTOCOL  # not a timeout, as httpx-aiohttp would say
+    assert ev.error_detail == "not a valid HTTP answer: the server disconnected before answering"
+    assert len(requests) == 1  # aiohttp would silently send it again
+
+
+def test_a_body_that_stops_coming_is_a_body_timeout() -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome")
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    async def scenario() -> Evidence:
+        async with local_server(stall) as (url, _), Prober() as prober:
+            return await prober.probe(RequestSpec("GET", f"{url}/x"), 0.3)
+
+    ev = run(scenario())
+
+    assert ev.error == TransportError.TIMEOUT
+    assert ev.error_detail == "read timeout: the body did not arrive within 0.3 s"
+    assert ev.timings.ttfb_ms is not None and ev.timings.total_ms is not None
+
+
+def test_a_header_aiohttp_refuses_is_a_request_error_that_keeps_no_token(
+    provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "hf_SECRETtoken123"
+    spec = RequestSpec("GET", f"{provider.url}/x", headers={"authorization": f"Bearer {token}\n"})
+
+    with caplog.at_level(logging.DEBUG):
+        ev = run(probe_one(spec))
+
+    assert ev.error == TransportError.REQUEST
+    assert ev.error_detail == "the request could not be sent: a header value is not valid HTTP"
+    assert token not in caplog.text
+    assert provider.requests == []
+
+
+def test_the_prober_closes_its_aiohttp_session() -> None:
+    async def scenario() -> Prober:
+        async with Prober() as prober:  # the warm-up opens the session in the running loop
+            return prober
+
+    transport = run(scenario())._client._transport
+
+    assert isinstance(transport.client, aiohttp.ClientSession)  # type: ignore[attr-defined]
+    assert transport.client.closed  # type: ignore[attr-defined]
+
+
+def _raised_through_httpx_aiohttp(exc: Exception) -> Exception:
+    """`exc` as httpx-aiohttp hands it to httpx: mapped by its table, the original chained."""
+    try:
+        with map_aiohttp_exceptions():
+            raise exc
+    except Exception as mapped:
+        return mapped
+    raise AssertionError("not raised")
+
+
+_KEY = aiohttp.client_reqrep.ConnectionKey("example.test", 80, False, False, None, None, None)
 
 
 class _Exploding(httpx.AsyncBaseTransport):
@@ -181,9 +327,29 @@ class _Exploding(httpx.AsyncBaseTransport):
         ),
         (httpx.PoolTimeout("pool"), TransportError.TIMEOUT),
         (RuntimeError("a bug in a dependency"), TransportError.CONNECT),
+        # What httpx-aiohttp raises, classified by the aiohttp error it chains:
+        (aiohttp.ServerDisconnectedError(), TransportError.PROTOCOL),  # mapped to ConnectTimeout
+        (aiohttp.ClientPayloadError("cut"), TransportError.PROTOCOL),  # mapped to ReadError
+        (aiohttp.ConnectionTimeoutError(), TransportError.TIMEOUT),
+        (aiohttp.SocketTimeoutError(), TransportError.TIMEOUT),
+        (
+            aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "Name or service not known")),
+            TransportError.DNS,
+        ),
+        (
+            aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
+            TransportError.CONNECT,
+        ),
+        (
+            aiohttp.ClientConnectorSSLError(_KEY, ssl.SSLError(1, "[SSL] wrong version number")),
+            TransportError.TLS,
+        ),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), TransportError.CONNECT),
     ],
 )
-def test_a_probe_never_raises(exc: BaseException, error: TransportError) -> None:
+def test_a_probe_never_raises(exc: Exception, error: TransportError) -> None:
+    if isinstance(exc, aiohttp.ClientError):
+        exc = _raised_through_httpx_aiohttp(exc)
     ev = run(probe_one(RequestSpec("GET", "http://example.test/"), transport=_Exploding(exc)))
 
     assert ev.error == error

@@ -1,8 +1,10 @@
 """Send one request and observe everything about it. Never raises: every failure is evidence.
 
-Like blackbox_exporter, each probe opens a fresh connection (keep-alive is off), so connect and
-TLS times are real every time. One client and one SSL context serve all probes (loading CA
-certificates per client costs ~30 ms), and a semaphore bounds how many run at once.
+Like blackbox_exporter, each probe opens a fresh connection (keep-alive is off), so connection
+times are real every time. One client and one SSL context serve all probes (loading CA
+certificates per client costs ~30 ms), and a semaphore bounds how many run at once. httpx is
+the client; under it, aiohttp moves the bytes (monitor/probing/transport.py: why, and what the
+phase timings can tell, TLS where the transport can tell).
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
+import aiohttp
 import certifi
 import httpx
 
 from monitor.domain.evidence import Evidence, RequestSpec, Timings, TransportError
 from monitor.probing.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
+from monitor.probing.transport import PhaseClock, aiohttp_transport, timing
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,9 @@ class Prober:
         self.max_body_bytes = max_body_bytes
         self._slots = asyncio.Semaphore(concurrency)
         self._custom_transport = transport is not None
+        if transport is None:  # its aiohttp session opens on first use, in the running loop
+            transport = aiohttp_transport(ssl_context or default_ssl_context(), concurrency)
         self._client = httpx.AsyncClient(
-            verify=ssl_context or default_ssl_context(),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0),
             max_redirects=max_redirects,
             headers={"accept-encoding": ACCEPT_ENCODING},  # only what we decode within a cap
             transport=transport,
@@ -74,7 +76,7 @@ class Prober:
 
     async def warm_up(self) -> float | None:
         """One probe of a throwaway local server, so that the first real probe is not timed
-        with the client's first-use costs (lazy imports, the TLS and HTTP machinery set up
+        with the client's first-use costs (lazy imports, the session and HTTP machinery set up
         on first use): a one-off probe of a fast endpoint recorded 18 to 100 ms without it.
         Returns the warm-up's own time in ms (None with a custom transport: nothing to warm).
         """
@@ -93,7 +95,7 @@ class Prober:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._client.aclose()  # closes the transport and its aiohttp session
 
     async def probe(self, spec: RequestSpec, timeout: float) -> Evidence:
         async with self._slots:
@@ -101,54 +103,38 @@ class Prober:
 
     async def _probe(self, spec: RequestSpec, timeout: float) -> Evidence:
         started_at = datetime.now(UTC)
-        clock = _PhaseClock()
+        clock = PhaseClock(https=spec.url[:6].lower() == "https:")
         response: httpx.Response | None = None
         body, truncated = b"", False
         error: TransportError | None = None
         error_detail = ""
         try:
-            async with asyncio.timeout(timeout):
-                request = self._client.build_request(
-                    spec.method,
-                    spec.url,
-                    headers=spec.headers,
-                    json=spec.json,
-                    content=spec.content,
-                    timeout=timeout,
-                    extensions={"trace": clock.trace},
-                )
-                response = await self._client.send(
-                    request, stream=True, follow_redirects=spec.follow_redirects
-                )
-                try:
-                    body, truncated = await _read_capped(response, self.max_body_bytes)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
-            error, error_detail = TransportError.TIMEOUT, clock.timeout_detail(timeout)
-        except httpx.TooManyRedirects as exc:
-            error, error_detail = TransportError.REDIRECTS, f"too many redirects: {_reason(exc)}"
-        except httpx.ConnectError as exc:
-            error, error_detail = _connect_failure(exc, spec.url)
-        except httpx.LocalProtocolError:
-            # Its message quotes the offending header value, which may be a token: not kept.
-            error = TransportError.REQUEST
-            error_detail = "the request could not be sent: a header value is not valid HTTP"
-        except (httpx.RemoteProtocolError, httpx.DecodingError, UndecodableBody) as exc:
-            error = TransportError.PROTOCOL
-            error_detail = f"not a valid HTTP answer: {_reason(exc)}"
-        except httpx.TransportError as exc:
-            error = TransportError.CONNECT
-            error_detail = f"connection failed: {_reason(exc)}"
+            with timing(clock):
+                async with asyncio.timeout(timeout):
+                    request = self._client.build_request(
+                        spec.method,
+                        spec.url,
+                        headers=spec.headers,
+                        json=spec.json,
+                        content=spec.content,
+                        timeout=timeout,
+                    )
+                    response = await self._client.send(
+                        request, stream=True, follow_redirects=spec.follow_redirects
+                    )
+                    try:
+                        body, truncated = await _read_capped(response, self.max_body_bytes)
+                    finally:
+                        await response.aclose()
         except Exception as exc:  # a probe must never take the monitor down
-            log.exception("unexpected error probing %s", spec.url)
-            error, error_detail = TransportError.CONNECT, f"{type(exc).__name__}: {_reason(exc)}"
+            error, error_detail = _failure(exc, spec.url, clock, timeout)
+        connect_ms, tls_ms, ttfb_ms, total_ms = clock.timings()
         return Evidence(
             url=str(response.url) if response is not None else spec.url,
             method=spec.method,
             started_at=started_at,
             token_sent=spec.token_sent,
-            timings=clock.timings(),
+            timings=Timings(connect_ms, tls_ms, ttfb_ms, total_ms),
             status=response.status_code if response is not None else None,
             headers={k.lower(): v for k, v in response.headers.items()} if response else {},
             body=body,
@@ -176,77 +162,110 @@ async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]
     return b"".join(chunks), decoder.truncated
 
 
+_BAD_HEADER = "the request could not be sent: a header value is not valid HTTP"
+
+
+def _failure(
+    exc: Exception, url: str, clock: PhaseClock, timeout: float
+) -> tuple[TransportError, str]:
+    """What kind of failure `exc` is, and the detail to record.
+
+    httpx-aiohttp turns aiohttp's errors into httpx's by a coarse table (a dropped connection
+    becomes `ConnectTimeout`), so the aiohttp error it chains (`__cause__`) decides first.
+    """
+    origin = _aiohttp_origin(exc)
+    if origin is not None:
+        return _aiohttp_failure(origin, url, clock, timeout)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return TransportError.TIMEOUT, clock.timeout_detail(timeout)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return TransportError.REDIRECTS, f"too many redirects: {_reason(exc)}"
+    if isinstance(exc, httpx.ConnectError):
+        return _connect_failure(exc, url)
+    if isinstance(exc, httpx.LocalProtocolError | ValueError):
+        # aiohttp refuses a header value with a newline (ValueError), httpx one it cannot
+        # encode (UnicodeEncodeError): the message may quote the value, a token: not kept.
+        return TransportError.REQUEST, _BAD_HEADER
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError | UndecodableBody):
+        return TransportError.PROTOCOL, f"not a valid HTTP answer: {_reason(exc)}"
+    if isinstance(exc, httpx.TransportError):
+        return TransportError.CONNECT, f"connection failed: {_reason(exc)}"
+    log.error("unexpected error probing %s", url, exc_info=exc)
+    return TransportError.CONNECT, f"{type(exc).__name__}: {_reason(exc)}"
+
+
+def _aiohttp_origin(exc: BaseException) -> aiohttp.ClientError | None:
+    """The aiohttp error behind `exc`: itself (httpx-aiohttp passes some through unmapped) or
+    the one httpx-aiohttp's error was raised from."""
+    if isinstance(exc, aiohttp.ClientError):
+        return exc
+    if isinstance(exc, httpx.HTTPError) and isinstance(exc.__cause__, aiohttp.ClientError):
+        return exc.__cause__
+    return None
+
+
+def _aiohttp_failure(
+    exc: aiohttp.ClientError, url: str, clock: PhaseClock, timeout: float
+) -> tuple[TransportError, str]:
+    host = httpx.URL(url).host
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # connect or read: the clock says which
+        return TransportError.TIMEOUT, clock.timeout_detail(timeout)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return TransportError.DNS, f"cannot resolve host {host}: {_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc.certificate_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorError):  # no connection: TLS, refused...
+        return _connect_failure(exc.os_error, url)  # not exc: its text names the SSLContext
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):  # defensive: not a connector's
+        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        when = "during the answer" if clock.answered else "before answering"
+        return TransportError.PROTOCOL, f"not a valid HTTP answer: the server disconnected {when}"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return TransportError.PROTOCOL, f"not a valid HTTP answer: {_reason(exc)}"
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return TransportError.REQUEST, f"the request could not be sent: {_reason(exc)}"
+    return TransportError.CONNECT, f"connection failed: {_reason(exc)}"
+
+
 def _reason(exc: BaseException) -> str:
-    """What went wrong, in words: httpx's errors are often empty (a reset connection), so
-    the first cause that says something, else the exception's type."""
+    """What went wrong, in words: transport errors are often empty (a reset connection) or
+    wrapped, so the first cause that says something, on one line, else the exception's type.
+    aiohttp's HTTP parse errors say it in `message` (their str adds a status code)."""
     for cause in _causes(exc):
-        if text := str(cause).strip():
+        message = getattr(cause, "message", None)
+        text = message if isinstance(message, str) and message.strip() else str(cause)
+        if text := " ".join(text.split()):
             return text
         if isinstance(cause, ConnectionResetError):
             return "the server reset the connection"
     return type(exc).__name__
 
 
-class _PhaseClock:
-    """Collects httpcore trace events into phase timings (first connection only)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.marks: dict[str, float] = {}
-        self.end: float | None = None
-
-    async def trace(self, event: str, info: dict[str, Any]) -> None:
-        self.marks.setdefault(event, time.perf_counter())
-
-    def _span(self, begin: str, end: str) -> float | None:
-        a, b = self._mark(begin), self._mark(end)
-        return (b - a) * 1000 if a is not None and b is not None else None
-
-    def _mark(self, suffix: str) -> float | None:
-        return next((t for name, t in self.marks.items() if name.endswith(suffix)), None)
-
-    def timings(self) -> Timings:
-        first_byte = self._mark("receive_response_headers.complete")
-        return Timings(
-            connect_ms=self._span("connect_tcp.started", "connect_tcp.complete"),
-            tls_ms=self._span("start_tls.started", "start_tls.complete"),
-            ttfb_ms=(first_byte - self.start) * 1000 if first_byte is not None else None,
-            total_ms=(time.perf_counter() - self.start) * 1000,
-        )
-
-    def timeout_detail(self, timeout: float) -> str:
-        limit = f"{timeout:g} s"
-        if (
-            self._mark("connect_tcp.started") is not None
-            and self._mark("connect_tcp.complete") is None
-        ):
-            return f"connect timeout: no connection within {limit}"
-        if self._mark("start_tls.started") is not None and self._mark("start_tls.complete") is None:
-            return f"TLS handshake timeout: not done within {limit}"
-        if self._mark("receive_response_headers.complete") is None:
-            return f"read timeout: no response within {limit}"
-        return f"read timeout: the body did not arrive within {limit}"
-
-
 def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from (or during), down the chain."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        os_error = getattr(current, "os_error", None)  # aiohttp's connector errors keep it
+        if isinstance(os_error, BaseException) and os_error is not current.__cause__:
+            current = os_error
+        else:
+            current = current.__cause__ or current.__context__
 
 
-def _connect_failure(exc: httpx.ConnectError, url: str) -> tuple[TransportError, str]:
-    host = httpx.URL(url).host
+def _connect_failure(exc: BaseException, url: str) -> tuple[TransportError, str]:
+    host, reason = httpx.URL(url).host, _reason(exc)
     text = " ".join(str(e) for e in _causes(exc))
     if any(isinstance(e, socket.gaierror) for e in _causes(exc)) or any(
         marker in text
         for marker in ("Name or service not known", "nodename nor servname", "getaddrinfo")
     ):
-        return TransportError.DNS, f"cannot resolve host {host}: {_reason(exc)}"
-    if any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or "SSL" in text:
-        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc)}"
+        return TransportError.DNS, f"cannot resolve host {host}: {reason}"
+    if any(isinstance(e, ssl.SSLError) for e in _causes(exc)) or ("SSL" in text):
+        return TransportError.TLS, f"TLS failed with {host}: {reason}"
     if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) or "refused" in text:
-        return TransportError.CONNECT, f"connection refused by {host}: {_reason(exc)}"
-    return TransportError.CONNECT, f"cannot connect to {host}: {_reason(exc)}"
+        return TransportError.CONNECT, f"connection refused by {host}: {reason}"
+    return TransportError.CONNECT, f"cannot connect to {host}: {reason}"
