@@ -128,6 +128,10 @@ def _never_probed(name: str) -> dict[str, Any]:
         "hint": "",
         "http_status": None,
         "facts": {},
+        "candidate": None,
+        "streak": 0,
+        "streak_since": None,
+        "hours": (),
     }
 
 

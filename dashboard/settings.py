@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.config.load import ConfigError, load_config
+from monitor.config.model import Config
 from monitor.config.types import DEFAULT_CONFIG_FILE
 from monitor.store.db import display_url, make_engine
+from monitor.targets.base import TargetBase
 
 CONFIG_ENV = "INFERWATCH_CONFIG"
 DATABASE_ENV = "INFERWATCH_DATABASE"
@@ -42,12 +44,26 @@ class Unavailable(Exception):
 
 
 @dataclass(frozen=True)
+class TargetInfo:
+    """What the overview's filters and pending states need of a configured target."""
+
+    name: str
+    kind: str
+    tags: tuple[str, ...] = ()
+    # The state machine's thresholds (Config.rules_of): probes that confirm a change.
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    contract_threshold: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     database: str | None
     targets: tuple[str, ...] | None  # config order; None: every target in the database
     dashboard_url: str | None
     config_file: str
     config_problem: str | None  # why the config was not used, when it was not
+    catalog: tuple[TargetInfo, ...] = ()  # the configured targets, in config order
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
@@ -63,6 +79,19 @@ def _settings(config_file: str, database_env: str | None) -> Settings:
         config.alerts.dashboard_url,
         config_file,
         None,
+        tuple(_info(config, t) for t in config.targets),
+    )
+
+
+def _info(config: Config, target: TargetBase) -> TargetInfo:
+    rules = config.rules_of(target)
+    return TargetInfo(
+        target.name,
+        target.kind,
+        tuple(target.tags),
+        rules.failure_threshold,
+        rules.success_threshold,
+        rules.contract_threshold,
     )
 
 

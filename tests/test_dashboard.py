@@ -4,6 +4,7 @@ friendly messages when there is nothing to show, and the pure chart/table/format
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
-from dashboard import charts, data, tables, widgets
+from dashboard import charts, data, tables, wall, widgets
 from dashboard import format as f
 from monitor.alerts.channels import email
 from monitor.demo.seed import SEED_TARGETS, seed
@@ -99,28 +100,57 @@ def seven_days(at: AppTest) -> AppTest:
 # ---------------------------------------------------------------- overview
 
 
+def wall_html(at: AppTest) -> str:
+    """The overview's one HTML element: the flags and the target table(s)."""
+    found = [h.value for h in at.main.get("html") if "iw-t" in h.value]
+    assert len(found) == 1, found
+    return str(found[0])
+
+
+def listed(at: AppTest) -> list[str]:
+    """The target names in the table(s), in the order shown."""
+    link = r'<tr><td><a href="target\?name=[^"]*" target="_self">([^<]*)</a>'
+    return re.findall(link, wall_html(at))
+
+
+def row_of(at: AppTest, name: str) -> str:
+    """One target's table row (name as escaped in the page)."""
+    for row in wall_html(at).split("<tr>"):
+        if f'target="_self">{name}</a>' in row and row.startswith("<td>"):
+            return row
+    raise AssertionError(f"{name} not listed")
+
+
 def test_overview_shows_states_uptime_and_the_changes_that_need_action(
     monkeypatch: pytest.MonkeyPatch, seeded: str
 ) -> None:
     at = page(app(monkeypatch, seeded))
     seen = text(at.main)
 
-    assert [p.label.strip("*") for p in at.main.page_link] == sorted(
-        t["name"] for t in SEED_TARGETS
-    )
+    # Failing first (contract, then transient), then ok, each by name.
+    assert listed(at) == [
+        "gpt2-legacy",
+        "llama-chat",
+        "bert-classifier",
+        "minilm-embeddings",
+        "status-page",
+    ]
     assert "Needs action" in seen
     assert "Replacement: <a href='https://router.huggingface.co'>" in seen
     assert "Missing token permission: <b>Make calls to Inference Providers</b>" in seen
     assert "ok probes ÷ probes with data" in seen
 
-    minilm = text(at.get_by_key("target-minilm-embeddings"))
-    assert "ok</span>" in minilm and minilm.count("**100.0%**") == 4
-    legacy = text(at.get_by_key("target-gpt2-legacy"))
-    assert "deprecated</span>" in legacy and "**0.0%**" in legacy and "**30.0%**" in legacy
-    chat = text(at.get_by_key("target-llama-chat"))
-    assert "token_scope</span>" in chat and "token scope regression (403)" in chat
-    assert "recovered after" in text(at.get_by_key("target-status-page"))
+    minilm = row_of(at, "minilm-embeddings")
+    assert ">ok</span>" in minilm and minilm.count("100.0%") == 2
+    legacy = row_of(at, "gpt2-legacy")
+    assert ">deprecated</span>" in legacy and "0.0%" in legacy and "30.0%" in legacy
+    chat = row_of(at, "llama-chat")
+    assert ">token_scope</span>" in chat and "token scope regression (403)" in chat
+    assert "recovered after" in row_of(at, "status-page")
     assert f"background:{RED}" in legacy and f"background:{GREEN}" in minilm
+    # The last 24 hours: one gradient, green for minilm, red at the end for gpt2-legacy.
+    assert f"linear-gradient(90deg,{GREEN} 0.00%" in minilm
+    assert f"{RED} " in legacy.split("iw-b")[1]
 
 
 def test_flags_on_the_overview_and_the_target_page_show_the_probes_facts(
@@ -152,10 +182,10 @@ def test_the_last_change_is_shown_with_what_the_target_answers_now(
     # gpt2-legacy turned deprecated on a 404 and answers 410 since, without a new transition:
     # the flag quotes the 410, so the row must not leave the 404 alone beside it.
     at = page(app(monkeypatch, seeded))
-    legacy = text(at.get_by_key("target-gpt2-legacy"))
+    legacy = row_of(at, "gpt2-legacy")
     assert "(404)" in legacy
-    assert "now: HTTP 410: https://api-inference.huggingface.co is no longer…" in legacy
-    assert "now:" not in text(at.get_by_key("target-minilm-embeddings"))  # ok: nothing to add
+    assert "now: HTTP 410: https://api-inference.huggingface.co is no longer supported" in legacy
+    assert "now:" not in row_of(at, "minilm-embeddings")  # ok: nothing to add
 
 
 def test_current_evidence_is_short_plain_text() -> None:
@@ -185,12 +215,12 @@ def test_overview_follows_the_config_and_lists_targets_not_probed_yet(
 
     at = page(app(monkeypatch, None))  # the database comes from the config
 
-    names = [p.label.strip("*") for p in at.main.page_link]
-    assert names == ["status-page", "llama-chat", "new-model"]
-    assert "no data</span>" in text(at.get_by_key("target-new-model"))
-    assert "not probed yet" in text(at.get_by_key("target-new-model"))
+    assert listed(at) == ["llama-chat", "status-page", "new-model"]  # failing first
+    new = row_of(at, "new-model")
+    assert ">no data</span>" in new and "not probed yet" in new and "http" in new
 
     at.switch_page("views/target.py").run()
+    names = ["status-page", "llama-chat", "new-model"]
     assert at.selectbox(key="target").options[:3] == names  # then the unconfigured ones
     assert "https://status.example.com/target?name=status-page" in text(at.main)
     at.selectbox(key="target").select("new-model").run()
@@ -201,14 +231,14 @@ def test_overview_links_each_target_to_its_page(
     monkeypatch: pytest.MonkeyPatch, seeded: str
 ) -> None:
     at = page(app(monkeypatch, seeded))
-    link = next(p for p in at.main.page_link if p.label == "**llama-chat**")
-    assert link.proto.page.endswith("target") and link.proto.query_string == "name=llama-chat"
+    assert '<a href="target?name=llama-chat" target="_self">llama-chat</a>' in wall_html(at)
+    assert wall.target_href("a b&c/d'") == "target?name=a%20b%26c%2Fd%27"
 
 
 def test_durations_run_to_the_real_now_not_the_rounded_cache_clock(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # The cache clock rounds up to the next 30 s; "for 5m 1s" must not read "for 5m 30s".
+    # The cache clock rounds up to the next 30 s; "5m 1s" must not read "5m 30s".
     boundary = datetime.fromtimestamp(int(NOW.timestamp()) // 30 * 30, UTC)
     url = f"sqlite:///{tmp_path / 'short.db'}"
     engine = open_database(url)
@@ -220,8 +250,8 @@ def test_durations_run_to_the_real_now_not_the_rounded_cache_clock(
     monkeypatch.setattr(data, "wall_now", lambda: real_now)
 
     at = page(app(monkeypatch, url))
-    chat = text(at.get_by_key("target-llama-chat"))
-    assert f"for {format_span((real_now - since).total_seconds())} ·" in chat, chat
+    chat = row_of(at, "llama-chat")
+    assert f"<td>{format_span((real_now - since).total_seconds())}<td>" in chat, chat
 
     at = page(app(monkeypatch, url), "target", name="llama-chat")
     at.switch_page("views/incidents.py").run()

@@ -1,70 +1,124 @@
-"""Overview: what needs action now, then every target's state, uptime and latency at a glance."""
+"""Overview: what needs action now, then every target's state, history, uptime and latency.
+
+The target list is one element (an HTML table built by dashboard/wall.py), so 1,000 targets
+render in seconds. `?kiosk=1` (or `?view=wall`) is the wall screen: no sidebar or header,
+larger type, 100 targets side by side on one 1920x1080 screen, redrawn every REFRESH_S.
+Filters and grouping come from the sidebar, or from the URL (`?group=kind&state=contract,
+transient&tag=...&kind=...&provider=...`), which is how a kiosk is set up.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard import data, widgets
+from dashboard import data, wall, widgets
 from dashboard import format as f
 from dashboard.settings import START_HINT, Unavailable, database_url, settings
-from monitor.domain.history import UPTIME_WINDOWS
+from monitor.targets import TARGET_KINDS
 
-WIDTHS = [2.4, 3, 1, 1, 1, 1, 1.6, 2.8]
-HEADINGS = ["Target", "State", "24 h", "7 d", "30 d", "90 d", "p50 / p95, 24 h", "Last change"]
+KIOSK_CSS = """<style>
+[data-testid="stSidebar"],[data-testid="stSidebarCollapsedControl"],[data-testid="stHeader"],
+[data-testid="stToolbar"],[data-testid="stDecoration"],[data-testid="stExpandSidebarButton"]
+{display:none!important}
+[data-testid="stMainBlockContainer"]{padding:0.5rem 1rem 0 1rem!important;max-width:100%!important}
+[data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"]{gap:0.4rem}
+</style>"""
+NO_NETWORK = (
+    "This machine seems to have no network: every target with data fails with dns_error. "
+    "Check this machine's network and DNS before suspecting the providers."
+)
 
-widgets.sidebar()
-st.title("Overview")
+
+def _listed(name: str) -> tuple[str, ...]:
+    """A comma-separated query parameter (`?state=contract,transient`)."""
+    raw = st.query_params.get(name) or ""
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
+def kiosk_mode() -> bool:
+    return st.query_params.get("kiosk") in ("1", "true", "yes") or (
+        st.query_params.get("view") == "wall"
+    )
+
+
+def choose(param: str, label: str, options: Sequence[str]) -> tuple[str, ...]:
+    """A sidebar multiselect, first filled from the URL's `param`."""
+    key = f"overview_{param}"
+    if key not in st.session_state:
+        st.session_state[key] = [v for v in _listed(param) if v in options]
+    return tuple(st.multiselect(label, options, key=key, placeholder="all"))
+
+
+def controls(kiosk: bool) -> tuple[wall.Filters, str]:
+    """The filters and grouping: sidebar widgets, or the URL alone on the wall."""
+    catalog = settings().catalog
+    kinds = sorted({i.kind for i in catalog}) or sorted(TARGET_KINDS)
+    tags = sorted({t for i in catalog for t in i.tags})
+    providers = sorted({wall.provider(k) for k in kinds})
+    default = wall.default_group(len(catalog), bool(tags))
+    wanted = st.query_params.get("group")
+    if kiosk:
+        filters = wall.Filters(*map(_listed, ("state", "kind", "tag", "provider")))
+        return filters, wanted if wanted in wall.GROUPS else default
+    with st.sidebar:
+        st.caption("**Targets shown**")
+        filters = wall.Filters(
+            choose("state", "State", wall.STATE_CHOICES),
+            choose("kind", "Kind", kinds),
+            choose("tag", "Tag", tags) if tags else (),
+            choose("provider", "Provider", providers),
+        )
+        if "overview_group" not in st.session_state:
+            st.session_state["overview_group"] = wanted if wanted in wall.GROUPS else default
+        by = st.selectbox("Group by", wall.GROUPS, key="overview_group")
+        st.markdown("[Wall screen view](?kiosk=1)")
+    return filters, by
 
 
 @widgets.live
-def overview() -> None:
+def overview(filters: wall.Filters, by: str, kiosk: bool) -> None:
     url = database_url()
     tz, real_now = widgets.viewer_zone(), data.wall_now()
-    loaded = data.load_overview(url, settings().targets, data.clock())
+    s = settings()
+    loaded = data.load_overview(url, s.targets, data.clock())
     rows = loaded["rows"]
     if not rows:
         raise Unavailable(f"No probes yet: {START_HINT}.")
+    if wall.no_network(rows):
+        st.error(NO_NETWORK, icon=":material/wifi_off:")
 
-    if loaded["flags"]:
-        st.subheader("Needs action")
-        for flag in loaded["flags"]:
-            st.markdown(f.flag_html(**flag, tz=tz), unsafe_allow_html=True)
-
-    states = Counter(r["state"] or "no data" for r in rows)
-    st.subheader(f"{len(rows)} targets")
-    st.markdown(
-        " ".join(f"{f.badge(s)}&nbsp;{n}" for s, n in states.most_common()),
-        unsafe_allow_html=True,
+    items = wall.entries(rows, s.catalog)
+    parts = []
+    if causes := wall.group_flags(loaded["flags"]):
+        parts.append("<h4>Needs action</h4>" if not kiosk else "")
+        parts.append(wall.flags_html(causes, tz, compact=kiosk))
+    shown = [e for e in items if filters.keep(e)]
+    listed, note = shown, ""
+    if kiosk and len(shown) > wall.KIOSK_ROWS * wall.KIOSK_COLUMNS:  # more than a screen
+        listed = [e for e in shown if e.shown.group != "ok"]
+        note = f" · {len(shown) - len(listed)} ok targets not listed"
+    of = f" of {len(items)}" if filters.active else ""
+    parts.append(
+        f"<h4>{'inferwatch · ' if kiosk else ''}{len(shown)}{of} targets "
+        f"{wall.summary_html(shown)} <span class='iw-d' style='font-weight:400'>{note} · "
+        f"updated {f.when(real_now, tz, seconds=True)}</span></h4>"
     )
-    head = st.columns(WIDTHS)
-    for col, text in zip(head, HEADINGS, strict=True):
-        col.caption(f"**{text}**")
-    for r in rows:
-        with st.container(border=True, key=f"target-{r['name']}"):
-            cols = st.columns(WIDTHS, vertical_alignment="center")
-            cols[0].page_link(
-                "views/target.py", label=f"**{r['name']}**", query_params={"name": r["name"]}
-            )
-            cols[0].caption(r["kind"] or "not in the database yet")
-            cols[1].markdown(f.badge(r["state"]), unsafe_allow_html=True)
-            if r["since"]:
-                lasted = f.lasted(r["since"], real_now)
-                cols[1].caption(f"for {lasted} · since {f.when(r['since'], tz)}")
-            for col, window in zip(cols[2:6], UPTIME_WINDOWS, strict=True):
-                col.markdown(f"**{f.percent(r['uptime'][window])}**")
-            cols[6].markdown(f"{f.millis(r['p50_ms'])} / {f.millis(r['p95_ms'])}")
-            cols[7].markdown(r["last_change"] or f.DASH)
-            told = [f.when(r["last_change_at"], tz)] if r["last_change_at"] else []
-            if now_says := f.evidence(r["state"], r["http_status"], r["detail"], width=60):
-                told.append(f.plain(now_says))  # the 410 of today beside yesterday's "(404)"
-            if told:
-                cols[7].caption(" · ".join(told))
-    st.caption(
-        f"{widgets.UPTIME_NOTE} Latency from the last 24 h. "
-        f"Updated {f.when(real_now, tz, seconds=True)}."
-    )
+    parts.append(wall.wall_html(listed, by, real_now, tz, kiosk=kiosk))
+    st.html(wall.page_html(*parts, kiosk=kiosk))
+    if not kiosk:
+        st.caption(
+            f"{widgets.UPTIME_NOTE} Last 24 h: one cell per hour, coloured by the worst probe "
+            f"in it. Latency p50 from the last 24 h. A change being confirmed shows as an "
+            f'outlined pill ("server_error, confirming 1 of 3").'
+        )
 
 
-overview()
+kiosk = kiosk_mode()
+if kiosk:
+    st.html(KIOSK_CSS)
+else:
+    widgets.sidebar()
+    st.title("Overview")
+overview(*controls(kiosk), kiosk)

@@ -191,13 +191,14 @@ def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, 
             RollupRecord.bucket_start >= first,
         )
     )
-    for target_id, start, probes, counts in rows:
+    for row in rows:
+        start: datetime = row.bucket_start
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         slot = int((start - first).total_seconds() // 3600)
         if 0 <= slot < HISTORY_HOURS:
-            bucket = Bucket(start, start, probes, 0, dict(counts or {}), None, None)
-            found[target_id][slot] = bucket.worst
+            bucket = Bucket(start, start, row.probes, 0, dict(row.counts or {}), None, None)
+            found[row.target_id][slot] = bucket.worst
     return {i: tuple(v) for i, v in found.items()}
 
 
