@@ -148,15 +148,19 @@ def default_group(count: int, has_tags: bool) -> str:
     return "tag" if has_tags else "kind"
 
 
-def grouped(items: Sequence[Entry], by: str) -> list[tuple[str, list[Entry]]]:
-    """(heading, entries) per group, in order; a target with two tags is in both groups."""
+def grouped(
+    items: Sequence[Entry], by: str, tags: Sequence[str] = ()
+) -> list[tuple[str, list[Entry]]]:
+    """(heading, entries) per group, in order; a target with two tags is in both groups
+    (only the groups of `tags` when the list is filtered by tag)."""
     if by not in GROUPS or by == "none":
         return [("", list(items))]
     groups: dict[str, list[Entry]] = defaultdict(list)
     for e in items:
         if by == "tag":
             for tag in e.tags or (UNTAGGED,):
-                groups[tag].append(e)
+                if not tags or tag in tags:
+                    groups[tag].append(e)
         elif by == "kind":
             groups[e.kind or "unknown"].append(e)
         elif by == "provider":
@@ -409,10 +413,11 @@ def wall_html(
     now: datetime,
     tz: ZoneInfo,
     kiosk: bool = False,
+    tags: Sequence[str] = (),
 ) -> str:
     """The whole list as one piece of HTML: one table, or one per group under its heading."""
     parts = []
-    for title, group in grouped(items, by):
+    for title, group in grouped(items, by, tags):
         if title:
             parts.append(heading(title, group))
         parts.append(kiosk_html(group, now, tz) if kiosk else table_html(group, now, tz))

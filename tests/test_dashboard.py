@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 import yaml
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
@@ -186,6 +188,247 @@ def test_the_last_change_is_shown_with_what_the_target_answers_now(
     assert "(404)" in legacy
     assert "now: HTTP 410: https://api-inference.huggingface.co is no longer supported" in legacy
     assert "now:" not in row_of(at, "minilm-embeddings")  # ok: nothing to add
+
+
+def _copy(seeded: str, tmp_path: Path) -> str:
+    """A private copy of the seeded database, to change (SQLite's backup: the WAL too)."""
+    path = tmp_path / "copy.db"
+    with sqlite3.connect(seeded.removeprefix("sqlite:///")) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    return f"sqlite:///{path}"
+
+
+def _set_state(url: str, names: Sequence[str] | None, **changes: Any) -> None:
+    """Overwrite fields of the stored state-machine state of some (or every) target."""
+    from monitor.store.models import TargetRecord, TargetStateRecord
+
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        for record, name in s.execute(
+            select(TargetStateRecord, TargetRecord.name).join(
+                TargetRecord, TargetRecord.id == TargetStateRecord.target_id
+            )
+        ):
+            if names is None or name in names:
+                record.state = {**record.state, **changes}
+    engine.dispose()
+
+
+def test_the_wall_view_has_no_sidebar_larger_type_and_every_target_side_by_side(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = app(monkeypatch, seeded)
+    at.query_params["kiosk"] = "1"
+    page(at)
+    html = wall_html(at)
+    assert "iw-kiosk" in html and "iw-k" in html
+    assert len(listed(at)) == len(SEED_TARGETS)
+    assert not at.sidebar.selectbox and not at.sidebar.multiselect  # no controls on a wall
+    chrome = [h.value for h in at.get("html") if '[data-testid="stSidebar"]' in h.value]
+    assert chrome and "display:none" in chrome[0]
+    assert not at.title  # the wall's own one-line heading instead
+    assert "inferwatch · 5 targets" in html
+    assert "ok probes ÷" not in text(at.main)  # no footnotes either
+    at = app(monkeypatch, seeded)  # ?view=wall is the same
+    at.query_params["view"] = "wall"
+    assert "iw-kiosk" in wall_html(page(at))
+
+
+def test_the_wall_view_takes_its_filters_and_grouping_from_the_url(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = app(monkeypatch, seeded)
+    at.query_params.update({"kiosk": "1", "state": "contract", "group": "kind"})
+    page(at)
+    assert listed(at) == ["gpt2-legacy", "llama-chat"]
+    assert "<h4>hf-legacy · 1 target" in wall_html(at)
+
+
+def test_the_overview_filters_by_state_kind_and_provider(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded))
+    at.sidebar.multiselect(key="overview_state").select("contract").run()
+    assert listed(at) == ["gpt2-legacy", "llama-chat"]
+    assert "2 of 5 targets" in wall_html(at)
+    at.sidebar.multiselect(key="overview_state").unselect("contract").run()
+    at.sidebar.multiselect(key="overview_provider").select("Hugging Face").run()
+    assert listed(at) == ["gpt2-legacy", "bert-classifier", "minilm-embeddings"]
+    at.sidebar.multiselect(key="overview_provider").unselect("Hugging Face").run()
+    at.sidebar.multiselect(key="overview_kind").select("http").run()
+    assert listed(at) == ["status-page"]
+
+
+def test_the_overview_filters_and_groups_by_tag(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    tagged = {"minilm-embeddings": ["prod", "search"], "gpt2-legacy": ["legacy"]}
+    targets = [{**t, "tags": tagged.get(t["name"], [])} for t in SEED_TARGETS]
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text(yaml.safe_dump({"database": seeded, "targets": targets}))
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config))
+
+    at = page(app(monkeypatch, None))
+    at.sidebar.selectbox(key="overview_group").select("tag").run()
+    html = wall_html(at)
+    headings = re.findall(r"<h4>([^<]*?) · (\d+) targets? ", html)
+    # the groups with the worst states first (llama-chat's token_scope is untagged), then by name
+    assert headings == [("(no tag)", "3"), ("legacy", "1"), ("prod", "1"), ("search", "1")]
+    # each group's heading counts its targets per state
+    assert re.search(r"\(no tag\) · 3 targets <span[^>]*>contract</span>&nbsp;1", html)
+    at.sidebar.multiselect(key="overview_tag").select("prod").run()
+    assert listed(at) == ["minilm-embeddings"]
+
+
+def test_many_targets_are_grouped_by_kind_or_tag_by_default() -> None:
+    assert wall.default_group(100, has_tags=True) == "none"
+    assert wall.default_group(1000, has_tags=False) == "kind"
+    assert wall.default_group(1000, has_tags=True) == "tag"
+    assert wall.provider("hf-inference") == "Hugging Face"
+    assert wall.provider("openai-chat") == "OpenAI"
+    assert wall.provider("http") == "http"
+
+
+def test_grouping_by_state_puts_failing_groups_first(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    at = page(app(monkeypatch, seeded))
+    at.sidebar.selectbox(key="overview_group").select("state").run()
+    headings = re.findall(r"<h4>([^<]*?) · (\d+) targets? ", wall_html(at))
+    assert headings == [("contract", "2"), ("ok", "3")]
+
+
+def test_flags_with_one_cause_are_one_flag_listing_their_targets() -> None:
+    since = NOW - timedelta(hours=3)
+    gone = "HTTP 410: https://api-inference.huggingface.co is no longer supported."
+    hint = "switch to https://router.huggingface.co (named by the provider as the replacement)"
+    flags = [
+        {
+            "target": f"model-{i}",
+            "state": "deprecated",
+            "since": since + timedelta(minutes=i),
+            "detail": gone,
+            "hint": hint,
+            "facts": {"replacement_url": "https://router.huggingface.co"},
+        }
+        for i in range(5)
+    ]
+    flags += [
+        {
+            "target": name,
+            "state": "token_scope",
+            "since": since,
+            "detail": f"HTTP 403 for {name}",  # the words differ, the cause does not
+            "hint": "create a token with 'Make calls to Inference Providers'",
+            "facts": {"missing_permission": "Make calls to Inference Providers"},
+        }
+        for name in ("chat-a", "chat-b")
+    ]
+    moved = {"replacement_url": "https://x.io"}
+    flags.append({**flags[0], "target": "other", "hint": "use x.io", "facts": moved})
+
+    causes = wall.group_flags(flags)
+
+    assert [(c.state, c.key, len(c.targets)) for c in causes] == [
+        ("deprecated", "https://router.huggingface.co", 5),
+        ("token_scope", "Make calls to Inference Providers", 2),
+        ("deprecated", "https://x.io", 1),
+    ]
+    assert causes[0].since == since and causes[0].targets == [f"model-{i}" for i in range(5)]
+    html = wall.flags_html(causes, ZoneInfo("UTC"))
+    assert html.count("iw-f") == 3 and html.count(hint) == 1
+    assert "<b>5 targets</b>" in html and '<a href="target?name=model-4"' in html
+    assert "<b>1 target</b>" in html
+
+
+def test_a_failure_being_confirmed_shows_as_pending_with_its_count(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    url = _copy(seeded, tmp_path)
+    _set_state(url, ["minilm-embeddings"], candidate="server_error", streak=1)
+    at = page(app(monkeypatch, url))
+    minilm = row_of(at, "minilm-embeddings")
+    assert ">server_error, confirming 1 of 3</span>" in minilm and "iw-o" in minilm
+    # pending comes after the confirmed failures and before ok
+    assert listed(at).index("minilm-embeddings") == 2
+
+    # the thresholds are the config's (rules_of: the target's own, else the defaults)
+    targets = [
+        {**t, "failure_threshold": 5} if t["name"] == "minilm-embeddings" else t
+        for t in SEED_TARGETS
+    ]
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text(yaml.safe_dump({"database": url, "targets": targets}))
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config))
+    at = page(app(monkeypatch, None))
+    assert "server_error, confirming 1 of 5" in row_of(at, "minilm-embeddings")
+    at.sidebar.multiselect(key="overview_state").select("pending").run()
+    assert listed(at) == ["minilm-embeddings"]
+
+
+def test_pending_states_and_the_no_network_test_are_pure() -> None:
+    row = {"state": "ok", "candidate": "deprecated", "streak": 1}
+    assert wall.shown_state(row).label == "deprecated, confirming 1 of 2"
+    assert wall.shown_state({**row, "streak": 2}).label == "ok"  # confirmed: stored next probe
+    new = {"state": None, "candidate": "timeout", "streak": 2}
+    assert wall.shown_state(new).label == "timeout, confirming 2 of 3"
+    assert wall.shown_state({"state": None, "candidate": None}).label == "no data"
+    assert wall.no_network([{"candidate": "dns_error"}, {"state": None, "candidate": None}])
+    assert not wall.no_network([{"candidate": "dns_error"}, {"candidate": "ok"}])
+    assert not wall.no_network([{"state": None, "candidate": None}])
+
+
+def test_every_target_failing_dns_says_this_machine_has_no_network(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    url = _copy(seeded, tmp_path)
+    at = page(app(monkeypatch, url))
+    assert not at.error
+    _set_state(url, None, candidate="dns_error", streak=1)
+    st.cache_data.clear()
+    at = page(app(monkeypatch, url))
+    assert "this machine seems to have no network" in at.error[0].value.lower()
+
+
+def test_names_and_provider_words_are_escaped_everywhere_on_the_overview(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from monitor.store.models import ProbeRecord, TargetRecord
+
+    url = _copy(seeded, tmp_path)
+    engine = make_engine(url)
+    evil = "<img src=x onerror=alert(1)>"
+    with Session(engine) as s, s.begin():
+        s.execute(
+            update(TargetRecord)
+            .where(TargetRecord.name == "gpt2-legacy")
+            .values(name="<script>alert(1)</script>")
+        )
+        s.execute(
+            update(ProbeRecord).where(ProbeRecord.outcome == "deprecated").values(detail=evil)
+        )
+    engine.dispose()
+
+    at = page(app(monkeypatch, url))
+    html = wall_html(at)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;</a>" in html  # the name, in the table and flag
+    assert 'href="target?name=%3Cscript%3Ealert%281%29%3C%2Fscript%3E"' in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in row_of(
+        at, "&lt;script&gt;alert(1)&lt;/script&gt;"
+    )
+
+
+def test_the_history_bar_is_one_gradient_with_a_stop_per_run() -> None:
+    hours = ["no_data"] * 2 + ["ok"] * 20 + ["transient", "contract"]
+    bar = wall.history_bar(hours)
+    assert bar.count("<span") == 1
+    assert f"linear-gradient(90deg,{GREY} 0.00% 8.33%,{GREEN} 8.33% 91.67%," in bar
+    assert f"{AMBER} 91.67% 95.83%,{RED} 95.83% 100.00%)" in bar
+    assert "title='last 24 h: ok 20 h, no data 2 h, transient 1 h, contract 1 h'" in bar
 
 
 def test_current_evidence_is_short_plain_text() -> None:

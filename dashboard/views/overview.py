@@ -105,7 +105,7 @@ def overview(filters: wall.Filters, by: str, kiosk: bool) -> None:
         f"{wall.summary_html(shown)} <span class='iw-d' style='font-weight:400'>{note} · "
         f"updated {f.when(real_now, tz, seconds=True)}</span></h4>"
     )
-    parts.append(wall.wall_html(listed, by, real_now, tz, kiosk=kiosk))
+    parts.append(wall.wall_html(listed, by, real_now, tz, kiosk, filters.tags))
     st.html(wall.page_html(*parts, kiosk=kiosk))
     if not kiosk:
         st.caption(
