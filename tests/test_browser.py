@@ -136,3 +136,83 @@ def test_every_page_renders_without_an_error(
         assert not errors, errors
     finally:
         page.close()
+
+
+# ---------------------------------------------------------------- the wall at 100 targets
+
+
+@pytest.fixture(scope="module")
+def fleet_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """`inferwatch dashboard` over 100 targets x 1 day (benchmarks/dashboard_queries.py's
+    generator, through the real Writer: outages, retirements, lost token scopes, flapping)."""
+    import socket
+    from datetime import UTC, datetime
+
+    from benchmarks.dashboard_queries import build_plan, config_data, generate
+
+    folder = tmp_path_factory.mktemp("fleet")
+    plan = build_plan(100, 1, 0.2, 7, datetime.now(UTC))  # a probe every 5 minutes
+    db = folder / "fleet.db"
+    generate(db, plan, 5000)
+    config = folder / "inferwatch.yaml"
+    config.write_text(yaml.safe_dump(config_data(plan, f"sqlite:///{db}"), sort_keys=False))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = folder / "dashboard.log"
+    proc = start_cli(["dashboard", "-c", str(config), "--port", str(port)], log)
+    try:
+        wait_for(lambda: serving(port), proc, log)
+        yield f"http://127.0.0.1:{port}", [t.name for t in plan.targets]
+    finally:
+        code, _ = stop(proc, log)
+        problems = [line for line in log.read_text().splitlines() if "Traceback" in line]
+        assert code == 0 and not problems, log.read_text()
+
+
+ROWS = '[data-testid="stMainBlockContainer"] table.iw-t tbody tr'
+# Every row's box, and whether any element scrolls: the wall must need no scrolling.
+BOXES = f"""() => [...document.querySelectorAll('{ROWS}')].map(r => {{
+    const b = r.getBoundingClientRect();
+    return [r.querySelector('a').textContent, b.left, b.top, b.right, b.bottom];
+}})"""
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("overview", "/"), ("kiosk", "/?kiosk=1")], ids=["overview", "kiosk"]
+)
+def test_100_targets_on_the_overview_and_on_one_wall_screen(
+    fleet_url: tuple[str, list[str]], browser: object, name: str, path: str
+) -> None:
+    base, names = fleet_url
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(base + path, wait_until="domcontentloaded", timeout=30_000)
+        page.get_by_text(names[-1], exact=True).first.wait_for(timeout=30_000)
+        page.wait_for_selector(
+            '[data-testid="stApp"][data-test-script-state="notRunning"]'
+            '[data-test-connection-state="CONNECTED"]',
+            timeout=30_000,
+        )
+        page.wait_for_timeout(300)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / f"dashboard-{name}-100-targets.png"
+        page.screenshot(path=str(shot))  # the viewport: what the screen shows
+        print(f"screenshot: {shot}")
+        boxes = page.evaluate(BOXES)
+        assert sorted(b[0] for b in boxes) == sorted(names)  # every target, once
+        text = page.inner_text("body")
+        assert SORRY not in text and "Traceback" not in text, text
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert not errors, errors
+        if name == "kiosk":
+            assert not page.locator('[data-testid="stSidebar"]').is_visible()
+            last = max(boxes, key=lambda b: (b[1], b[2]))  # the last row of the last column
+            outside = [b for b in boxes if b[3] > 1920 or b[4] > 1080 or b[1] < 0 or b[2] < 0]
+            assert not outside, f"rows off the 1920x1080 screen: {outside[:5]}"
+            assert page.get_by_text(last[0], exact=True).first.is_visible()
+            assert page.get_by_text(names[-1], exact=True).first.is_visible()
+    finally:
+        page.close()
