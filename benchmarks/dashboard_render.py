@@ -9,7 +9,10 @@ one warm-up load per page, then the median of `--loads` timed loads. Streamlit's
 cache (st.cache_data, 30 s) is warm after the warm-up, as it is on a wall screen.
 
 A load is timed from `page.goto` until the page's content is present:
-  Overview   the last configured target's name is visible (every row drawn) and the run ended;
+  Overview   the last configured target's name is visible (every row drawn; at 1,000 targets
+             the list is grouped by kind, every group expanded) and the run ended;
+  Kiosk      the wall view (/?kiosk=1): as Overview up to the 102 targets it lists in full;
+             beyond, it lists the failing ones only: its table is drawn and the run ended;
   Target     the status band, the latency chart and the probe-log table, and the run ended;
   Incidents  the incident table and the per-outcome chart, and the run ended;
   Alerts     the delivery-log table, and the run ended.
@@ -19,6 +22,7 @@ DOM elements are document.querySelectorAll('*').length once the page is complete
     .venv/bin/python benchmarks/dashboard_render.py                       # 100x7d and 1000x1d
     .venv/bin/python benchmarks/dashboard_render.py --scales 100x7 --loads 5
     .venv/bin/python benchmarks/dashboard_render.py --reuse               # keep the databases
+    .venv/bin/python benchmarks/dashboard_render.py --pages Overview Kiosk  # some pages only
 
 --reuse keeps databases built earlier, so their history no longer ends now. Results:
 docs/benchmarks.md.
@@ -70,6 +74,9 @@ FINISHED = (
 MAIN = '[data-testid="stMainBlockContainer"]'
 TABLE = f'{MAIN} [data-testid="stDataFrame"]'
 CHART = f"{MAIN} .js-plotly-plot"
+KIOSK_TABLE = f"{MAIN} .iw-kiosk table"
+KIOSK_FULL = 102  # dashboard/wall.py: KIOSK_ROWS x KIOSK_COLUMNS
+PAGES = ("Overview", "Kiosk", "Target", "Incidents", "Alerts")
 ERROR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 TIMEOUT_MS = 180_000
 
@@ -154,15 +161,19 @@ def serve(config: Path, port: int, log: Path, source: Path | None) -> subprocess
     raise SystemExit(f"the dashboard did not start within 60 s:\n{log.read_text()}")
 
 
-def load(browser: Any, url: str, page_name: str, last_target: str) -> tuple[float, int]:
+def load(
+    browser: Any, url: str, page_name: str, last_target: str, targets: int
+) -> tuple[float, int]:
     """One load in a fresh context: seconds until the content is present, DOM elements."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     try:
         begin = time.perf_counter()
         page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
-        if page_name == "Overview":
+        if page_name == "Overview" or (page_name == "Kiosk" and targets <= KIOSK_FULL):
             page.get_by_text(last_target, exact=True).first.wait_for(timeout=TIMEOUT_MS)
+        elif page_name == "Kiosk":
+            page.wait_for_selector(KIOSK_TABLE, timeout=TIMEOUT_MS)
         else:
             wanted = {"Target": [CHART, TABLE], "Incidents": [TABLE, CHART], "Alerts": [TABLE]}
             for selector in wanted[page_name]:
@@ -178,7 +189,13 @@ def load(browser: Any, url: str, page_name: str, last_target: str) -> tuple[floa
 
 
 def time_pages(
-    config: Path, scale: Scale, last: str, target: str, loads: int, source: Path | None
+    config: Path,
+    scale: Scale,
+    last: str,
+    target: str,
+    loads: int,
+    source: Path | None,
+    only: Sequence[str] = PAGES,
 ) -> list[Result]:
     from playwright.sync_api import sync_playwright
 
@@ -188,19 +205,21 @@ def time_pages(
     base = f"http://127.0.0.1:{port}"
     pages = {
         "Overview": "/",
+        "Kiosk": "/?kiosk=1",
         "Target": f"/target?name={target}",
         "Incidents": "/incidents",
         "Alerts": "/alerts",
     }
+    pages = {k: v for k, v in pages.items() if k in only}
     results = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             for name, path in pages.items():
-                load(browser, base + path, name, last)  # warm-up: imports, caches
+                load(browser, base + path, name, last, scale.targets)  # warm-up: imports, caches
                 samples, elements = [], 0
                 for _ in range(loads):
-                    seconds, elements = load(browser, base + path, name, last)
+                    seconds, elements = load(browser, base + path, name, last, scale.targets)
                     samples.append(seconds)
                 results.append(Result(scale.label, name, samples, elements))
                 r = results[-1]
@@ -235,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--source", type=Path, help="serve monitor/ and dashboard/ from this folder instead"
     )
+    parser.add_argument(
+        "--pages", nargs="+", choices=PAGES, default=list(PAGES), help="pages to time (all)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -252,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scale in map(parse_scale, args.scales):
         config, last, target = build(scale, args.reuse, args.seed)
         print(f"timing {scale.label} (last target {last}, target page {target})", flush=True)
-        results += time_pages(config, scale, last, target, args.loads, args.source)
+        results += time_pages(config, scale, last, target, args.loads, args.source, args.pages)
 
     print(f"\n{'scale':<22} {'page':<10} {'median s':>9} {'DOM elements':>13}")
     for r in results:
