@@ -61,17 +61,18 @@ class Shown:
 
 
 def shown_state(row: Row, rules: Rules | None = None) -> Shown:
-    """The accepted state, or a change the state machine is still confirming
-    ("server_error, confirming 1 of 3") instead of the old state or "no data"."""
+    """The accepted state, or a failure the state machine is still confirming on a working
+    (or new) target: "server_error, confirming 1 of 3" instead of "ok" or "no data". A failing
+    target stays in its failing state until a change is confirmed."""
     rules = rules or Rules()
     state, candidate, streak = row.get("state"), row.get("candidate"), row.get("streak") or 0
-    if candidate and candidate != state:
+    if candidate and candidate != Outcome.OK and state in (None, Outcome.OK):
         try:
             outcome = Outcome(candidate)
         except ValueError:
             outcome = None
         if outcome is not None:
-            needed = 1 if state is None and outcome is Outcome.OK else rules.threshold(outcome)
+            needed = rules.threshold(outcome)
             if streak < needed:
                 label = f"{candidate}, confirming {streak} of {needed}"
                 return Shown(label, state_class(candidate), PENDING, pending=True)
@@ -246,7 +247,10 @@ def flags_html(causes: Sequence[Cause], tz: ZoneInfo, compact: bool = False) -> 
         shown = []
         if c.replacement:
             url = escape(c.replacement)
-            shown.append(f"Replacement: <a href='{url}'>{url}</a>")
+            web = c.replacement.startswith(("https://", "http://"))  # never a javascript: link
+            shown.append(
+                f"Replacement: <a href='{url}'>{url}</a>" if web else f"Replacement: {url}"
+            )
         if c.permission:
             shown.append(f"Missing token permission: <b>{escape(c.permission)}</b>")
         names = ", ".join(_link(t) for t in c.targets)

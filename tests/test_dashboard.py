@@ -339,6 +339,10 @@ def test_flags_with_one_cause_are_one_flag_listing_their_targets() -> None:
     assert html.count("iw-f") == 3 and html.count(hint) == 1
     assert "<b>5 targets</b>" in html and '<a href="target?name=model-4"' in html
     assert "<b>1 target</b>" in html
+    sly = {**flags[0], "facts": {"replacement_url": "javascript:alert(1)"}}
+    assert "Replacement: javascript:alert(1)" in wall.flags_html(
+        wall.group_flags([sly]), ZoneInfo("UTC")
+    )
 
 
 def test_a_failure_being_confirmed_shows_as_pending_with_its_count(
@@ -373,6 +377,12 @@ def test_pending_states_and_the_no_network_test_are_pure() -> None:
     new = {"state": None, "candidate": "timeout", "streak": 2}
     assert wall.shown_state(new).label == "timeout, confirming 2 of 3"
     assert wall.shown_state({"state": None, "candidate": None}).label == "no data"
+    # a failing target stays failing while another failure or the recovery is confirmed
+    assert wall.shown_state({"state": "timeout", "candidate": "ok", "streak": 1}).label == (
+        "timeout"
+    )
+    moving = {"state": "server_error", "candidate": "timeout", "streak": 1}
+    assert wall.shown_state(moving).label == "server_error"
     assert wall.no_network([{"candidate": "dns_error"}, {"state": None, "candidate": None}])
     assert not wall.no_network([{"candidate": "dns_error"}, {"candidate": "ok"}])
     assert not wall.no_network([{"state": None, "candidate": None}])
