@@ -25,6 +25,7 @@ from monitor.store.models import (
     IncidentRecord,
     MonitorRunRecord,
     ProbeRecord,
+    RollupRecord,
     TransitionRecord,
 )
 from tests.helpers import make_config
@@ -329,7 +330,7 @@ def test_a_failed_batch_advances_nothing_so_writing_it_again_gives_the_same_resu
         raise RuntimeError("disk full")
 
     # An edge case no real database produces on cue: it fails after the transition is written.
-    monkeypatch.setattr(writes, "roll_up", broken)
+    monkeypatch.setattr(writes, "save_rollups", broken)
     with pytest.raises(RuntimeError):
         w.write_batch(batch)
     assert rows(w, AlertRecord) == [] and rows(w, TransitionRecord)[-1].to_outcome == "ok"
@@ -340,6 +341,12 @@ def test_a_failed_batch_advances_nothing_so_writing_it_again_gives_the_same_resu
     assert [a.subject for a in rows(w, AlertRecord)] == [
         "[inferwatch] gpt2-legacy: ok → deprecated (410)"
     ]
+    # The rollups count every stored probe once: the failed try left no trace in them.
+    probes = len(rows(w, ProbeRecord))
+    with Session(w.engine) as s:
+        rollups = list(s.scalars(select(RollupRecord)))
+    for period in ("h", "d"):
+        assert sum(r.probes for r in rollups if r.period == period) == probes, period
 
 
 def test_the_outbox_row_holds_the_event_and_its_subject_not_a_rendering(writer: Writer) -> None:

@@ -109,3 +109,22 @@ def test_the_writer_keeps_rollups_equal_to_the_raw_probes(db_url: str) -> None:
             assert total.counts == {"ok": 80, "server_error": 7}
             assert sum(total.latency.values()) == raw  # every probe had an answer here
         assert len(list(s.scalars(select(RollupRecord).where(RollupRecord.period == HOUR)))) == 11
+
+
+def test_a_restarted_writer_continues_the_stored_buckets(db_url: str) -> None:
+    """The writer keeps the buckets it fills in memory; a new one must read them first."""
+    from monitor.agent.writer import Writer
+
+    engine = open_database(db_url)
+    for run in range(3):  # three runs of the monitor within one hour
+        w = Writer(engine, config(), clock=lambda: T0)
+        w.start_run()
+        w.write_batch(
+            [
+                result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=run * 10 + i))
+                for i in range(4)
+            ]
+        )
+    with Session(engine) as s:
+        rollups = list(s.scalars(select(RollupRecord)))
+    assert sorted((r.period, r.probes, r.ok) for r in rollups) == [("d", 12, 12), ("h", 12, 12)]

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
@@ -30,12 +30,12 @@ from monitor.domain.decide import (
     reminder_due,
 )
 from monitor.domain.evidence import ProbeResult
-from monitor.domain.rollups import Rollup, fold
+from monitor.domain.rollups import HOUR, Rollup, fold
 from monitor.domain.sampling import LastStored, after, keeps_evidence
 from monitor.domain.states import Rules, TargetState
 from monitor.domain.text import utcnow
 from monitor.store import writes
-from monitor.store.writes import NewAlert
+from monitor.store.writes import NewAlert, RollupKey
 from monitor.targets import Target
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class Writer:
         self._open: list[OpenIncident] | None = None
         # Per target, what its last stored probe said: decides which probes keep evidence.
         self._stored: dict[str, LastStored] = {}
+        # The rollups of the buckets being filled, as committed. Only this writer writes
+        # rollups, so each is read once (after a start, or for a late result), not per batch.
+        self._rollups: dict[RollupKey, Rollup] = {}
 
     @property
     def config(self) -> Config:
@@ -208,7 +211,7 @@ class Writer:
             writes.save_states(
                 conn, {ids[name]: state.to_dict() for name, state in batch.states.items()}, now
             )
-            writes.roll_up(conn, _partials(known, ids))
+            rollups = self._roll_up(conn, _partials(known, ids))
             self._reminders(batch, ids)
             writes.enqueue_alerts(conn, batch.alerts, now)
             writes.mark_alerted(conn, batch.alerted, now)
@@ -216,9 +219,37 @@ class Writer:
                 writes.heartbeat(conn, self.run_id, now)
         self.target_ids = ids
         self._stored.update(stored)
+        self._keep_rollups(rollups, now)
         self.states.update(batch.states)
         self._open = list(batch.open.values())
         return len(batch.alerts)
+
+    def _roll_up(
+        self, conn: Connection, partials: dict[RollupKey, Rollup]
+    ) -> dict[RollupKey, Rollup]:
+        """Merge the batch into the rollups of its buckets and write them; the merged ones."""
+        missing = [key for key in partials if key not in self._rollups]
+        known = (
+            {**writes.load_rollups(conn, missing), **self._rollups} if missing else self._rollups
+        )
+        # Merged into fresh copies: the kept ones change only once the batch is committed.
+        merged = {
+            key: Rollup().merge(known[key]).merge(part) if key in known else part
+            for key, part in partials.items()
+        }
+        writes.save_rollups(conn, merged)
+        return merged
+
+    def _keep_rollups(self, merged: dict[RollupKey, Rollup], now: datetime) -> None:
+        """Keep the committed rollups; forget buckets two periods old (late results reload)."""
+        self._rollups.update(merged)
+        if len(self._rollups) > 4 * max(len(self.target_ids), 1):
+            hour_ago, day_ago = now - timedelta(hours=2), now - timedelta(days=2)
+            self._rollups = {
+                key: rollup
+                for key, rollup in self._rollups.items()
+                if key[2] >= (hour_ago if key[1] == HOUR else day_ago)
+            }
 
     def _sample(self, results: Sequence[ProbeResult]) -> tuple[dict[str, LastStored], list[bool]]:
         """Which results keep their evidence, and each target's record once they are stored."""

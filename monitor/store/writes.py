@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
@@ -243,27 +244,11 @@ def load_states(conn: Connection) -> dict[int, dict[str, Any]]:
 
 
 def save_states(conn: Connection, states: Mapping[int, Mapping[str, Any]], now: datetime) -> None:
-    """Upsert states by target id: one SELECT for the rows that exist, then two executemany."""
-    if not states:
-        return
-    existing: set[int] = set(
-        conn.scalars(select(STATES.c.target_id).where(STATES.c.target_id.in_(list(states))))
-    )
-    updates = [
-        {"_target_id": tid, "state": dict(state), "updated_at": now}
-        for tid, state in states.items()
-        if tid in existing
+    """Upsert states by target id, in one executemany."""
+    rows = [
+        {"target_id": tid, "state": dict(state), "updated_at": now} for tid, state in states.items()
     ]
-    inserts = [
-        {"target_id": tid, "state": dict(state), "updated_at": now}
-        for tid, state in states.items()
-        if tid not in existing
-    ]
-    if updates:
-        stmt = update(STATES).where(STATES.c.target_id == bindparam("_target_id"))
-        conn.execute(stmt, updates)
-    if inserts:
-        conn.execute(insert(STATES), inserts)
+    _upsert(conn, STATES, rows, ("target_id",))
 
 
 # ---------------------------------------------------------------- transitions and incidents
@@ -561,45 +546,47 @@ def stored_rollup(row: Any) -> Rollup:
     )
 
 
-def roll_up(conn: Connection, partials: Mapping[tuple[int, str, datetime], Rollup]) -> None:
-    """Merge a batch's partial rollups into the stored ones: one SELECT for every row the
-    batch touches, then one executemany for the updates and one for the new rows."""
-    if not partials:
-        return
-    existing = {
-        (row.target_id, row.period, row.bucket_start): row
-        for row in conn.execute(
+RollupKey = tuple[int, str, datetime]  # target id, period, bucket start
+
+
+def load_rollups(conn: Connection, keys: Iterable[RollupKey]) -> dict[RollupKey, Rollup]:
+    """The stored rollups among `keys`, one query per bucket (a batch touches one or two)."""
+    wanted: dict[tuple[str, datetime], set[int]] = {}
+    for target_id, period, start in keys:
+        wanted.setdefault((period, start), set()).add(target_id)
+    found = {}
+    for (period, start), target_ids in wanted.items():
+        rows = conn.execute(
             select(ROLLUPS).where(
-                ROLLUPS.c.target_id.in_({key[0] for key in partials}),
-                ROLLUPS.c.bucket_start.in_({key[2] for key in partials}),
+                ROLLUPS.c.period == period,
+                ROLLUPS.c.bucket_start == start,
+                ROLLUPS.c.target_id.in_(target_ids),
             )
         )
-    }
-    updates, inserts = [], []
-    for (target_id, period, start), part in partials.items():
-        row = existing.get((target_id, period, start))
-        if row is None:
-            inserts.append(rollup_row(target_id, period, start, part))
-        else:
-            merged = stored_rollup(row).merge(part)
-            values = rollup_row(target_id, period, start, merged)
-            updates.append(
-                {
-                    "_target_id": values.pop("target_id"),
-                    "_period": values.pop("period"),
-                    "_start": values.pop("bucket_start"),
-                    **values,
-                }
-            )
-    if updates:
-        stmt = update(ROLLUPS).where(
-            ROLLUPS.c.target_id == bindparam("_target_id"),
-            ROLLUPS.c.period == bindparam("_period"),
-            ROLLUPS.c.bucket_start == bindparam("_start"),
-        )
-        conn.execute(stmt, updates)
-    if inserts:
-        conn.execute(insert(ROLLUPS), inserts)
+        for row in rows:
+            found[(row.target_id, row.period, row.bucket_start)] = stored_rollup(row)
+    return found
+
+
+def save_rollups(conn: Connection, rollups: Mapping[RollupKey, Rollup]) -> None:
+    """Write whole rollups (already merged by the caller), inserting or replacing each."""
+    rows = [rollup_row(*key, rollup) for key, rollup in rollups.items()]
+    _upsert(conn, ROLLUPS, rows, ("target_id", "period", "bucket_start"))
+
+
+def _upsert(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, as one executemany (SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+    )
+    conn.execute(stmt, list(rows))
 
 
 __all__ = [
@@ -618,6 +605,7 @@ __all__ = [
     "insert_transition",
     "latest_probe",
     "load_alert",
+    "load_rollups",
     "load_states",
     "mark_alerted",
     "next_attempt_at",
@@ -627,9 +615,9 @@ __all__ = [
     "recent_probes",
     "record_failure",
     "record_sent",
-    "roll_up",
     "rollup_row",
     "save_results",
+    "save_rollups",
     "save_states",
     "stage_delivery_log",
     "start_run",
