@@ -39,7 +39,6 @@ import resource
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,11 +46,14 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from benchmarks.common import free_port
+from monitor.store.db import make_engine
+from monitor.store.models import ProbeRecord
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -430,13 +432,6 @@ def run_blackbox(
     return side
 
 
-def parse_utc(text: str) -> float:
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
 def run_inferwatch(
     args: argparse.Namespace,
     tmp: Path,
@@ -464,15 +459,22 @@ def run_inferwatch(
         kids.stop(iw, grace=20)
     if iw.returncode not in (0, -signal.SIGTERM):
         side.notes.append(f"inferwatch exited with {iw.returncode}")
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # Through the ORM's types: on SQLite times and latencies are stored as integer microseconds.
+    engine = make_engine(f"sqlite:///{db}")
     try:
-        rows = con.execute(
-            "SELECT checked_at, latency_ms, connect_ms, outcome FROM probe_results"
-        ).fetchall()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    ProbeRecord.checked_at,
+                    ProbeRecord.latency_ms,
+                    ProbeRecord.connect_ms,
+                    ProbeRecord.outcome,
+                )
+            ).all()
     finally:
-        con.close()
+        engine.dispose()
     for checked_at, latency, connect, outcome in rows:
-        if side.t0 <= parse_utc(checked_at) < side.t1:
+        if side.t0 <= checked_at.timestamp() < side.t1:
             side.recorded += 1
             side.not_ok += outcome != "ok"
             if latency is not None:
