@@ -14,6 +14,8 @@ from monitor.agent.scheduler import (
     FIRST_ROUND_SPREAD,
     Slots,
     SlotTrigger,
+    first_round_spread,
+    first_run_delay,
     make_scheduler,
     next_slot,
     slot_offset,
@@ -158,3 +160,20 @@ def test_next_slot_always_moves_forward_despite_float_rounding() -> None:
                 following = next_slot(name, interval, slot)
                 assert following - slot == pytest.approx(interval, rel=1e-4)
                 slot = following
+
+
+def test_the_first_round_is_spread_wider_when_sockets_are_few_for_the_targets() -> None:
+    assert first_round_spread(20, 20) == FIRST_ROUND_SPREAD
+    assert first_round_spread(10_000, 20) == pytest.approx(10.0)
+    assert first_round_spread(10_000, 100) == pytest.approx(2.0)
+    # and never beyond a target's own interval
+    assert first_run_delay("t", 5.0, spread=10.0) < 5.0
+    assert first_run_delay("t", 60.0, spread=10.0) == pytest.approx(slot_offset("t", 10.0))
+
+
+def test_no_probe_starts_before_its_slot() -> None:
+    watch(1.6, lambda slots: [slots.plan(f"t{i}", 0.2) for i in range(5)] and None)
+    for name, times in RUNS.items():
+        for when in times[1:]:  # the first is off-slot by design
+            lag = (phase(when, 0.2) - slot_offset(name, 0.2)) % 0.2
+            assert lag < 0.1, f"{name} started {(0.2 - lag) * 1000:.2f} ms before its slot"

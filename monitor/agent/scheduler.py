@@ -43,13 +43,20 @@ def slot_offset(name: str, interval: float) -> float:
     return (zlib.crc32(name.encode()) / 2**32) * interval
 
 
-def first_run_delay(name: str, interval: float) -> float:
-    """When the first probe of a newly scheduled target runs: within the first second.
+def first_run_delay(name: str, interval: float, spread: float = FIRST_ROUND_SPREAD) -> float:
+    """When the first probe of a newly scheduled target runs: within `spread` seconds.
 
     Right away, as a user starting the monitor expects, but spread by the same hash as
     the slots, so a thousand targets do not open their first sockets in one instant.
     """
-    return slot_offset(name, min(interval, FIRST_ROUND_SPREAD))
+    return slot_offset(name, min(interval, spread))
+
+
+def first_round_spread(targets: int, concurrency: int) -> float:
+    """Seconds over which to start the first probes of `targets` at once: one second, or as
+    long as `concurrency` sockets need for them at a quick 20 ms each. Faster, and the first
+    probes would queue for a socket past their own next slot."""
+    return max(FIRST_ROUND_SPREAD, targets * 0.02 / concurrency)
 
 
 def next_slot(name: str, interval: float, after: float) -> float:
@@ -140,12 +147,12 @@ class Slots:
         """Start no more probes (those placed on the loop already are dropped)."""
         self._stopped = True
 
-    def plan(self, name: str, interval: float) -> None:
-        """Probe `name` every `interval` seconds: first within a second, then on its slots."""
+    def plan(self, name: str, interval: float, spread: float = FIRST_ROUND_SPREAD) -> None:
+        """Probe `name` every `interval` seconds: first within `spread`, then on its slots."""
         self._counter += 1
         self._generation[name] = self._counter
         self._intervals[name] = interval
-        first = time.time() + first_run_delay(name, interval)
+        first = time.time() + first_run_delay(name, interval, spread)
         self._queue(first, name)
 
     def remove(self, name: str) -> None:
@@ -194,6 +201,10 @@ class Slots:
 
     def _start(self, when: float, generation: int, name: str) -> None:
         if self._stopped or self._generation.get(name) != generation:
+            return
+        early = when - time.time()
+        if early > 0:  # the loop's timers round to the millisecond: never start before the slot
+            asyncio.get_running_loop().call_later(early, self._start, when, generation, name)
             return
         if name in self._running:
             log.warning("skipped a probe of %s: the previous one is still running", name)

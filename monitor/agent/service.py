@@ -20,7 +20,7 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from monitor.agent.scheduler import Slots, make_scheduler
+from monitor.agent.scheduler import Slots, first_round_spread, make_scheduler
 from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
 from monitor.config.load import ConfigError, load_config
@@ -37,6 +37,7 @@ PRUNE_JOB = "inferwatch:prune"  # not a valid target name, so it never collides
 # it, less what the alerts and the run record need after it.
 STOP_BUDGET = 9.5
 PROBE_GRACE = 3.0  # at most, for in-flight probes
+CANCEL_GRACE = 0.5  # then for the ones cut off to end
 ALERT_GRACE = 2.0  # reserved for the last try at pending alerts
 RUN_RECORD_GRACE = 0.5  # reserved for recording the end of the run
 RELOAD_LIMIT = 10.0  # a config load taking longer is abandoned (the loader answers in ~1 s)
@@ -91,8 +92,9 @@ class Monitor:
             self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
         )
         self._scheduler.start()
+        spread = first_round_spread(len(self.config.targets), self.config.concurrency)
         for target in self.config.targets:
-            self.slots.plan(target.name, self.config.interval_of(target))
+            self.slots.plan(target.name, self.config.interval_of(target), spread)
         self.slots.start()
         self._scheduler.add_job(
             self._prune,
@@ -175,6 +177,8 @@ class Monitor:
             _, late = await asyncio.wait(in_flight, timeout=PROBE_GRACE)
             for task in late:
                 task.cancel()
+            if late:  # let them end before the client closes under them
+                await asyncio.wait(late, timeout=CANCEL_GRACE)
         self._scheduler.shutdown(wait=False)
         # Writer first: an alert confirmed by the last results must be in the outbox before
         # the sender's final flush reads it.
