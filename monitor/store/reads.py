@@ -174,7 +174,8 @@ HISTORY_HOURS = 24  # the overview's recent-history bar
 
 def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, tuple[str, ...]]:
     """The last HISTORY_HOURS hourly rollups (the current hour last), each as its worst class:
-    one read of at most 24 small rows per target."""
+    one read of at most 24 small rows per target; the outcome counts (JSON) are read only for
+    the hours with a failing probe, the rest are all ok."""
     if not ids:
         return {}
     first = period_start(now, HOUR) - timedelta(hours=HISTORY_HOURS - 1)
@@ -184,7 +185,7 @@ def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, 
             RollupRecord.target_id,
             RollupRecord.bucket_start,
             RollupRecord.probes,
-            RollupRecord.counts,
+            case((RollupRecord.ok < RollupRecord.probes, RollupRecord.counts)).label("counts"),
         ).where(
             RollupRecord.period == HOUR,
             RollupRecord.target_id.in_(ids),
@@ -196,9 +197,11 @@ def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, 
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         slot = int((start - first).total_seconds() // 3600)
-        if 0 <= slot < HISTORY_HOURS:
-            bucket = Bucket(start, start, row.probes, 0, dict(row.counts or {}), None, None)
-            found[row.target_id][slot] = bucket.worst
+        if 0 <= slot < HISTORY_HOURS and row.probes:
+            counts = dict(row.counts or {Outcome.OK: row.probes})
+            found[row.target_id][slot] = Bucket(
+                start, start, row.probes, 0, counts, None, None
+            ).worst
     return {i: tuple(v) for i, v in found.items()}
 
 
