@@ -216,3 +216,38 @@ def test_100_targets_on_the_overview_and_on_one_wall_screen(
             assert page.get_by_text(names[-1], exact=True).first.is_visible()
     finally:
         page.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [("target", "/target?name={first}"), ("incidents", "/incidents"), ("alerts", "/alerts")],
+    ids=["target", "incidents", "alerts"],
+)
+def test_the_other_pages_at_100_targets(
+    fleet_url: tuple[str, list[str]], browser: object, name: str, path: str
+) -> None:
+    """A screenshot of every page at 100 targets (test-artifacts/), and no error on any."""
+    base, names = fleet_url
+    path = path.format(first=names[0])
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(base + path, wait_until="domcontentloaded", timeout=30_000)
+        page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=30_000)
+        page.wait_for_selector(
+            '[data-testid="stApp"][data-test-script-state="notRunning"]'
+            '[data-test-connection-state="CONNECTED"]',
+            timeout=30_000,
+        )
+        page.wait_for_timeout(500)  # charts settle after the run
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / f"dashboard-{name}-100-targets.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+        text = page.inner_text("body")
+        assert SORRY not in text and "Traceback" not in text, text
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert not errors, errors
+    finally:
+        page.close()
