@@ -257,6 +257,7 @@ def test_the_overview_filters_by_state_kind_and_provider(
     at.sidebar.multiselect(key="overview_provider").unselect("Hugging Face").run()
     at.sidebar.multiselect(key="overview_kind").select("http").run()
     assert listed(at) == ["status-page"]
+    assert "Needs action" not in wall_html(at)  # the flags follow the filters
 
 
 def test_the_overview_filters_and_groups_by_tag(

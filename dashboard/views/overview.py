@@ -90,11 +90,12 @@ def overview(filters: wall.Filters, by: str, kiosk: bool) -> None:
         st.error(NO_NETWORK, icon=":material/wifi_off:")
 
     items = wall.entries(rows, s.catalog)
+    shown = [e for e in items if filters.keep(e)]
     parts = []
-    if causes := wall.group_flags(loaded["flags"]):
+    names = {e.name for e in shown}  # a filtered wall (one team's tag) flags only its targets
+    if causes := wall.group_flags(fl for fl in loaded["flags"] if fl["target"] in names):
         parts.append("<h4>Needs action</h4>" if not kiosk else "")
         parts.append(wall.flags_html(causes, tz, compact=kiosk))
-    shown = [e for e in items if filters.keep(e)]
     listed, note = shown, ""
     if kiosk and len(shown) > wall.KIOSK_ROWS * wall.KIOSK_COLUMNS:  # more than a screen
         listed = [e for e in shown if e.shown.group != "ok"]
