@@ -214,6 +214,11 @@ def test_100_targets_on_the_overview_and_on_one_wall_screen(
             assert not outside, f"rows off the 1920x1080 screen: {outside[:5]}"
             assert page.get_by_text(last[0], exact=True).first.is_visible()
             assert page.get_by_text(names[-1], exact=True).first.is_visible()
+            assert not page.locator('[data-testid="stHeader"]').is_visible()
+            # a name is a link to its target page, in the same tab
+            page.get_by_role("link", name=last[0], exact=True).click()
+            page.wait_for_url(f"**/target?name={last[0]}", timeout=20_000)
+            page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=30_000)
     finally:
         page.close()
 
