@@ -234,6 +234,18 @@ def test_the_wall_view_has_no_sidebar_larger_type_and_every_target_side_by_side(
     assert "iw-kiosk" in wall_html(page(at))
 
 
+def test_a_wall_with_more_targets_than_fit_lists_the_failing_ones(
+    monkeypatch: pytest.MonkeyPatch, seeded: str
+) -> None:
+    monkeypatch.setattr(wall, "KIOSK_ROWS", 1)  # a screen of two rows: 5 targets do not fit
+    monkeypatch.setattr(wall, "KIOSK_COLUMNS", 2)
+    at = app(monkeypatch, seeded)
+    at.query_params["kiosk"] = "1"
+    page(at)
+    assert listed(at) == ["gpt2-legacy", "llama-chat"]
+    assert "5 targets" in wall_html(at) and "3 ok targets not listed" in wall_html(at)
+
+
 def test_the_wall_view_takes_its_filters_and_grouping_from_the_url(
     monkeypatch: pytest.MonkeyPatch, seeded: str
 ) -> None:
