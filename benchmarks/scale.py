@@ -62,7 +62,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import free_port
@@ -82,7 +82,8 @@ from benchmarks.vs_blackbox import (
     wait_until,
 )
 from monitor.agent.scheduler import ANCHOR, slot_offset
-from monitor.store.models import ProbeRecord, TargetRecord
+from monitor.store import reads
+from monitor.store.db import make_engine
 
 GOALS = {
     "cpu_share_pct": 50.0,  # of one core, on average
@@ -197,26 +198,22 @@ def lag_seconds(checked_at: datetime, name: str, interval: float) -> float:
 
 def read_rows(db: Path, t0: float, t1: float, interval: float) -> Rows:
     rows = Rows()
-    engine = create_engine(f"sqlite:///{db}")
+    engine = make_engine(f"sqlite:///{db}")
     lo, hi = datetime.fromtimestamp(t0, UTC), datetime.fromtimestamp(t1, UTC)
-    query = (
-        select(ProbeRecord.checked_at, ProbeRecord.outcome, ProbeRecord.detail, TargetRecord.name)
-        .join(TargetRecord, ProbeRecord.target_id == TargetRecord.id)
-        .where(ProbeRecord.checked_at >= lo, ProbeRecord.checked_at < hi)
-    )
     try:
-        with engine.connect() as con:
-            rows.total = int(con.scalar(select(func.count(ProbeRecord.id))) or 0)
-            for checked_at, outcome, detail, name in con.execute(query):
-                rows.done += 1
-                rows.outcomes[outcome] += 1
-                if outcome != "ok":
-                    rows.failures[f"{outcome}: {(detail or '').strip()[:100]}"] += 1
-                lag = lag_seconds(checked_at, name, interval)
-                rows.early += lag < 0
-                rows.lags_ms.append(lag * 1000)
+        with Session(engine) as session:
+            rows.total = reads.probe_count(session)
+            samples = reads.probes_between(session, lo, hi)
     finally:
         engine.dispose()
+    for probe in samples:
+        rows.done += 1
+        rows.outcomes[probe.outcome] += 1
+        if probe.outcome != "ok":
+            rows.failures[f"{probe.outcome}: {(probe.detail or '').strip()[:100]}"] += 1
+        lag = lag_seconds(probe.checked_at, probe.target, interval)
+        rows.early += lag < 0
+        rows.lags_ms.append(lag * 1000)
     return rows
 
 

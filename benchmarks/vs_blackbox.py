@@ -46,14 +46,15 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from benchmarks.common import free_port
+from monitor.store import reads
 from monitor.store.db import make_engine
-from monitor.store.models import ProbeRecord
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -459,20 +460,18 @@ def run_inferwatch(
         kids.stop(iw, grace=20)
     if iw.returncode not in (0, -signal.SIGTERM):
         side.notes.append(f"inferwatch exited with {iw.returncode}")
-    # Through the ORM's types: on SQLite times and latencies are stored as integer microseconds.
+    # Through the store's reads: on SQLite times and latencies are integer microseconds.
     engine = make_engine(f"sqlite:///{db}")
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    ProbeRecord.checked_at,
-                    ProbeRecord.latency_ms,
-                    ProbeRecord.connect_ms,
-                    ProbeRecord.outcome,
-                )
-            ).all()
+        with Session(engine) as session:
+            probes = reads.probes_between(
+                session,
+                datetime.fromtimestamp(side.t0, UTC),
+                datetime.fromtimestamp(side.t1, UTC),
+            )
     finally:
         engine.dispose()
+    rows = [(p.checked_at, p.latency_ms, p.connect_ms, p.outcome) for p in probes]
     for checked_at, latency, connect, outcome in rows:
         if side.t0 <= checked_at.timestamp() < side.t1:
             side.recorded += 1

@@ -670,3 +670,37 @@ def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetim
                 out.append((a, b))
         previous_end = stopped or last_seen
     return out
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One probe as the benchmarks read it: what, when, and how long."""
+
+    target: str
+    checked_at: datetime
+    outcome: str
+    detail: str
+    latency_ms: float | None
+    connect_ms: float | None
+
+
+def probes_between(session: Session, start: datetime, end: datetime) -> list[ProbeSample]:
+    """Every probe with start <= checked_at < end, of every target (benchmarks/ read these)."""
+    rows = session.execute(
+        select(
+            TargetRecord.name,
+            ProbeRecord.checked_at,
+            ProbeRecord.outcome,
+            ProbeRecord.detail,
+            ProbeRecord.latency_ms,
+            ProbeRecord.connect_ms,
+        )
+        .join(TargetRecord, ProbeRecord.target_id == TargetRecord.id)
+        .where(ProbeRecord.checked_at >= start, ProbeRecord.checked_at < end)
+    )
+    return [ProbeSample(*row) for row in rows]
+
+
+def probe_count(session: Session) -> int:
+    """How many probes are stored, of every target."""
+    return int(session.scalar(select(func.count(ProbeRecord.id))) or 0)
