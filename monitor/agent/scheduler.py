@@ -203,8 +203,12 @@ class Slots:
         if self._stopped or self._generation.get(name) != generation:
             return
         early = when - time.time()
-        if early > 0:  # the loop's timers round to the millisecond: never start before the slot
-            asyncio.get_running_loop().call_later(early, self._start, when, generation, name)
+        if early > 0:
+            # uvloop's timers count whole milliseconds from a cached clock, so they can fire
+            # up to a millisecond early; and a delay under half a millisecond rounds to none,
+            # so waiting `early` again would spin. Wait at least one more millisecond.
+            loop = asyncio.get_running_loop()
+            loop.call_later(early + 0.001, self._start, when, generation, name)
             return
         if name in self._running:
             log.warning("skipped a probe of %s: the previous one is still running", name)
