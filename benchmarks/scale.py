@@ -48,7 +48,6 @@ import contextlib
 import json
 import math
 import re
-import resource
 import shutil
 import signal
 import sqlite3
@@ -65,21 +64,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import free_port
 from benchmarks.vs_blackbox import (
     REPO,
     Children,
     count_probes,
     inferwatch_conf,
     machine_busy,
-    nginx_conf,
     pct,
-    port_open,
+    prepare_process,
+    start_nginx,
     tail,
     target_urls,
     tree_cpu,
     wait_all_targets,
-    wait_until,
 )
 from monitor.agent.scheduler import ANCHOR, slot_offset
 from monitor.store import reads
@@ -264,23 +261,7 @@ def log_lines(log: Path, t0: float, t1: float) -> dict[str, Counter[str]]:
 
 
 def measure(args: argparse.Namespace, tmp: Path, kids: Children) -> dict[str, Any]:
-    port = free_port()
-    (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
-    nginx = kids.start(
-        "nginx",
-        [
-            args.nginx,
-            "-p",
-            str(tmp),
-            "-e",
-            str(tmp / "nginx-error.log"),
-            "-c",
-            str(tmp / "nginx.conf"),
-        ],
-        tmp / "nginx.out",
-        tmp,
-    )
-    wait_until("nginx", lambda: port_open(port), 30, [nginx])
+    nginx, port = start_nginx(args.nginx, tmp, kids)
     db, conf, log = tmp / "inferwatch.db", tmp / "inferwatch.yaml", tmp / "inferwatch.log"
     text = inferwatch_conf(target_urls(port, args.targets), args.interval, args.timeout, db)
     if args.concurrency:
@@ -512,15 +493,7 @@ def main() -> None:
     if missing:
         sys.exit(f"missing: {', '.join(missing)} (apt-get install nginx-light; make install)")
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    # SIGINT too: a shell that starts this in the background hands it SIGINT ignored
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_term)
+    prepare_process()
     tmp = Path(tempfile.mkdtemp(prefix="scale-"))
     kids = Children()
     try:

@@ -433,6 +433,34 @@ def run_blackbox(
     return side
 
 
+def prepare_process() -> None:
+    """Room for many sockets, and SIGINT/SIGTERM/SIGHUP raised as KeyboardInterrupt, so the
+    caller's cleanup stops the children (a shell starting this in the background hands it
+    SIGINT ignored)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
+
+
+def start_nginx(binary: str, tmp: Path, kids: Children) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx serving the targets from `tmp` on a free loopback port, once it accepts."""
+    port = free_port()
+    (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
+    nginx = kids.start(
+        "nginx",
+        [binary, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(tmp / "nginx.conf")],
+        tmp / "nginx.out",
+        tmp,
+    )
+    wait_until("nginx", lambda: port_open(port), 30, [nginx])
+    return nginx, port
+
+
 def run_inferwatch(
     args: argparse.Namespace,
     tmp: Path,
@@ -637,36 +665,12 @@ def main() -> None:
             "prometheus-blackbox-exporter; make install for inferwatch)"
         )
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    # SIGINT too: a shell that starts this in the background hands it SIGINT ignored
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_term)
+    prepare_process()
     tmp = Path(tempfile.mkdtemp(prefix="vs_blackbox-"))
     kids = Children()
     sides: list[Side] = []
     try:
-        port = free_port()
-        (tmp / "nginx.conf").write_text(nginx_conf(tmp, port))
-        nginx = kids.start(
-            "nginx",
-            [
-                args.nginx,
-                "-p",
-                str(tmp),
-                "-e",
-                str(tmp / "nginx-error.log"),
-                "-c",
-                str(tmp / "nginx.conf"),
-            ],
-            tmp / "nginx.out",
-            tmp,
-        )
-        wait_until("nginx", lambda: port_open(port), 30, [nginx])
+        nginx, port = start_nginx(args.nginx, tmp, kids)
         urls = target_urls(port, args.targets)
         print(f"temp dir {tmp}; nginx on 127.0.0.1:{port}", flush=True)
         if args.sides in ("both", "blackbox"):
