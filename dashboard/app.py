@@ -2,7 +2,8 @@
 
 Reads INFERWATCH_CONFIG (default inferwatch.yaml) for the database, target order and dashboard
 URL; INFERWATCH_DATABASE overrides the database. Pages live in views/, not pages/, so Streamlit
-does not also discover them on its own. Emails link to `/target?name=...`, hence url_path.
+does not also discover them on its own. Emails link to `/target?name=...` and
+`/incident?id=N`, hence url_path.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ page = st.navigation(
             "views/incidents.py", title="Incidents", icon=":material/history:", url_path="incidents"
         ),
         st.Page("views/alerts.py", title="Alerts", icon=":material/mail:", url_path="alerts"),
+        st.Page(
+            "views/incident.py",
+            title="Incident",
+            icon=":material/report:",
+            url_path="incident",
+            visibility="hidden",  # reached by its links (?id=N), not from the menu
+        ),
     ]
 )
 try:

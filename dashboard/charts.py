@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from dashboard.format import local, percent
 from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
@@ -128,3 +129,87 @@ def outcome_bars(counts: Mapping[str, int], unit: str = "probes") -> go.Figure:
     # The counts are written on the bars; an axis would only add 0.5-incident ticks.
     fig.update_xaxes(visible=False, rangemode="tozero")
     return _layout(fig, 40 + 36 * max(1, len(items)), showlegend=False)
+
+
+def outcome_runs(points: Sequence[Mapping[str, Any]], end: datetime) -> list[dict[str, Any]]:
+    """Pure: consecutive points with one outcome as one run (start, end, outcome, probes), each
+    lasting until the next run begins (the last until `end`): a few bars, not one per probe."""
+    runs: list[dict[str, Any]] = []
+    for p in points:
+        if runs and runs[-1]["outcome"] == p["outcome"]:
+            runs[-1]["probes"] += p.get("probes", 1)
+            continue
+        if runs:
+            runs[-1]["end"] = p["at"]
+        runs.append({"start": p["at"], "end": end, "outcome": p["outcome"], "probes": 0})
+        runs[-1]["probes"] = p.get("probes", 1)
+    return runs
+
+
+def incident_timeline(
+    points: Sequence[Mapping[str, Any]],
+    window: tuple[datetime, datetime],
+    tz: ZoneInfo,
+    marks: Sequence[tuple[datetime, str]] = (),
+) -> go.Figure:
+    """One incident at probe resolution, in one figure: the outcome band on top (runs of one
+    outcome coloured by class) and the latency of every probe below, with a dotted line at
+    each transition (`marks`: time and label)."""
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.22, 0.78], vertical_spacing=0.04
+    )
+    runs = outcome_runs(points, window[1])
+    for cls, label in CLASS_LABEL.items():
+        mine = [r for r in runs if state_class(r["outcome"]) == cls]
+        fig.add_trace(
+            go.Bar(
+                name=label,
+                x=[_wall(r["start"], tz) for r in mine],
+                y=[1] * len(mine),
+                width=[(r["end"] - r["start"]).total_seconds() * 1000 for r in mine],
+                offset=0,
+                marker={"color": CLASS_COLOUR[cls], "line": {"width": 0}},
+                hovertext=[
+                    f"{r['outcome']}: {r['probes']} probe{'s' if r['probes'] != 1 else ''}<br>"
+                    f"{local(r['start'], tz):%Y-%m-%d %H:%M:%S} – {local(r['end'], tz):%H:%M:%S}"
+                    for r in mine
+                ],
+                hoverinfo="text",
+                legendgroup=cls,
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            name="latency",
+            x=[_wall(p["at"], tz) for p in points],
+            y=[p["latency_ms"] for p in points],
+            mode="lines",
+            line={"color": P50_COLOUR, "width": 1.5},
+            customdata=[[p["outcome"], p.get("http_status") or ""] for p in points],
+            hovertemplate=(
+                "%{y:.0f} ms, %{customdata[0]} %{customdata[1]}<br>"
+                "%{x|%Y-%m-%d %H:%M:%S}<extra></extra>"
+            ),
+            connectgaps=False,
+        ),
+        row=2,
+        col=1,
+    )
+    for at, text in marks:
+        fig.add_vline(x=_wall(at, tz), line={"dash": "dot", "width": 1, "color": "#57606a"})
+        fig.add_annotation(
+            x=_wall(at, tz),
+            y=1,
+            yref="y2 domain",
+            text=text,
+            showarrow=False,
+            yanchor="top",
+            font={"size": 12},
+            xanchor="left",
+        )
+    fig.update_xaxes(range=[_wall(window[0], tz), _wall(window[1], tz)])
+    fig.update_yaxes(visible=False, range=[0, 1], fixedrange=True, row=1, col=1)
+    fig.update_yaxes(title_text="ms", rangemode="tozero", row=2, col=1)
+    return _layout(fig, 380, barmode="overlay", bargap=0, showlegend=True)

@@ -52,6 +52,7 @@ TRANSITION_COLUMNS = (
     "hint",
     "http_status",
     "announced",
+    "incident_id",
 )
 
 
@@ -229,3 +230,25 @@ def load_alerts(
 def load_gaps(url: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     with session(url) as s:
         return reads.gaps(s, start, end)
+
+
+def load_incident(url: str, incident_id: int, now: datetime) -> dict[str, Any] | None:
+    """One incident for its page (reads.incident_detail as plain dicts), None when unknown;
+    an open one lasts to the real now, like the Incidents page's."""
+    loaded = _load_incident(url, incident_id, now)
+    if loaded is None or loaded["incident"]["closed_at"] is not None:
+        return loaded
+    opened: datetime = loaded["incident"]["opened_at"]
+    lasted = (wall_now() - opened).total_seconds()
+    return {**loaded, "incident": {**loaded["incident"], "duration_s": lasted}}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def _load_incident(url: str, incident_id: int, now: datetime) -> dict[str, Any] | None:
+    with session(url) as s:
+        found = reads.incident_detail(s, incident_id, now)
+    if found is None:
+        return None
+    out = dataclasses.asdict(found)
+    out["incident"]["open"] = found.incident.open
+    return out

@@ -162,3 +162,140 @@ def flag_html(
         f"<div style='border-left:6px solid {colour(state)};padding:0.5em 0.9em;"
         f"margin:0 0 0.6em 0;background:rgba(127,127,127,0.08);border-radius:4px;'>{body}</div>"
     )
+
+
+# ---------------------------------------------------------------- the incident page
+
+
+def incident_href(incident_id: int) -> str:
+    """The incident page's URL relative to the app root (emails use the same /incident?id=)."""
+    return f"incident?id={int(incident_id)}"
+
+
+def iso_utc(at: datetime | None) -> str:
+    """'2026-11-22T14:05:03Z': what a post-mortem document wants, whatever the viewer's zone."""
+    if at is None:
+        return DASH
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def state_path(incident: Mapping[str, Any]) -> list[str]:
+    """The states an incident went through, from ok and back when it closed:
+    ['ok', 'deprecated', 'ok']."""
+    return ["ok", *incident["outcomes"], *(["ok"] if incident["closed_at"] else [])]
+
+
+def _fence(text: str) -> str:
+    """A Markdown code block that the text cannot close early (a longer fence than its own)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _md_line(text: str | None) -> str:
+    """Untrusted text on one Markdown line: whitespace folded, emphasis and HTML escaped."""
+    return plain(" ".join((text or "").split()))
+
+
+def headers_excerpt(headers: Mapping[str, Any] | None, limit: int = 12) -> str:
+    """'name: value' lines, the first `limit` of them (the store keeps them redacted)."""
+    items = list((headers or {}).items())
+    lines = [f"{k}: {v}" for k, v in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"… {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def _evidence_md(title: str, probe: Mapping[str, Any] | None) -> list[str]:
+    out = [f"### {title}", ""]
+    if probe is None:
+        return [*out, "Not kept (pruned, or the incident has not ended).", ""]
+    rows = [
+        ("Time", iso_utc(probe["checked_at"])),
+        ("Outcome", probe["outcome"]),
+        ("HTTP status", DASH if probe["http_status"] is None else str(probe["http_status"])),
+        ("Latency", millis(probe["latency_ms"])),
+        ("Provider message", _md_line(probe["detail"])),
+        ("Request id", _md_line(probe["request_id"])),
+        ("Provider", _md_line(probe["provider"])),
+        ("What to do", _md_line(probe["hint"] or probe["warning"])),
+        ("URL", _md_line(probe["url"])),
+    ]
+    out += [f"- **{name}:** {value}" for name, value in rows if value]
+    if headers := headers_excerpt(probe["headers"]):
+        out += ["", "Headers:", "", _fence(headers)]
+    if probe["body_excerpt"]:
+        out += ["", "Body excerpt:", "", _fence(probe["body_excerpt"])]
+    return [*out, ""]
+
+
+def incident_markdown(detail: Mapping[str, Any], now: datetime) -> str:
+    """Pure: a post-mortem summary of one incident (incident_detail as plain dicts) in
+    Markdown: what, when (UTC), what happened, who was told, the evidence, what to do."""
+    inc = detail["incident"]
+    ongoing = inc["closed_at"] is None
+    path = " → ".join(state_path(inc))
+    ended = f"ongoing (as of {iso_utc(now)})" if ongoing else iso_utc(inc["closed_at"])
+    lines = [
+        f"# Incident #{inc['id']}: {_md_line(inc['target'])} ({' → '.join(inc['outcomes'])})",
+        "",
+        f"- **Target:** {_md_line(inc['target'])}",
+        f"- **States:** {path}",
+        f"- **Started:** {iso_utc(inc['opened_at'])}",
+        f"- **Ended:** {ended}",
+        f"- **Duration:** {span(inc['duration_s'])}{' so far' if ongoing else ''}",
+        "",
+        "## What happened",
+        "",
+    ]
+    for t in detail["transitions"]:
+        status = f" (HTTP {t['http_status']})" if t["http_status"] is not None else ""
+        said = f": {_md_line(t['detail'])}" if t["detail"] else ""
+        lines.append(
+            f"- {iso_utc(t['at'])} — {t['from_outcome'] or 'new'} → {t['to_outcome']}"
+            f"{status}, {_md_line(t['label'])}{said}"
+        )
+    if not detail["transitions"]:
+        lines.append("- No transitions recorded.")
+    lines += ["", "## Alerts sent", ""]
+    for a in detail["alerts"]:
+        sent = f", sent {iso_utc(a['sent_at'])}" if a["sent_at"] else ""
+        error = f", error: {_md_line(a['last_error'])}" if a["last_error"] else ""
+        lines.append(
+            f"- {iso_utc(a['created_at'])} — {a['channel']} ({a['reason']}): {a['status']}"
+            f"{sent}, {a['attempts']} attempt{'s' if a['attempts'] != 1 else ''}{error}"
+        )
+    if not detail["alerts"]:
+        lines.append("- None.")
+    lines += ["", "## Evidence", ""]
+    lines += _evidence_md("First failing probe", detail["first_failing"])
+    lines += _evidence_md("Recovering probe", detail["recovering"])
+    hints = dict.fromkeys(t["hint"] for t in detail["transitions"] if t["hint"])
+    lines += ["## What to do", ""]
+    lines += [f"- {_md_line(h)}" for h in hints] or ["- Nothing recorded."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def evidence_html(probe: Mapping[str, Any], tz: ZoneInfo) -> str:
+    """One probe's evidence as a small two-column table; every value escaped."""
+    rows = [
+        ("Time", when(probe["checked_at"], tz, seconds=True)),
+        ("Outcome", probe["outcome"]),
+        ("HTTP status", DASH if probe["http_status"] is None else str(probe["http_status"])),
+        ("Latency", millis(probe["latency_ms"])),
+        ("Provider message", probe["detail"]),
+        ("Request id", probe["request_id"] or ""),
+        ("Provider", probe["provider"] or ""),
+        ("What to do", probe["hint"] or probe["warning"]),
+        ("URL", probe["url"]),
+    ]
+    head = "text-align:left;padding:2px 12px 2px 0;white-space:nowrap;vertical-align:top"
+    cells = "".join(
+        f"<tr><th style='{head}'>{escape(name)}</th>"
+        f"<td style='padding:2px 0'>{escape(value)}</td></tr>"
+        for name, value in rows
+        if value
+    )
+    return f"<table style='border-collapse:collapse;border:0'>{cells}</table>"

@@ -13,9 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import streamlit as st
 from pandas.io.formats.style import Styler
 
-from dashboard.format import DASH, STATUS_CLASS, colour, local, span, when
+from dashboard.format import DASH, STATUS_CLASS, colour, incident_href, local, span, when
 from monitor.domain.evidence import CLASS_COLOUR
 from monitor.domain.history import state_class
 
@@ -34,6 +35,25 @@ def _text_colour(value: Any, status: bool = False) -> str:
     else:
         hue = colour(value.split(" → ")[-1])
     return f"color: {hue}; font-weight: 600" if hue else ""
+
+
+INCIDENT = "incident"  # the column linking each row to its incident page (incident?id=N)
+
+
+def _incident_link(incident_id: Any) -> str | None:
+    return None if incident_id is None or pd.isna(incident_id) else incident_href(incident_id)
+
+
+def link_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """st.dataframe column configs: the incident column as links showing the incident's
+    number (relative URLs, like the overview's links to the target pages)."""
+    if INCIDENT not in frame.columns:
+        return {}
+    return {
+        INCIDENT: st.column_config.LinkColumn(
+            "incident", display_text=r"incident\?id=(\d+)", help="Open the incident's page"
+        )
+    }
 
 
 def styled(frame: pd.DataFrame, outcomes: Sequence[str] = (), statuses: Sequence[str] = ()) -> Any:
@@ -78,7 +98,7 @@ def probe_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
 
 
 def transition_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.DataFrame:
-    columns = ["at", "target", "change", "to", "HTTP", "provider message", "announced"]
+    columns = ["at", "target", "change", "to", "HTTP", "provider message", "announced", INCIDENT]
     frame = pd.DataFrame(
         [
             {
@@ -89,6 +109,7 @@ def transition_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.D
                 "HTTP": _http(r["http_status"]),
                 "provider message": r["detail"],
                 "announced": "emailed" if r["announced"] else "quiet",
+                INCIDENT: _incident_link(r.get("incident_id")),
             }
             for r in rows
         ],
@@ -116,10 +137,20 @@ def incident_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.Dat
                 "went through": " → ".join(r["outcomes"]),
                 "classes": " → ".join(dict.fromkeys(state_class(o) for o in r["outcomes"])),
                 "alerts": _alert_summary(r["alerts"]),
+                INCIDENT: incident_href(r["id"]),
             }
             for r in rows
         ],
-        columns=["target", "started", "ended", "duration", "went through", "classes", "alerts"],
+        columns=[
+            INCIDENT,
+            "target",
+            "started",
+            "ended",
+            "duration",
+            "went through",
+            "classes",
+            "alerts",
+        ],
     )
     return frame if with_target else frame.drop(columns=["target"])
 
@@ -142,11 +173,13 @@ def incident_alert_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
                 "status": a["status"],
                 "attempts": a["attempts"],
                 "error": a.get("last_error", ""),
+                INCIDENT: incident_href(r["id"]),
             }
             for r in rows
             for a in r["alerts"]
         ],
         columns=[
+            INCIDENT,
             "incident started",
             "target",
             "alert queued",
@@ -203,6 +236,7 @@ ALERT_COLUMNS = [
     "status",
     "attempts",
     "target",
+    INCIDENT,
     "subject",
     "error",
     "next try",
@@ -227,6 +261,7 @@ def alert_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
                 "next try": when(r["next_attempt_at"], tz) if r["status"] == "pending" else "",
                 "sent": when(r["sent_at"], tz) if r["sent_at"] else "",
                 "error": r["last_error"] or "",
+                INCIDENT: _incident_link(r.get("incident_id")),
             }
             for r in rows
         ],

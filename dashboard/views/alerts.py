@@ -38,7 +38,8 @@ def alerts() -> None:
         tables.styled(frame, statuses=["status"]),
         hide_index=True,
         column_config={
-            name: st.column_config.TextColumn(width=px) for name, px in tables.ALERT_WIDTHS.items()
+            **{n: st.column_config.TextColumn(width=px) for n, px in tables.ALERT_WIDTHS.items()},
+            **tables.link_columns(frame),
         },
     )
     st.caption(

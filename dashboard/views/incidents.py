@@ -46,7 +46,11 @@ def incidents() -> None:
     table, per_class = st.columns([3, 1])
     with table:
         frame = tables.incident_frame(rows, tz)
-        st.dataframe(tables.styled(frame, outcomes=["went through"]), hide_index=True)
+        st.dataframe(
+            tables.styled(frame, outcomes=["went through"]),
+            hide_index=True,
+            column_config=tables.link_columns(frame),
+        )
         st.download_button(
             "Download CSV",
             tables.incidents_csv(rows, tz),
@@ -72,7 +76,11 @@ def incidents() -> None:
     if alerts.empty:
         st.caption("No alerts were queued for these incidents.")
     else:
-        st.dataframe(tables.styled(alerts, statuses=["status"]), hide_index=True)
+        st.dataframe(
+            tables.styled(alerts, statuses=["status"]),
+            hide_index=True,
+            column_config=tables.link_columns(alerts),
+        )
     st.caption(
         "An incident runs from the first failing transition to the recovery; durations of open "
         "ones run to now. MTTR counts closed incidents only."

@@ -133,14 +133,22 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         rows = data.load_transitions(url, start, end, name)
         if rows:
             frame = tables.transition_frame(rows, tz, with_target=False)
-            st.dataframe(tables.styled(frame, outcomes=["to"]), hide_index=True)
+            st.dataframe(
+                tables.styled(frame, outcomes=["to"]),
+                hide_index=True,
+                column_config=tables.link_columns(frame),
+            )
         else:
             st.caption("No state changes in this range.")
     with incidents:
         found = data.load_incidents(url, start, end, now, (name,), ())["rows"]
         if found:
             frame = tables.incident_frame(found, tz, with_target=False)
-            st.dataframe(tables.styled(frame, outcomes=["went through"]), hide_index=True)
+            st.dataframe(
+                tables.styled(frame, outcomes=["went through"]),
+                hide_index=True,
+                column_config=tables.link_columns(frame),
+            )
         else:
             st.caption("No incidents in this range.")
         st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")

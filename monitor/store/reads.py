@@ -704,3 +704,271 @@ def probes_between(session: Session, start: datetime, end: datetime) -> list[Pro
 def probe_count(session: Session) -> int:
     """How many probes are stored, of every target."""
     return int(session.scalar(select(func.count(ProbeRecord.id))) or 0)
+
+
+# ------------------------------------------------------------------ one incident
+
+
+@dataclass(frozen=True)
+class ProbePoint:
+    """One point of an incident's timeline: a probe, or (for a long one) the worst probe of a
+    short bucket, its slowest latency, and how many probes it stands for."""
+
+    at: datetime
+    outcome: str
+    latency_ms: float | None
+    http_status: int | None
+    probes: int = 1
+
+
+@dataclass(frozen=True)
+class ProbeEvidence:
+    """What one probe saw, in full (a failing probe or an outcome change keeps its evidence)."""
+
+    id: int
+    checked_at: datetime
+    outcome: str
+    http_status: int | None
+    latency_ms: float | None
+    url: str
+    detail: str
+    hint: str
+    warning: str
+    request_id: str | None
+    provider: str | None
+    headers: dict[str, Any]
+    body_excerpt: str
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IncidentTransition:
+    at: datetime
+    started_at: datetime
+    from_outcome: str | None
+    to_outcome: str
+    label: str
+    detail: str
+    hint: str
+    http_status: int | None
+    announced: bool
+    probe_id: int | None
+
+
+@dataclass(frozen=True)
+class IncidentAlert:
+    id: int
+    reason: str
+    channel: str
+    subject: str
+    created_at: datetime
+    sent_at: datetime | None
+    status: str
+    attempts: int
+    last_error: str
+
+
+@dataclass(frozen=True)
+class IncidentDetail:
+    """Everything the incident page shows of one incident (see incident_detail)."""
+
+    incident: IncidentRow  # its `alerts` left empty: see `alerts`
+    transitions: list[IncidentTransition]  # oldest first
+    alerts: list[IncidentAlert]  # oldest first
+    points: list[ProbePoint]  # the timeline, oldest first, at most MAX_POINTS
+    window: tuple[datetime, datetime]  # what the points cover
+    bucketed: bool  # points stand for several probes each
+    first_failing: ProbeEvidence | None
+    recovering: ProbeEvidence | None
+
+
+MAX_POINTS = 5_000  # an incident's timeline: probes shown one by one up to this many
+_SEVERITY = {str(OutcomeClass.OK): 0, str(OutcomeClass.TRANSIENT): 1, str(OutcomeClass.CONTRACT): 2}
+
+
+def incident_window(
+    opened_at: datetime, closed_at: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """Pure: the incident with a margin either side (a tenth of it, 10 min to 2 h), so the
+    timeline shows the healthy probes before and after; never past `now`."""
+    end = closed_at or now
+    margin = min(max((end - opened_at) / 10, timedelta(minutes=10)), timedelta(hours=2))
+    return opened_at - margin, min(end + margin, max(now, end))
+
+
+def bucket_points(points: Sequence[ProbePoint], limit: int = MAX_POINTS) -> list[ProbePoint]:
+    """Pure: at most `limit` points, each the worst outcome of an equal slice of time (a
+    failure never hides behind ok probes), its slowest latency, and the probes it holds."""
+    if len(points) <= limit:
+        return list(points)
+    first, last = points[0].at, points[-1].at
+    width = (last - first) / limit or timedelta(microseconds=1)
+    slices: dict[int, list[ProbePoint]] = defaultdict(list)
+    for p in points:
+        slices[min(int((p.at - first) / width), limit - 1)].append(p)
+    out = []
+    for _, group in sorted(slices.items()):
+        worst = max(group, key=lambda p: _SEVERITY.get(state_class(p.outcome), 0))
+        latencies = [p.latency_ms for p in group if p.latency_ms is not None]
+        out.append(
+            ProbePoint(
+                group[0].at,
+                worst.outcome,
+                max(latencies) if latencies else None,
+                worst.http_status,
+                sum(p.probes for p in group),
+            )
+        )
+    return out
+
+
+def _evidence(probe: ProbeRecord | None) -> ProbeEvidence | None:
+    if probe is None:
+        return None
+    return ProbeEvidence(
+        id=probe.id,
+        checked_at=probe.checked_at,
+        outcome=probe.outcome,
+        http_status=probe.http_status,
+        latency_ms=probe.latency_ms,
+        url=probe.url or "",
+        detail=probe.detail or "",
+        hint=probe.hint or "",
+        warning=probe.warning or "",
+        request_id=probe.request_id,
+        provider=probe.provider,
+        headers=dict(probe.headers or {}),
+        body_excerpt=probe.body_excerpt or "",
+        facts=dict(probe.facts or {}),
+    )
+
+
+def _run_probe(
+    session: Session, target_id: int, change: IncidentTransition | None
+) -> ProbeRecord | None:
+    """The first probe of the run a transition confirmed (an outcome change: it kept its
+    evidence), else the confirming probe itself; None when both were pruned."""
+    if change is None:
+        return None
+    first = session.scalars(
+        select(ProbeRecord)
+        .where(
+            ProbeRecord.target_id == target_id,
+            ProbeRecord.checked_at == change.started_at,
+            ProbeRecord.outcome == change.to_outcome,
+        )
+        .limit(1)
+    ).first()
+    if first is not None or change.probe_id is None:
+        return first
+    return session.get(ProbeRecord, change.probe_id)
+
+
+def incident_detail(
+    session: Session, incident_id: int, now: datetime | None = None
+) -> IncidentDetail | None:
+    """One incident for its page: the incident, its transitions and alerts (oldest first),
+    its probes from a little before it opened to a little after it closed (or `now`), at most
+    MAX_POINTS of them (bucketed beyond), and the evidence of the first failing probe and of
+    the first recovering one. None when there is no such incident."""
+    now = now or utcnow()
+    found = session.execute(
+        select(IncidentRecord, TargetRecord.name)
+        .join(TargetRecord)
+        .where(IncidentRecord.id == incident_id)
+    ).first()
+    if found is None:
+        return None
+    record, name = found
+    changes = [
+        IncidentTransition(
+            t.at,
+            t.started_at,
+            t.from_outcome,
+            t.to_outcome,
+            t.label,
+            t.detail,
+            t.hint,
+            t.http_status,
+            t.announced,
+            t.probe_id,
+        )
+        for t in session.scalars(
+            select(TransitionRecord)
+            .where(TransitionRecord.incident_id == incident_id)
+            .order_by(TransitionRecord.at, TransitionRecord.id)
+        )
+    ]
+    sent = [
+        IncidentAlert(
+            a.id,
+            a.reason,
+            a.channel,
+            a.subject,
+            a.created_at,
+            a.sent_at,
+            a.status,
+            a.attempts,
+            a.last_error or "",
+        )
+        for a in session.scalars(
+            select(AlertRecord)
+            .options(load_only(*_alert_columns(INCIDENT_DETAIL_ALERT_COLUMNS)))
+            .where(AlertRecord.incident_id == incident_id)
+            .order_by(AlertRecord.created_at, AlertRecord.id)
+        )
+    ]
+    opening = changes[0] if changes else None
+    closing = changes[-1] if changes and record.closed_at is not None else None
+    if closing is not None and state_class(closing.to_outcome) != str(OutcomeClass.OK):
+        closing = None  # closed some other way (the target removed): no recovering probe
+    began = min(record.opened_at, opening.started_at) if opening else record.opened_at
+    window = incident_window(began, record.closed_at, now)
+    rows = session.execute(
+        select(
+            ProbeRecord.checked_at,
+            ProbeRecord.outcome,
+            ProbeRecord.latency_ms,
+            ProbeRecord.http_status,
+        )
+        .where(
+            ProbeRecord.target_id == record.target_id,
+            ProbeRecord.checked_at >= window[0],
+            ProbeRecord.checked_at < window[1],
+        )
+        .order_by(ProbeRecord.checked_at)
+    )
+    points = [ProbePoint(*row) for row in rows]
+    return IncidentDetail(
+        incident=IncidentRow(
+            id=record.id,
+            target=name,
+            opened_at=record.opened_at,
+            closed_at=record.closed_at,
+            duration_s=((record.closed_at or now) - record.opened_at).total_seconds(),
+            outcomes=list(record.outcomes),
+            first_outcome=record.first_outcome,
+            last_outcome=record.last_outcome,
+        ),
+        transitions=changes,
+        alerts=sent,
+        points=bucket_points(points),
+        window=window,
+        bucketed=len(points) > MAX_POINTS,
+        first_failing=_evidence(_run_probe(session, record.target_id, opening)),
+        recovering=_evidence(_run_probe(session, record.target_id, closing)),
+    )
+
+
+INCIDENT_DETAIL_ALERT_COLUMNS = (
+    "id",
+    "reason",
+    "channel",
+    "subject",
+    "created_at",
+    "sent_at",
+    "status",
+    "attempts",
+    "last_error",
+    "incident_id",
+)
