@@ -217,6 +217,18 @@ def test_dashboard_link_quotes_the_target_name() -> None:
     assert "https://s.example.com/target?name=org%2Fmodel%20v2" in rendered.text
 
 
+def test_an_alert_of_an_incident_links_its_page_next_to_the_target() -> None:
+    rendered = render(alert(incident_id=42))
+    assert "Dashboard: https://status.example.com/target?name=minilm-embeddings\n" in rendered.text
+    assert "Incident: https://status.example.com/incident?id=42\n" in rendered.text
+    assert 'href="https://status.example.com/incident?id=42"' in rendered.html
+    assert "Open the incident" in rendered.html
+    # Without an incident, or without the dashboard's URL, no incident link.
+    assert "incident?id=" not in render(alert()).text + render(alert()).html
+    bare = render(alert(incident_id=42, dashboard_url=None))
+    assert "incident?id=" not in bare.text + bare.html
+
+
 def test_html_escapes_provider_text() -> None:
     rendered = render(alert(detail="<script>alert('x')</script> & more", hint="use <b>v2</b>"))
     assert "<script>" not in rendered.html
@@ -247,14 +259,22 @@ def test_times_are_shown_in_utc() -> None:
 
 
 def test_facts_and_incident_change_no_word_of_the_email() -> None:
-    """What the event adds for other channels leaves the email as it always was."""
+    """What the event adds for other channels leaves the email as it always was, but for the
+    link to the incident's page."""
     plain = render(alert())
-    richer = alert(
-        facts={"replacement_url": "https://router.huggingface.co"},
-        incident_id=3,
-        incident_opened_at=SINCE - timedelta(hours=1),
+    richer = render(
+        alert(
+            facts={"replacement_url": "https://router.huggingface.co"},
+            incident_id=3,
+            incident_opened_at=SINCE - timedelta(hours=1),
+        )
     )
-    assert render(richer) == plain
+    link = "https://status.example.com/incident?id=3"
+    assert richer.subject == plain.subject
+    assert richer.text.replace(f"Incident: {link}\n", "") == plain.text
+    assert re.sub(
+        r' <a href="[^"]*incident\?id=3"[^>]*>Open the incident</a>', "", richer.html
+    ) == (plain.html)
 
 
 # ---------------------------------------------------------------- the channel

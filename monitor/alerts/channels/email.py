@@ -96,6 +96,14 @@ def dashboard_link(ctx: AlertEvent) -> str | None:
     return f"{base}/target?name={quote(ctx.target, safe='')}"
 
 
+def incident_link(ctx: AlertEvent) -> str | None:
+    """The incident's page (/incident?id=N), when the alert belongs to one and the dashboard's
+    URL is configured."""
+    if not ctx.dashboard_url or ctx.incident_id is None or ctx.reason == "test":
+        return None
+    return f"{ctx.dashboard_url.rstrip('/')}/incident?id={int(ctx.incident_id)}"
+
+
 def _evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
     """Only the facts that exist, in the order someone debugging wants them."""
     rows = [
@@ -122,6 +130,7 @@ def render(ctx: AlertEvent) -> RenderedEmail:
         "opened_at": ctx.incident_opened_at or ctx.since,
         "evidence": _evidence_rows(ctx) if ctx.reason != "test" else [],
         "dashboard_link": dashboard_link(ctx),
+        "incident_link": incident_link(ctx),
     }
     text = _templates.get_template("transition.txt.j2").render(values)
     html = _templates.get_template("transition.html.j2").render(values)
