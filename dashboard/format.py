@@ -251,12 +251,14 @@ def incident_markdown(detail: Mapping[str, Any], now: datetime) -> str:
         "",
     ]
     for t in detail["transitions"]:
+        change = f"{t['from_outcome'] or 'new'} → {t['to_outcome']}"
         status = f" (HTTP {t['http_status']})" if t["http_status"] is not None else ""
+        # The label when it says more than the change ("recovered after 2h 14m").
+        label = "" if t["label"].startswith(change) else f", {_md_line(t['label'])}"
         said = f": {_md_line(t['detail'])}" if t["detail"] else ""
-        lines.append(
-            f"- {iso_utc(t['at'])} — {t['from_outcome'] or 'new'} → {t['to_outcome']}"
-            f"{status}, {_md_line(t['label'])}{said}"
-        )
+        began = t.get("started_at") or t["at"]  # the first probe of the run it confirmed
+        confirmed = f" (confirmed {iso_utc(t['at'])})" if began != t["at"] else ""
+        lines.append(f"- {iso_utc(began)} — {change}{status}{label}{said}{confirmed}")
     if not detail["transitions"]:
         lines.append("- No transitions recorded.")
     lines += ["", "## Alerts sent", ""]

@@ -218,6 +218,7 @@ def _detail(**incident: Any) -> dict[str, Any]:
         "transitions": [
             {
                 "at": opened + timedelta(minutes=5),
+                "started_at": opened,
                 "from_outcome": "ok",
                 "to_outcome": "deprecated",
                 "label": "ok → deprecated (410)",
@@ -258,7 +259,9 @@ def test_the_markdown_summary_is_a_post_mortem_skeleton() -> None:
     assert "- **Started:** 2026-11-22T14:05:03Z" in md
     assert "- **Ended:** 2026-11-22T16:19:03Z" in md
     assert "- **Duration:** 2h 14m" in md
-    assert "- 2026-11-22T14:10:03Z — ok → deprecated (HTTP 410), ok → deprecated (410)" in md
+    assert "- 2026-11-22T14:05:03Z — ok → deprecated (HTTP 410): HTTP 410: gone" in md
+    assert "\\</b\\> (confirmed 2026-11-22T14:10:03Z)\n" in md
+    assert "— deprecated → ok (HTTP 200), recovered after 2h 14m: HTTP 200" in md
     assert "- 2026-11-22T14:10:03Z — email (transition): sent, sent 2026-11-22T14:10:05Z" in md
     # Untrusted words escaped: no emphasis, no HTML; a body cannot close its code block.
     assert "use \\*v2\\* \\<b\\>now\\</b\\>" in md and "<b>" not in md

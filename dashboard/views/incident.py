@@ -101,10 +101,10 @@ def incident() -> None:
         return
     inc = detail["incident"]
     ongoing = inc["closed_at"] is None
-    st.title(f"Incident #{inc['id']}: {inc['target']}")
+    st.title(f"Incident #{inc['id']}: {f.plain(inc['target'])}")  # a name is not Markdown
     st.page_link(
         "views/target.py",
-        label=f"Target {inc['target']}",
+        label=f"Target {f.plain(inc['target'])}",
         icon=":material/monitor_heart:",
         query_params={"name": inc["target"]},
     )
