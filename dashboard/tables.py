@@ -51,7 +51,10 @@ def link_columns(frame: pd.DataFrame) -> dict[str, Any]:
         return {}
     return {
         INCIDENT: st.column_config.LinkColumn(
-            "incident", display_text=r"incident\?id=(\d+)", help="Open the incident's page"
+            "incident",
+            display_text=r"incident\?id=(\d+)",
+            help="Open the incident's page",
+            width="small",
         )
     }
 
