@@ -15,6 +15,8 @@ A load is timed from `page.goto` until the page's content is present:
              beyond, it lists the failing ones only: its table is drawn and the run ended;
   Target     the status band, the latency chart and the probe-log table, and the run ended;
   Incidents  the incident table and the per-outcome chart, and the run ended;
+  Incident   the longest incident's page: its timeline, a table and the Markdown summary, and
+             the run ended;
   Alerts     the delivery-log table, and the run ended.
 "The run ended": Streamlit marks the app root data-test-script-state="notRunning".
 DOM elements are document.querySelectorAll('*').length once the page is complete.
@@ -48,10 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import free_port
 from benchmarks.dashboard_queries import build_plan, config_data, generate
+from monitor.store import reads
+from monitor.store.db import make_engine
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
@@ -75,8 +80,9 @@ MAIN = '[data-testid="stMainBlockContainer"]'
 TABLE = f'{MAIN} [data-testid="stDataFrame"]'
 CHART = f"{MAIN} .js-plotly-plot"
 KIOSK_TABLE = f"{MAIN} .iw-kiosk table"
+MARKDOWN = f'{MAIN} [data-testid="stCode"]'  # the incident's "copy as Markdown" block
 KIOSK_FULL = 102  # dashboard/wall.py: KIOSK_ROWS x KIOSK_COLUMNS
-PAGES = ("Overview", "Kiosk", "Target", "Incidents", "Alerts")
+PAGES = ("Overview", "Kiosk", "Target", "Incidents", "Incident", "Alerts")
 ERROR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 TIMEOUT_MS = 180_000
 
@@ -175,7 +181,12 @@ def load(
         elif page_name == "Kiosk":
             page.wait_for_selector(KIOSK_TABLE, timeout=TIMEOUT_MS)
         else:
-            wanted = {"Target": [CHART, TABLE], "Incidents": [TABLE, CHART], "Alerts": [TABLE]}
+            wanted = {
+                "Target": [CHART, TABLE],
+                "Incidents": [TABLE, CHART],
+                "Incident": [CHART, TABLE, MARKDOWN],
+                "Alerts": [TABLE],
+            }
             for selector in wanted[page_name]:
                 page.wait_for_selector(selector, timeout=TIMEOUT_MS)
         page.wait_for_selector(FINISHED, timeout=TIMEOUT_MS)
@@ -186,6 +197,20 @@ def load(
         return elapsed, elements
     finally:
         context.close()
+
+
+def longest_incident(config: Path) -> int:
+    """The id of the history's longest incident (the Incident page's worst case)."""
+    url = yaml.safe_load(config.read_text())["database"]
+    engine = make_engine(url, readonly=True)
+    try:
+        with Session(engine) as session:
+            rows = reads.incidents(session, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    if not rows:
+        raise SystemExit("the generated history has no incident to time")
+    return max(rows, key=lambda row: row.duration_s).id
 
 
 def time_pages(
@@ -208,6 +233,7 @@ def time_pages(
         "Kiosk": "/?kiosk=1",
         "Target": f"/target?name={target}",
         "Incidents": "/incidents",
+        "Incident": f"/incident?id={longest_incident(config)}",
         "Alerts": "/alerts",
     }
     pages = {k: v for k, v in pages.items() if k in only}
