@@ -53,6 +53,7 @@ PAGES = [
     ("target", "/target?name=gpt2-legacy", ["gpt2-legacy", "deprecated", "router.huggingface.co"]),
     ("incidents", "/incidents", ["Incidents", "deprecated", "token_scope"]),
     ("alerts", "/alerts", ["Alerts", "pending"]),
+    ("incident", "/incident?id=2", ["status-page", "Copy as Markdown", "Recovering probe"]),
 ]
 
 
@@ -223,10 +224,19 @@ def test_100_targets_on_the_overview_and_on_one_wall_screen(
         page.close()
 
 
+CHART, TABLE = ".js-plotly-plot .main-svg", '[data-testid="stDataFrame"] canvas'
+DRAWN = {"target": [CHART, TABLE], "incidents": [TABLE], "incident": [CHART, TABLE]}
+
+
 @pytest.mark.parametrize(
     ("name", "path"),
-    [("target", "/target?name={first}"), ("incidents", "/incidents"), ("alerts", "/alerts")],
-    ids=["target", "incidents", "alerts"],
+    [
+        ("target", "/target?name={first}"),
+        ("incidents", "/incidents"),
+        ("incident", "/incident?id=1"),
+        ("alerts", "/alerts"),
+    ],
+    ids=["target", "incidents", "incident", "alerts"],
 )
 def test_the_other_pages_at_100_targets(
     fleet_url: tuple[str, list[str]], browser: object, name: str, path: str
@@ -245,6 +255,9 @@ def test_the_other_pages_at_100_targets(
             '[data-test-connection-state="CONNECTED"]',
             timeout=30_000,
         )
+        main = '[data-testid="stMainBlockContainer"]'
+        for drawn in DRAWN.get(name, []):  # the screenshot shows the page, not placeholders
+            page.wait_for_selector(f"{main} {drawn}", state="visible", timeout=30_000)
         page.wait_for_timeout(500)  # charts settle after the run
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / f"dashboard-{name}-100-targets.png"
