@@ -233,6 +233,21 @@ def test_only_what_the_probe_sends_reaches_the_server(provider: FakeProvider) ->
     assert provider.requests[-1].body == b"hi"
 
 
+def test_a_cookie_from_one_probe_is_never_sent_with_the_next(provider: FakeProvider) -> None:
+    provider.route("/x", Reply(200, "ok", headers={"set-cookie": "session=abc; Path=/"}))
+    spec = RequestSpec("GET", f"{provider.url}/x")
+
+    async def twice() -> None:
+        async with Prober() as prober:
+            await prober.probe(spec, 5)
+            await prober.probe(spec, 5)
+
+    run(twice())
+
+    assert len(provider.requests) == 2
+    assert [r.headers.get("cookie") for r in provider.requests] == [None, None]
+
+
 def test_a_dropped_connection_is_recorded_not_retried() -> None:
     requests: list[bytes] = []
 

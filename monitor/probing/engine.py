@@ -15,6 +15,8 @@ import socket
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import aiohttp
 import certifi
@@ -46,6 +48,18 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: a `Set-Cookie` in one probe's answer must not be sent
+    with later probes of the same host (a session cookie could turn a broken endpoint into a
+    working one, or the reverse)."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+
 class Prober:
     """Runs probes through one shared client; use as an async context manager."""
 
@@ -64,6 +78,7 @@ class Prober:
         if transport is None:  # its aiohttp session opens on first use, in the running loop
             transport = aiohttp_transport(ssl_context or default_ssl_context(), concurrency)
         self._client = httpx.AsyncClient(
+            cookies=_NoCookies(),  # each probe stands alone: no cookie from one reaches the next
             max_redirects=max_redirects,
             headers={"accept-encoding": ACCEPT_ENCODING},  # only what we decode within a cap
             transport=transport,
