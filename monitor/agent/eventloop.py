@@ -1,12 +1,17 @@
 """The event loop the monitor runs on: uvloop where it is installed, else asyncio's own.
 
 uvloop's loop costs about 15% less CPU per probe than asyncio's (benchmarks/probe_engine.py)
-and behaves the same for everything inferwatch uses (timeouts, signals, threads).
+and behaves the same for everything inferwatch uses (timeouts, signals, threads), but for one
+thing: its `sock_connect` looks the address up again with `getaddrinfo`, which for an address
+given as an IP (what aiohttp hands it after resolving) still goes through a worker thread and
+back, once per probe. Our loop answers an IP address itself, as asyncio's does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -21,10 +26,49 @@ def loop_name() -> str:
     return "uvloop"
 
 
+def numeric_address(
+    host: Any, port: Any, family: int, type_: int, proto: int
+) -> list[tuple[Any, ...]] | None:
+    """getaddrinfo's answer for an IP address, without asking the resolver; None for a name."""
+    if not isinstance(host, str) or not isinstance(port, int | None):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    found = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    if family not in (0, found):
+        return None
+    sockaddr = (str(address), port or 0) + ((0, 0) if found == socket.AF_INET6 else ())
+    kind = type_ or socket.SOCK_STREAM
+    protocol = proto or (socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP)
+    return [(found, kind, protocol, "", sockaddr)]
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on the fastest loop available."""
     try:
         import uvloop
     except ImportError:
         return asyncio.run(main)
-    return uvloop.run(main)
+
+    class Loop(uvloop.Loop):
+        async def getaddrinfo(
+            self,
+            host: Any,
+            port: Any,
+            *,
+            family: int = 0,
+            type: int = 0,
+            proto: int = 0,
+            flags: int = 0,
+        ) -> list[tuple[Any, ...]]:
+            known = numeric_address(host, port, family, type, proto)
+            if known is not None:
+                return known
+            return await super().getaddrinfo(
+                host, port, family=family, type=type, proto=proto, flags=flags
+            )
+
+    with asyncio.Runner(loop_factory=Loop) as runner:
+        return runner.run(main)
