@@ -143,16 +143,20 @@ def test_no_alert_is_lost_or_doubled_across_kill_9(
     assert set(arrivals) == stored  # nothing arrived that the outbox does not know
     # SMTP cannot be exactly-once: a kill after the server has the whole message and before
     # our COMMIT (right after its 250) doubles it; the retry carries the same Message-ID.
-    # That window is milliseconds, so a copy is forgiven only when a kill followed the first
-    # one within UNAVOIDABLE seconds. The old code (recording 'sent' in a transaction that
-    # waited behind the writer's batch) doubled 6 to 7 alerts per 20 kills.
+    # That window is milliseconds, so a copy is forgiven only when a kill came within
+    # UNAVOIDABLE seconds of the first one. Either side of it: both times are taken in this
+    # process, by the inbox's thread and by this one, and on a loaded machine either can lag.
+    # The old code (recording 'sent' in a transaction that waited behind the writer's batch)
+    # doubled 6 to 7 alerts per 20 kills.
     doubled = {mid: times for mid, times in arrivals.items() if len(times) > 1}
-    unexplained = {
-        mid: times
-        for mid, times in doubled.items()
-        if not any(0 <= kill - times[0] < UNAVOIDABLE for kill in kills)
+    nearest = {
+        mid: min((kill - times[0] for kill in kills), key=abs) for mid, times in doubled.items()
     }
-    assert not unexplained, f"{len(unexplained)} of {len(stored)} alerts doubled: {unexplained}"
+    unexplained = {mid: offset for mid, offset in nearest.items() if abs(offset) >= UNAVOIDABLE}
+    assert not unexplained, (
+        f"{len(unexplained)} of {len(stored)} alerts doubled with no kill near their first copy "
+        f"(nearest kill, seconds after it): {unexplained}"
+    )
     assert len(doubled) <= 1, f"{len(doubled)} of {len(stored)} alerts doubled in {KILLS} kills"
 
 
