@@ -10,7 +10,6 @@ back, once per probe. Our loop answers an IP address itself, as asyncio's does.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -27,22 +26,16 @@ def loop_name() -> str:
 
 
 def numeric_address(
-    host: Any, port: Any, family: int, type_: int, proto: int
+    host: Any, port: Any, family: int, type_: int, proto: int, flags: int = 0
 ) -> list[tuple[Any, ...]] | None:
-    """getaddrinfo's answer for an IP address, without asking the resolver; None for a name."""
+    """getaddrinfo's answer for an IP address, which needs no resolver (AI_NUMERICHOST never
+    looks anything up, so it cannot block); None for a name or a service name."""
     if not isinstance(host, str) or not isinstance(port, int | None):
         return None
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+        return socket.getaddrinfo(host, port, family, type_, proto, flags | socket.AI_NUMERICHOST)
+    except socket.gaierror:
         return None
-    found = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    if family not in (0, found):
-        return None
-    sockaddr = (str(address), port or 0) + ((0, 0) if found == socket.AF_INET6 else ())
-    kind = type_ or socket.SOCK_STREAM
-    protocol = proto or (socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP)
-    return [(found, kind, protocol, "", sockaddr)]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -63,7 +56,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
             proto: int = 0,
             flags: int = 0,
         ) -> list[tuple[Any, ...]]:
-            known = numeric_address(host, port, family, type, proto)
+            known = numeric_address(host, port, family, type, proto, flags)
             if known is not None:
                 return known
             return await super().getaddrinfo(

@@ -7,7 +7,7 @@ The first probes run right away, spread over the first second; the bounded probe
 even that burst to `concurrency` sockets.
 
 APScheduler runs one job, the tick, every TICK seconds; each tick places the probes whose
-slots fall before the next tick on the event loop at their exact times (`loop.call_at`).
+slots fall before the next tick on the event loop at their exact times (`loop.call_later`).
 One APScheduler job per target cost its per-run work (trigger maths, job store, events)
 once per probe: 17% of the monitor's CPU at 200 probes/s; now it is paid once a tick.
 """
@@ -159,9 +159,6 @@ class Slots:
         self._generation.pop(name, None)
         self._intervals.pop(name, None)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._generation
-
     def in_flight(self) -> set[asyncio.Task[None]]:
         """The probes started and not yet finished."""
         return set(self._running.values())
@@ -202,7 +199,8 @@ class Slots:
     def _start(self, when: float, generation: int, name: str) -> None:
         if self._stopped or self._generation.get(name) != generation:
             return
-        early = when - time.time()
+        now = time.time()
+        early = when - now
         if early > 0:
             # uvloop's timers count whole milliseconds from a cached clock, so they can fire
             # up to a millisecond early; and a delay under half a millisecond rounds to none,
@@ -213,7 +211,7 @@ class Slots:
         if name in self._running:
             log.warning("skipped a probe of %s: the previous one is still running", name)
             return
-        self.lags.append(time.time() - when)
+        self.lags.append(now - when)
         task = asyncio.get_running_loop().create_task(self._probe(name), name=f"probe {name}")
         self._running[name] = task
         task.add_done_callback(lambda done: self._finished(name, done))

@@ -229,14 +229,12 @@ class Writer:
     ) -> dict[RollupKey, Rollup]:
         """Merge the batch into the rollups of its buckets and write them; the merged ones."""
         missing = [key for key in partials if key not in self._rollups]
-        known = (
-            {**writes.load_rollups(conn, missing), **self._rollups} if missing else self._rollups
-        )
+        loaded = writes.load_rollups(conn, missing) if missing else {}
         # Merged into fresh copies: the kept ones change only once the batch is committed.
-        merged = {
-            key: Rollup().merge(known[key]).merge(part) if key in known else part
-            for key, part in partials.items()
-        }
+        merged = {}
+        for key, part in partials.items():
+            stored = self._rollups.get(key) or loaded.get(key)
+            merged[key] = Rollup().merge(stored).merge(part) if stored else part
         writes.save_rollups(conn, merged)
         return merged
 

@@ -521,6 +521,23 @@ INCIDENT_ALERT_COLUMNS = (
 )
 
 
+def _incident_row(
+    record: IncidentRecord, target: str, now: datetime, alerts: list[dict[str, Any]] | None = None
+) -> IncidentRow:
+    """An incident as the pages show it; an open one lasts until `now`."""
+    return IncidentRow(
+        id=record.id,
+        target=target,
+        opened_at=record.opened_at,
+        closed_at=record.closed_at,
+        duration_s=((record.closed_at or now) - record.opened_at).total_seconds(),
+        outcomes=list(record.outcomes),
+        first_outcome=record.first_outcome,
+        last_outcome=record.last_outcome,
+        alerts=alerts or [],
+    )
+
+
 def incidents(
     session: Session,
     start: datetime | None = None,
@@ -560,20 +577,7 @@ def incidents(
                 by_incident[a.incident_id].append(
                     {c: getattr(a, c) for c in INCIDENT_ALERT_COLUMNS if c != "incident_id"}
                 )
-    return [
-        IncidentRow(
-            id=i.id,
-            target=name,
-            opened_at=i.opened_at,
-            closed_at=i.closed_at,
-            duration_s=((i.closed_at or now) - i.opened_at).total_seconds(),
-            outcomes=list(i.outcomes),
-            first_outcome=i.first_outcome,
-            last_outcome=i.last_outcome,
-            alerts=by_incident.get(i.id, []),
-        )
-        for i, name in found
-    ]
+    return [_incident_row(i, name, now, by_incident.get(i.id, [])) for i, name in found]
 
 
 @dataclass(frozen=True)
@@ -940,16 +944,7 @@ def incident_detail(
     )
     points = [ProbePoint(*row) for row in rows]
     return IncidentDetail(
-        incident=IncidentRow(
-            id=record.id,
-            target=name,
-            opened_at=record.opened_at,
-            closed_at=record.closed_at,
-            duration_s=((record.closed_at or now) - record.opened_at).total_seconds(),
-            outcomes=list(record.outcomes),
-            first_outcome=record.first_outcome,
-            last_outcome=record.last_outcome,
-        ),
+        incident=_incident_row(record, name, now),
         transitions=changes,
         alerts=sent,
         points=bucket_points(points),
