@@ -172,7 +172,7 @@ def test_a_database_in_a_missing_folder_is_refused_not_created(tmp_path: Path) -
     for command in ("probe", "prune", "test-alert"):
         result = CliRunner().invoke(app, [command, "-c", str(cfg)])
         assert result.exit_code in (1, 2), (command, result.output)
-        if command != "test-alert":  # that one first says there is no alerts.email to test
+        if command != "test-alert":  # that one first says there is no channel to test
             assert "typo" in result.stderr and "does not exist" in result.stderr
             assert str(cfg) in result.stderr
     assert not (tmp_path / "typo").exists()

@@ -507,7 +507,9 @@ def test_unknown_top_level_key_is_rejected_with_did_you_mean() -> None:
     assert problem.field == "databse"
     assert problem.target is None
     assert "unknown field (did you mean 'database'?)" in problem.message
-    assert "allowed: database, defaults, concurrency, alerts, retention, targets" in problem.message
+    assert "allowed: database, defaults, concurrency, alerts, retention, metrics, targets" in (
+        problem.message
+    )
 
 
 def test_a_misspelled_targets_key_is_reported() -> None:
@@ -1373,3 +1375,71 @@ def test_an_impossible_expected_status_is_rejected() -> None:
     )
     assert problems and all(p.field.startswith("expect.status") for p in problems)
     assert any("less than or equal to 599" in p.message for p in problems)
+
+
+# ---------------------------------------------------------------- alert channels
+
+CHANNELS_TOP = (
+    "alerts:\n"
+    "  webhook: {url: 'https://hooks.example.com/iw?key=${HOOK_KEY}', secret_env: SIGN_KEY}\n"
+    "  slack: {webhook_url_env: SLACK_URL}\n"
+    "  apprise: {urls_env: APPRISE_URLS}\n"
+)
+CHANNEL_ENV = {
+    "HOOK_KEY": "k-123",
+    "SIGN_KEY": "s3cret-sign",
+    "SLACK_URL": "https://hooks.slack.com/services/T0/B0/XXXX",
+    "APPRISE_URLS": "ntfy://ntfy.example/topic-secret  discord://111/tok-222",
+}
+
+
+def test_every_configured_channel_is_a_route_unless_a_target_narrows_them() -> None:
+    text = targets_yaml(
+        "{name: a, kind: http, url: 'https://e.com'}",
+        "{name: b, kind: http, url: 'https://e.com', channels: [slack]}",
+        top=CHANNELS_TOP,
+    )
+    config = parse_config(text, env=CHANNEL_ENV)
+
+    assert config.alerts.channels == ("webhook", "slack", "apprise")
+    assert [r.channel for r in config.routes_of(config.target("a"))] == [
+        "webhook",
+        "slack",
+        "apprise",
+    ]
+    assert [r.channel for r in config.routes_of(config.target("b"))] == ["slack"]
+    # Where a URL-addressed channel sends is a secret: its route names no recipient.
+    assert all(r.recipients == () for r in config.routes_of(config.target("a")))
+
+
+def test_channel_urls_and_keys_are_secrets() -> None:
+    config = parse_config(
+        targets_yaml("{name: a, kind: http, url: 'https://e.com'}", top=CHANNELS_TOP),
+        env=CHANNEL_ENV,
+    )
+    assert {
+        "https://hooks.example.com/iw?key=k-123",
+        "s3cret-sign",
+        "https://hooks.slack.com/services/T0/B0/XXXX",
+        "ntfy://ntfy.example/topic-secret",
+        "discord://111/tok-222",
+    } <= config.secrets
+
+
+def test_a_target_naming_an_unconfigured_channel_is_refused_with_its_line() -> None:
+    text = targets_yaml(
+        "{name: a, kind: http, url: 'https://e.com'}",
+        "{name: b, kind: http, url: 'https://e.com', channels: [email, slack]}",
+        top="alerts:\n  slack: {webhook_url_env: SLACK_URL}\n",
+    )
+    (problem,) = problems_of(text)
+    assert (problem.target, problem.field, problem.line) == ("b", "channels", 5)
+    assert "email is not configured under alerts:" in problem.message
+    assert "configured: slack" in problem.message
+
+
+def test_an_unknown_channel_name_is_refused() -> None:
+    text = targets_yaml("{name: a, kind: http, url: 'https://e.com', channels: [pager]}")
+    (problem,) = problems_of(text)
+    assert problem.target == "a" and problem.field is not None
+    assert problem.field.startswith("channels")

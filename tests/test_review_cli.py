@@ -116,7 +116,8 @@ def test_test_alert_reports_a_refusal(tmp_path: Path, inbox: Inbox) -> None:
 def test_test_alert_without_email_settings_is_a_usage_error(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.yaml", [{"name": "a", "kind": "http", "url": "http://a/"}])
     result = runner.invoke(app, ["test-alert", "-c", str(cfg)])
-    assert result.exit_code == 2 and "no alerts.email" in result.stderr
+    assert result.exit_code == 2 and "no alert channel to test" in result.stderr
+    assert "alerts.webhook" in result.stderr  # it says what could be configured
 
 
 @pytest.mark.parametrize("command", ["transitions", "incidents", "alerts"])

@@ -35,11 +35,13 @@ def test_event(config: Config, now: datetime) -> AlertEvent:
     )
 
 
-def queue_test_alert(engine: Engine, config: Config) -> int:
-    """Put a test alert in the outbox (reason 'test', no target); return its id."""
-    assert config.alerts.email is not None
+def queue_test_alert(engine: Engine, config: Config, channel: str) -> int:
+    """Put a test alert for one configured channel in the outbox (reason 'test', no target);
+    return its id."""
     now = datetime.now(UTC)
-    alert = writes.NewAlert(test_event(config, now), "email", config.alerts.email.recipients)
+    email = config.alerts.email
+    recipients = email.recipients if channel == "email" and email else []
+    alert = writes.NewAlert(test_event(config, now), channel, tuple(recipients))
     with engine.begin() as conn:
         (alert_id,) = writes.enqueue_alerts(conn, [alert], now)
     return alert_id

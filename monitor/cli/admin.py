@@ -22,31 +22,58 @@ from monitor.store.prune import cutoffs
 from monitor.store.prune import prune as prune_database
 
 
-def test_alert(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
-    """Send a test email through the configured server, and record it in the delivery log.
+def test_alert(
+    config: ConfigOption = Path(DEFAULT_CONFIG_FILE),
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            "--channel",
+            help="Test only this channel (email, webhook, slack or apprise); default: every "
+            "configured one.",
+        ),
+    ] = None,
+) -> None:
+    """Send a test alert through each configured channel (or the one named), and record each
+    attempt in the delivery log.
 
-    Exit 0 when the server accepted it, 1 when it did not (the error says why).
+    Exit 0 when every channel accepted it, 1 when one did not (the error says why), 2 when
+    there is nothing to test.
     """
     from monitor.alerts.outbox import Sender  # lazy: see the module docstring
     from monitor.alerts.test import queue_test_alert
 
     cfg = load_or_exit(config)
-    if cfg.alerts.email is None:
-        err.print(f"[bold red]error:[/] {escape(cfg.source)}: no alerts.email section to test")
+    configured = cfg.alerts.channels
+    if channel is not None and channel not in configured:
+        have = ", ".join(configured) or "none"
+        err.print(
+            f"[bold red]error:[/] {escape(cfg.source)}: no alerts.{escape(channel)} section "
+            f"to test (configured: {escape(have)})"
+        )
+        raise typer.Exit(2)
+    if not configured:
+        err.print(
+            f"[bold red]error:[/] {escape(cfg.source)}: no alert channel to test; add "
+            "alerts.email, alerts.webhook, alerts.slack or alerts.apprise"
+        )
         raise typer.Exit(2)
     setup_logging(cfg)
     engine = open_or_exit(cfg)
-    alert_id = queue_test_alert(engine, cfg)
     sender = Sender(engine, cfg, os.environ)
-    if sender.deliver(alert_id):
-        out.print(
-            f"[green]✓[/] test alert sent to {escape(', '.join(cfg.alerts.email.recipients))}"
-        )
-        return
-    with Session(engine) as s:
-        error = reads.alert_error(s, alert_id)
-    err.print(f"[bold red]error:[/] the test alert was not sent: {escape(error)}")
-    raise typer.Exit(1)
+    failed = False
+    for name in (channel,) if channel else configured:
+        alert_id = queue_test_alert(engine, cfg, name)
+        if sender.deliver(alert_id):
+            where = cfg.alerts.email.recipients if name == "email" and cfg.alerts.email else []
+            to = f" to {escape(', '.join(where))}" if where else ""
+            out.print(f"[green]✓[/] {name}: test alert sent{to}")
+            continue
+        with Session(engine) as s:
+            error = reads.alert_error(s, alert_id)
+        err.print(f"[bold red]error:[/] {name}: the test alert was not sent: {escape(error)}")
+        failed = True
+    if failed:
+        raise typer.Exit(1)
 
 
 def prune(

@@ -516,6 +516,11 @@ def parse_config(
                 Problem(file, msg, target=name, field=fld, line=line)
                 for fld, msg in target.config_errors()
             ]
+            if config is not None:
+                problems += [
+                    Problem(file, msg, target=name, field="channels", line=line)
+                    for msg in _unconfigured_channels(target, config)
+                ]
             targets.append(target)
 
     if problems or config is None:
@@ -528,9 +533,39 @@ def parse_config(
     config._source = file
     password = make_url(config.database).password
     config._secrets = frozenset(
-        interp.secrets | _token_values(targets, env) | ({str(password)} if password else set())
+        interp.secrets
+        | _token_values(targets, env)
+        | _channel_secrets(config, env)
+        | ({str(password)} if password else set())
     )
     return config
+
+
+def _unconfigured_channels(target: Any, config: Config) -> list[str]:
+    missing = [c for c in target.channels or () if c not in config.alerts.channels]
+    if not missing:
+        return []
+    have = ", ".join(config.alerts.channels) or "none"
+    return [
+        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not configured under "
+        f"alerts: (configured: {have})"
+    ]
+
+
+def _channel_secrets(config: Config, env: Mapping[str, str]) -> set[str]:
+    """Where alerts go is a credential too: a webhook URL, its signing key, Slack's hook URL
+    and every Apprise URL (they carry tokens in their paths)."""
+    alerts = config.alerts
+    values = set()
+    if alerts.webhook is not None:
+        values.add(alerts.webhook.url)
+        if alerts.webhook.secret_env:
+            values.add(env.get(alerts.webhook.secret_env, ""))
+    if alerts.slack is not None:
+        values.add(env.get(alerts.slack.webhook_url_env, "").strip())
+    if alerts.apprise is not None:
+        values.update(env.get(alerts.apprise.urls_env, "").split())
+    return {v for v in values if v}
 
 
 def _duplicate_names(raw_targets: list[Any], file: str, lines: dict[int, int]) -> list[Problem]:

@@ -52,6 +52,33 @@ class EmailSettings(StrictModel):
         return self
 
 
+class WebhookSettings(StrictModel):
+    url: str = Field(
+        pattern=r"^https?://\S+$",
+        description="where each alert is POSTed as JSON (${VAR} allowed; kept secret)",
+    )
+    secret_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME,
+        description="NAME of the variable whose value signs each body (HMAC-SHA256)",
+    )
+    timeout: Duration = Field(default=10.0, description="limit for one POST")
+
+
+class SlackSettings(StrictModel):
+    webhook_url_env: str = Field(
+        pattern=ENV_NAME, description="NAME of the variable holding the incoming-webhook URL"
+    )
+    timeout: Duration = Field(default=10.0, description="limit for one POST")
+
+
+class AppriseSettings(StrictModel):
+    urls_env: str = Field(
+        pattern=ENV_NAME,
+        description="NAME of the variable holding space-separated Apprise URLs",
+    )
+
+
 class AlertSettings(StrictModel):
     dashboard_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$", description="base URL for links in alerts"
@@ -60,11 +87,30 @@ class AlertSettings(StrictModel):
         default=None, description="re-send while an incident stays open (off by default)"
     )
     email: EmailSettings | None = None
+    webhook: WebhookSettings | None = None
+    slack: SlackSettings | None = None
+    apprise: AppriseSettings | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The configured channels' names, in a fixed order."""
+        return tuple(name for name in CHANNEL_NAMES if getattr(self, name) is not None)
 
     @field_validator("remind_every", mode="before")
     @classmethod
     def _off(cls, value: Any) -> Any:
         return None if value in (False, "off", "never", None) else value
+
+
+# Every channel a config can name (a module each in monitor/alerts/channels/).
+CHANNEL_NAMES = ("email", "webhook", "slack", "apprise")
+
+
+class MetricsSettings(StrictModel):
+    listen: str = Field(
+        pattern=r"^[^\s:]*:\d{1,5}$",
+        description="host:port for /metrics and /badge/ (e.g. 127.0.0.1:9464)",
+    )
 
 
 class RetentionSettings(StrictModel):
@@ -82,6 +128,7 @@ class Config(StrictModel):
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    metrics: MetricsSettings | None = None
     targets: list[Target] = Field(default_factory=list)  # each validated by parse_target
 
     # Set by `parse_config`; never read from YAML.
@@ -125,10 +172,18 @@ class Config(StrictModel):
     def routes_of(self, target: TargetBase) -> tuple[Route, ...]:
         """The channels a target's alerts go to, with their recipients (a new channel adds
         its route here; the writer and the outbox stay as they are)."""
-        recipients = self.recipients_of(target)
-        if self.alerts.email is None or not recipients:
-            return ()
-        return (Route("email", tuple(recipients)),)
+        routes = []
+        for name in self.alerts.channels:
+            if target.channels is not None and name not in target.channels:
+                continue
+            if name == "email":
+                recipients = self.recipients_of(target)
+                if recipients:
+                    routes.append(Route("email", tuple(recipients)))
+            else:
+                # A URL is a secret: the delivery log names the channel, not where it went.
+                routes.append(Route(name, ()))
+        return tuple(routes)
 
     def recipients_of(self, target: TargetBase) -> list[str]:
         email = self.alerts.email

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
 from pydantic import AfterValidator, Field
@@ -62,6 +62,9 @@ class TargetBase(StrictModel):
     contract_threshold: int | None = Field(default=None, ge=1, le=100)
     recipients: list[str] | None = Field(
         default=None, description="alert recipients for this target instead of alerts.email's"
+    )
+    channels: list[Literal["email", "webhook", "slack", "apprise"]] | None = Field(
+        default=None, description="the alert channels this target uses (default: all configured)"
     )
 
     kind: str
