@@ -151,14 +151,28 @@ def test_streamlit_runs_headless_on_loopback_without_the_configs_secrets() -> No
                 "recipients": ["c@d"],
                 "username_env": "SMTP_USER",
                 "password_env": "SMTP_PASSWORD",
-            }
+            },
+            "webhook": {"url": "https://hooks.example.com/x", "secret_env": "SIGN_KEY"},
+            "slack": {"webhook_url_env": "SLACK_URL"},
+            "apprise": {"urls_env": "APPRISE_URLS"},
         },
     )
-    env = {"HF_TOKEN": "hf_x", "SMTP_USER": "u", "SMTP_PASSWORD": "p", "PATH": "/bin"}
+    env = {
+        "HF_TOKEN": "hf_x",
+        "SMTP_USER": "u",
+        "SMTP_PASSWORD": "p",
+        "SIGN_KEY": "k",
+        "SLACK_URL": "https://hooks.slack.com/services/T/B/X",
+        "APPRISE_URLS": "ntfy://t",
+        "PATH": "/bin",
+    }
     assert without_secrets(env, config) == {
         "HF_TOKEN": "",
         "SMTP_USER": "",
         "SMTP_PASSWORD": "",
+        "SIGN_KEY": "",
+        "SLACK_URL": "",
+        "APPRISE_URLS": "",
         "PATH": "/bin",
     }
 

@@ -272,7 +272,13 @@ def without_secrets(env: Mapping[str, str], config: Any) -> dict[str, str]:
     removed, so a `${VAR}` naming one still interpolates and the app's config still loads.
     """
     names = {t.token_env for t in config.targets if t.token_env}
-    email = config.alerts.email
-    if email is not None:
-        names |= {email.username_env, email.password_env} - {None}
+    alerts = config.alerts
+    if alerts.email is not None:
+        names |= {alerts.email.username_env, alerts.email.password_env} - {None}
+    if alerts.webhook is not None and alerts.webhook.secret_env:
+        names.add(alerts.webhook.secret_env)
+    if alerts.slack is not None:
+        names.add(alerts.slack.webhook_url_env)
+    if alerts.apprise is not None:
+        names.add(alerts.apprise.urls_env)
     return {k: "" if k in names else v for k, v in env.items()}
