@@ -23,7 +23,7 @@ from streamlit.testing.v1.element_tree import Block
 
 from dashboard import charts, data, tables, wall, widgets
 from dashboard import format as f
-from monitor.alerts.channels import email
+from monitor.alerts.channels import common
 from monitor.demo.seed import SEED_TARGETS, seed
 from monitor.domain.evidence import CLASS_COLOUR
 from monitor.domain.history import state_class
@@ -808,7 +808,7 @@ BUCKETS = [
 
 
 def test_one_palette_for_emails_and_dashboard() -> None:
-    assert email.CLASS_COLOUR is CLASS_COLOUR
+    assert common.CLASS_COLOUR is CLASS_COLOUR
     assert [CLASS_COLOUR[c] for c in ("ok", "transient", "contract", "no_data")] == [
         GREEN,
         AMBER,

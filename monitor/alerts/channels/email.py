@@ -17,11 +17,18 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from monitor.alerts.channels.base import DeliveryError, Guard, Outgoing
+from monitor.alerts.channels.common import (
+    dashboard_link,
+    evidence_rows,
+    incident_link,
+    latency_text,
+    outcome_colour,
+    utc_time,
+)
 from monitor.config.model import Config, EmailSettings
 from monitor.domain.alert_event import (
     AlertEvent,
@@ -31,12 +38,7 @@ from monitor.domain.alert_event import (
     subject_for,
     transition_summary,
 )
-from monitor.domain.evidence import CLASS_COLOUR, outcome_class
 from monitor.domain.text import one_line
-
-# CLASS_COLOUR (monitor.domain.evidence) is the hex version of report.CLASS_STYLE: email
-# clients need inline colours, not terminal styles; the dashboard uses the same palette.
-NEUTRAL_COLOUR = "#57606a"  # test alerts and unknown states: no verdict to colour
 
 
 @dataclass(frozen=True)
@@ -67,54 +69,7 @@ _templates = Environment(
 )
 
 
-def utc_time(moment: datetime) -> str:
-    """ISO-like and unambiguous for readers in any timezone: '2026-11-22 14:05:03 UTC'."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # the store keeps naive UTC times
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def latency_text(ms: float | None) -> str:
-    if ms is None:
-        return "–"
-    return f"{ms / 1000:.1f} s" if ms >= 10_000 else f"{ms:.0f} ms"
-
-
-def outcome_colour(outcome: str | None) -> str:
-    return NEUTRAL_COLOUR if not outcome else CLASS_COLOUR[outcome_class(outcome)]
-
-
 _templates.filters.update(utc=utc_time, latency=latency_text, colour=outcome_colour)
-
-
-def dashboard_link(ctx: AlertEvent) -> str | None:
-    if not ctx.dashboard_url:
-        return None
-    base = ctx.dashboard_url.rstrip("/")
-    if ctx.reason == "test" or not ctx.target:
-        return base  # a test alert is about no real target
-    return f"{base}/target?name={quote(ctx.target, safe='')}"
-
-
-def incident_link(ctx: AlertEvent) -> str | None:
-    """The incident's page (/incident?id=N), when the alert belongs to one and the dashboard's
-    URL is configured."""
-    if not ctx.dashboard_url or ctx.incident_id is None or ctx.reason == "test":
-        return None
-    return f"{ctx.dashboard_url.rstrip('/')}/incident?id={int(ctx.incident_id)}"
-
-
-def _evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
-    """Only the facts that exist, in the order someone debugging wants them."""
-    rows = [
-        ("HTTP status", str(ctx.http_status) if ctx.http_status is not None else ""),
-        ("Provider said", ctx.detail),
-        ("Request id", ctx.request_id or ""),
-        ("Provider", ctx.provider or ""),
-        ("Latency", latency_text(ctx.latency_ms) if ctx.latency_ms is not None else ""),
-        ("URL", ctx.url),
-    ]
-    return [(name, value) for name, value in rows if value]
 
 
 def render(ctx: AlertEvent) -> RenderedEmail:
@@ -128,7 +83,7 @@ def render(ctx: AlertEvent) -> RenderedEmail:
         "confirmed_after": span_between(ctx.since, ctx.at),
         "open_for": open_span(ctx),
         "opened_at": ctx.incident_opened_at or ctx.since,
-        "evidence": _evidence_rows(ctx) if ctx.reason != "test" else [],
+        "evidence": evidence_rows(ctx),
         "dashboard_link": dashboard_link(ctx),
         "incident_link": incident_link(ctx),
     }
