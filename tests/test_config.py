@@ -507,8 +507,9 @@ def test_unknown_top_level_key_is_rejected_with_did_you_mean() -> None:
     assert problem.field == "databse"
     assert problem.target is None
     assert "unknown field (did you mean 'database'?)" in problem.message
-    assert "allowed: database, defaults, concurrency, alerts, retention, metrics, targets" in (
-        problem.message
+    assert (
+        "allowed: database, defaults, concurrency, alerts, retention, metrics, maintenance, targets"
+        in (problem.message)
     )
 
 

@@ -30,6 +30,7 @@ from monitor.domain.decide import (
     reminder_due,
 )
 from monitor.domain.evidence import ProbeResult
+from monitor.domain.maintenance import Quiet, Silence, quiet_at
 from monitor.domain.rollups import HOUR, Rollup, fold
 from monitor.domain.sampling import LastStored, after, keeps_evidence
 from monitor.domain.states import Rules, TargetState
@@ -85,6 +86,7 @@ class Writer:
     def config(self, config: Config) -> None:
         self._config = config
         alerting = config.alerts
+        self._windows = config.windows
         self._setup = {
             t.name: _Setup(
                 t, config.rules_of(t), Alerting(config.routes_of(t), alerting.dashboard_url)
@@ -201,17 +203,19 @@ class Writer:
                 ids.update(self._sync(conn))
             known = [r for r in results if r.target in ids]  # else: removed from the config
             stored, evidence = self._sample(known)
+            quiet = self._quiet(conn, known)
+            hushed = [q is not None for q in quiet]
             # Written first: an alert lists the target's latest probes, these included.
-            probe_ids = writes.insert_probes(conn, known, ids, evidence)
+            probe_ids = writes.insert_probes(conn, known, ids, evidence, hushed)
             open_now = self._open if self._open is not None else writes.open_incidents(conn)
             batch = _Batch(conn, now, open_now)
-            for result, probe_id in zip(known, probe_ids, strict=True):
+            for result, probe_id, why in zip(known, probe_ids, quiet, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
-                self._fold(batch, result, probe_id, ids)
+                self._fold(batch, result, probe_id, ids, why)
             writes.save_states(
                 conn, {ids[name]: state.to_dict() for name, state in batch.states.items()}, now
             )
-            rollups = self._roll_up(conn, _partials(known, ids))
+            rollups = self._roll_up(conn, _partials(known, ids, hushed))
             self._reminders(batch, ids)
             writes.enqueue_alerts(conn, batch.alerts, now)
             writes.mark_alerted(conn, batch.alerted, now)
@@ -260,7 +264,29 @@ class Writer:
             stored[result.target] = after(result, last, kept)
         return stored, evidence
 
-    def _fold(self, batch: _Batch, result: ProbeResult, probe_id: int, ids: dict[str, int]) -> None:
+    def _quiet(self, conn: Connection, results: Sequence[ProbeResult]) -> list[Quiet | None]:
+        """Per result, the maintenance window or silence it was taken in, if any. Silences are
+        read once per batch (an indexed query), so one added by the CLI counts at once."""
+        if not results:
+            return []
+        silences: list[Silence] = writes.silences_since(conn, min(r.checked_at for r in results))
+        if not silences and not self._windows:
+            return [None] * len(results)
+        quiet = []
+        for r in results:
+            setup = self._setup.get(r.target)
+            tags = setup.target.tags if setup is not None else ()
+            quiet.append(quiet_at(r.target, tags, r.checked_at, self._windows, silences))
+        return quiet
+
+    def _fold(
+        self,
+        batch: _Batch,
+        result: ProbeResult,
+        probe_id: int,
+        ids: dict[str, int],
+        quiet: Quiet | None = None,
+    ) -> None:
         """Decide what one result does and write it."""
         setup = self._setup.get(result.target)
         if setup is None:
@@ -268,9 +294,11 @@ class Writer:
         name, target_id = result.target, ids[result.target]
         state = batch.states.get(name) or self.states.get(name, TargetState())
         incident = batch.open_of(target_id)
-        decision = decide(result, setup.target.kind, state, incident, setup.rules, setup.alerting)
+        decision = decide(
+            result, setup.target.kind, state, incident, setup.rules, setup.alerting, quiet
+        )
         batch.states[name] = decision.state
-        if decision.transition is not None or decision.notice is not None:
+        if decision.transition is not None or decision.notice is not None or decision.alerts:
             self._record(batch, name, target_id, probe_id, decision, incident, result.detail)
 
     def _record(
@@ -336,9 +364,12 @@ class Writer:
         for incident in sorted(batch.open.values(), key=lambda i: i.id):
             if not reminder_due(incident.last_alert_at, batch.now, every):
                 continue
-            setup = self._setup.get(names.get(incident.target_id, ""))
+            name = names.get(incident.target_id, "")
+            setup = self._setup.get(name)
             if setup is None or not setup.alerting.routes:
                 continue  # no longer configured, or nobody to tell
+            if (batch.states.get(name) or self.states.get(name, TargetState())).quiet:
+                continue  # in maintenance: its end tells, if anything changed
             latest = writes.latest_probe(batch.conn, incident.target_id)
             if latest is None:
                 continue
@@ -408,18 +439,23 @@ class _Batch:
 
 
 def _partials(
-    results: Sequence[ProbeResult], ids: dict[str, int]
+    results: Sequence[ProbeResult], ids: dict[str, int], quiet: Sequence[bool]
 ) -> dict[tuple[int, str, datetime], Rollup]:
     """The batch folded into hourly and daily rollups (what the dashboard reads).
 
     Latency counts only probes that got an answer: a timeout's "latency" is the timeout.
+    Probes inside maintenance are only counted apart: uptime leaves them out.
     """
     return fold(
         (
-            ids[r.target],
-            r.checked_at,
-            str(r.outcome),
-            r.timings.total_ms if r.http_status is not None else None,
-        )
-        for r in results
+            (
+                ids[r.target],
+                r.checked_at,
+                str(r.outcome),
+                r.timings.total_ms if r.http_status is not None else None,
+            )
+            for r, q in zip(results, quiet, strict=True)
+            if not q
+        ),
+        quiet=[(ids[r.target], r.checked_at) for r, q in zip(results, quiet, strict=True) if q],
     )

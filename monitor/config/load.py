@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,15 @@ class Problem:
     target: str | None = None
     field: str | None = None
     line: int | None = None
+    window: str | None = None  # a maintenance window, by name
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         parts = [where]
         if self.target is not None:
             parts.append(f"target {self.target!r}")
+        if self.window is not None:
+            parts.append(f"maintenance window {self.window!r}")
         if self.field:
             parts.append(f"field {self.field!r}")
         return ": ".join([*parts, self.message])
@@ -459,7 +462,9 @@ def parse_config(
     try:
         config = Config.model_validate({**top, "targets": []})
     except ValidationError as exc:
-        problems += _pydantic_problems(exc, file, Config, lines=key_lines)
+        problems += _in_windows(
+            _pydantic_problems(exc, file, Config, lines=key_lines), data.get("maintenance")
+        )
         config = None
     if config is not None and not any(loc[:1] == ("database",) for loc, _ in interp.missing):
         try:
@@ -523,6 +528,9 @@ def parse_config(
                 ]
             targets.append(target)
 
+    if config is not None and targets:
+        problems += _window_scope_problems(config, targets, file, key_lines)
+
     if problems or config is None:
         problems.sort(key=lambda p: p.line or 0)  # file order (stable within a line)
         raise ConfigError(problems)
@@ -539,6 +547,54 @@ def parse_config(
         | ({str(password)} if password else set())
     )
     return config
+
+
+def _in_windows(problems: list[Problem], raw_windows: Any) -> list[Problem]:
+    """Problems under `maintenance:` name their window ("maintenance.0.duration" becomes window
+    'weekly-deploy', field 'duration')."""
+    named = []
+    for p in problems:
+        parts = (p.field or "").split(".")
+        if len(parts) >= 2 and parts[0] == "maintenance" and parts[1].isdigit():
+            i = int(parts[1])
+            item = raw_windows[i] if isinstance(raw_windows, list) and i < len(raw_windows) else {}
+            name = item.get("name") if isinstance(item, dict) else None
+            window = name if isinstance(name, str) else f"#{i + 1}"
+            p = replace(p, window=window, field=".".join(parts[2:]) or None)
+        named.append(p)
+    return named
+
+
+def _window_scope_problems(
+    config: Config, targets: list[Any], file: str, lines: Mapping[tuple[str, ...], int]
+) -> list[Problem]:
+    """A window must name known targets and tags (a typo would silence nothing), once each."""
+    names = {t.name for t in targets}
+    tags = {tag for t in targets for tag in t.tags}
+    problems = []
+    seen: set[str] = set()
+    for i, window in enumerate(config.maintenance):
+        where = {"file": file, "window": window.name}
+        if window.name in seen:
+            line = _line_at(lines, ("maintenance", i, "name"))
+            problems.append(
+                Problem(**where, message="duplicate window name", field="name", line=line)
+            )
+        seen.add(window.name)
+        for j, name in enumerate(window.targets):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                line = _line_at(lines, ("maintenance", i, "targets", j))
+                message = f"{name!r} is not a configured target{hint}"
+                problems.append(Problem(**where, message=message, field="targets", line=line))
+        for j, tag in enumerate(window.tags):
+            if tag not in tags:
+                have = ", ".join(sorted(tags)) or "none"
+                line = _line_at(lines, ("maintenance", i, "tags", j))
+                message = f"no target has the tag {tag!r} (tags in use: {have})"
+                problems.append(Problem(**where, message=message, field="tags", line=line))
+    return problems
 
 
 def _unconfigured_channels(target: Any, config: Config) -> list[str]:

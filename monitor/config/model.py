@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -13,8 +15,10 @@ from monitor.config.types import (
     Duration,
     StrictModel,
     Threshold,
+    format_duration,
 )
 from monitor.domain.decide import Route
+from monitor.domain.maintenance import WEEKDAYS, Every, Window
 from monitor.domain.redact import Redactor
 from monitor.domain.states import Rules
 from monitor.targets import Target, TargetBase
@@ -113,6 +117,75 @@ class MetricsSettings(StrictModel):
     )
 
 
+class RecurrenceModel(StrictModel):
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
+        default=None, description="the day it starts (default: every day)"
+    )
+    at: str = Field(
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local start time, HH:MM (24 h)"
+    )
+    tz: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin")
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone; use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value
+
+
+class MaintenanceWindow(StrictModel):
+    """A planned window: probes still run, nothing is sent, uptime leaves it out."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", description="shown everywhere")
+    targets: list[str] = Field(default_factory=list, description="target names it covers")
+    tags: list[str] = Field(default_factory=list, description="or: tags it covers")
+    start: datetime | None = Field(default=None, description="once, at this time (with its zone)")
+    every: RecurrenceModel | None = Field(default=None, description="or: every week or day")
+    duration: Duration = Field(description="how long each occurrence lasts")
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError('needs a zone, e.g. "2026-12-01T22:00:00Z" or "...T23:00:00+01:00"')
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> MaintenanceWindow:
+        if (self.start is None) == (self.every is None):
+            raise ValueError("give either start (once) or every (recurring), not both or neither")
+        if self.every is not None:
+            period = 86400.0 if self.every.weekday is None else 7 * 86400.0
+            if self.duration > period:
+                raise ValueError(
+                    f"duration {format_duration(self.duration)} is longer than the "
+                    f"{format_duration(period)} between occurrences"
+                )
+        return self
+
+    def window(self) -> Window:
+        every = self.every
+        return Window(
+            name=self.name,
+            duration=timedelta(seconds=self.duration),
+            targets=frozenset(self.targets),
+            tags=frozenset(self.tags),
+            start=self.start,
+            every=Every(
+                at=time.fromisoformat(every.at),
+                tz=every.tz,
+                weekday=None if every.weekday is None else WEEKDAYS.index(every.weekday),
+            )
+            if every is not None
+            else None,
+        )
+
+
 class RetentionSettings(StrictModel):
     raw: Duration = Field(default=30 * 86400.0, description="how long raw probes are kept")
     rollups: Duration = Field(
@@ -129,6 +202,7 @@ class Config(StrictModel):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings | None = None
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)  # each validated by parse_target
 
     # Set by `parse_config`; never read from YAML.
@@ -144,6 +218,11 @@ class Config(StrictModel):
     def secrets(self) -> frozenset[str]:
         """Token values and values interpolated into headers: redacted everywhere."""
         return self._secrets
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The maintenance windows, as monitor/domain/maintenance.py reads them."""
+        return tuple(m.window() for m in self.maintenance)
 
     def target(self, name: str) -> Target:
         for t in self.targets:

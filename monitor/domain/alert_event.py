@@ -18,7 +18,11 @@ from typing import Any
 from monitor.domain.states import format_span
 from monitor.domain.text import one_line
 
-REASONS = frozenset({"transition", "reminder", "flapping_started", "flapping_stopped", "test"})
+# quiet_ended: the first probe after a maintenance window or silence, when the target's state
+# is not what people were last told ("still failing after maintenance weekly-deploy: ...").
+REASONS = frozenset(
+    {"transition", "reminder", "flapping_started", "flapping_stopped", "quiet_ended", "test"}
+)
 SUBJECT_PREFIX = "[inferwatch]"
 MAX_SUBJECT = 200  # long provider messages in a label would make subjects unreadable
 EVENT_VERSION = 1  # stored with each event, so a later shape can still read older rows
@@ -39,7 +43,7 @@ class ProbeLine:
 class AlertEvent:
     """Everything one alert says, from stored (already redacted) probes; channels render it."""
 
-    reason: str  # "transition" | "reminder" | "flapping_started" | "flapping_stopped" | "test"
+    reason: str  # one of REASONS
     target: str
     kind: str
     url: str
@@ -159,6 +163,8 @@ def subject_for(event: AlertEvent) -> str:
             text = f"{target} is flapping"
         case "flapping_stopped":
             text = f"{target} stopped flapping" + (f": now {now}" if event.to_outcome else "")
+        case "quiet_ended":
+            text = f"{target}: {one_line(event.label, limit=None)}"
         case _:
             text = f"{target}: {transition_summary(event)}"
     text = one_line(f"{SUBJECT_PREFIX} {text}", limit=None)

@@ -14,13 +14,14 @@ transition and alerts are about it; see `Decision.opens_incident`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from monitor.domain.alert_event import AlertEvent
 from monitor.domain.evidence import Outcome, ProbeResult
+from monitor.domain.maintenance import Quiet
 from monitor.domain.states import Change, FlapEvent, Rules, TargetState, label, step
 
 
@@ -117,6 +118,7 @@ class Transition:
     facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
     # The incident it opens (its id filled in by the writer), updates or closes.
     incident_id: int | None = None
+    quiet: str | None = None  # why it was not announced: "maintenance weekly-deploy", ...
 
 
 @dataclass(frozen=True)
@@ -152,10 +154,24 @@ def decide(
     incident: OpenIncident | None,
     rules: Rules,
     alerting: Alerting,
+    quiet: Quiet | None = None,
 ) -> Decision:
-    """Step the target's state machine with one result and say what that changes."""
+    """Step the target's state machine with one result and say what that changes.
+
+    While the target is `quiet` (a maintenance window or silence) everything is recorded and
+    nothing is sent, and what people were last told stays as it was; the first result after
+    it tells them once if the confirmed state differs from that (reason "quiet_ended")."""
     new_state, change, notice = step(state, result.outcome, result.checked_at, rules)
-    if change is None and notice is None:
+    if quiet is not None:
+        told = new_state.last_announced
+        if (change is not None and change.announce) or notice is not None:
+            told = state.last_announced  # step took them as told; they are not
+        new_state = replace(new_state, last_announced=told, quiet=quiet.name)
+        alerting = replace(alerting, routes=())
+    elif state.quiet is not None:
+        new_state = replace(new_state, quiet=None)
+    ending = quiet is None and state.quiet is not None and _untold(new_state)
+    if change is None and notice is None and not ending:
         return Decision(new_state)
     probe = ProbeView.of(result)
     transition = step_taken = None
@@ -180,11 +196,12 @@ def decide(
             detail=result.detail,
             hint=result.hint,
             http_status=result.http_status,
-            announced=change.announce,
+            announced=change.announce and quiet is None,
             facts=probe.facts,
             incident_id=about[0] if about else None,
+            quiet=quiet.reason if quiet is not None else None,
         )
-        if change.announce:
+        if transition.announced:
             event = _event(
                 "transition",
                 result.target,
@@ -220,7 +237,37 @@ def decide(
             to_outcome=str(notice.state or probe.outcome),
         )
         alerts += _routed(event, alerting)
+    if ending and _untold(new_state):  # not told by this result's own alerts either
+        assert state.quiet is not None and new_state.accepted is not None
+        now = str(new_state.accepted)
+        status = result.http_status if (result.http_status or 0) >= 300 else None
+        said = f"{now} ({status})" if status and now != Outcome.OK else now
+        if new_state.accepted == Outcome.OK:
+            text = f"recovered during {state.quiet}: {said}"
+        else:
+            text = f"still failing after {state.quiet}: {said}"
+        event = _event(
+            "quiet_ended",
+            result.target,
+            kind,
+            probe,
+            text,
+            alerting,
+            about,
+            from_outcome=_str(new_state.last_announced),
+            to_outcome=now,
+            since=new_state.accepted_since,
+        )
+        alerts += _routed(event, alerting)
+        new_state = replace(new_state, last_announced=new_state.accepted)
     return Decision(new_state, transition, step_taken, text, tuple(alerts))
+
+
+def _untold(state: TargetState) -> bool:
+    """The confirmed state is not what people were last told (flapping tells when it stops)."""
+    return (
+        state.accepted is not None and state.accepted != state.last_announced and not state.flapping
+    )
 
 
 def incident_change(change: Change, incident: OpenIncident | None) -> IncidentChange | None:

@@ -54,6 +54,7 @@ class Rollup:
     latency: dict[int, int] = field(default_factory=dict)  # bucket index -> probes
     latency_sum: float = 0.0
     latency_max: float = 0.0
+    quiet: int = 0  # probes in a maintenance window or silence: in none of the above
 
     def add(self, outcome: str, latency_ms: float | None) -> None:
         self.probes += 1
@@ -74,6 +75,7 @@ class Rollup:
             self.latency[b] = self.latency.get(b, 0) + v
         self.latency_sum += other.latency_sum
         self.latency_max = max(self.latency_max, other.latency_max)
+        self.quiet += other.quiet
         return self
 
     @property
@@ -101,13 +103,18 @@ def percentile(histogram: Mapping[int, int], q: float) -> float | None:
 
 def fold(
     rows: Iterable[tuple[int, datetime, str, float | None]],
+    quiet: Iterable[tuple[int, datetime]] = (),
 ) -> dict[tuple[int, str, datetime], Rollup]:
-    """(target_id, checked_at, outcome, latency_ms) rows -> rollups by (target, period, start)."""
+    """(target_id, checked_at, outcome, latency_ms) rows -> rollups by (target, period, start);
+    `quiet` (target_id, checked_at) probes, inside maintenance, are only counted."""
     out: dict[tuple[int, str, datetime], Rollup] = {}
     for target_id, at, outcome, latency in rows:
         for period in PERIODS:
             key = (target_id, period, period_start(at, period))
             out.setdefault(key, Rollup()).add(outcome, latency)
+    for target_id, at in quiet:
+        for period in PERIODS:
+            out.setdefault((target_id, period, period_start(at, period)), Rollup()).quiet += 1
     return out
 
 

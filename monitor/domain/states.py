@@ -95,6 +95,9 @@ class TargetState:
     recent: tuple[bool, ...] = ()  # last flap_window probes, True = ok, oldest first
     flapping: bool = False
     last_announced: Outcome | None = None  # the state people were last told about
+    # The maintenance window or silence the target is in ("maintenance weekly-deploy"),
+    # kept until the first probe after it, which tells what changed meanwhile (decide.py).
+    quiet: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +109,7 @@ class TargetState:
             "recent": list(self.recent),
             "flapping": self.flapping,
             "last_announced": _outcome_str(self.last_announced),
+            "quiet": self.quiet,
         }
 
     @classmethod
@@ -120,6 +124,7 @@ class TargetState:
             recent=tuple(bool(flag) for flag in data.get("recent", ())),
             flapping=bool(data.get("flapping", False)),
             last_announced=_outcome(data.get("last_announced")),
+            quiet=data.get("quiet"),
         )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -168,6 +169,8 @@ class ProbeRecord(Base):
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
     # What the answer says in structured form (replacement_url, missing_permission, retry_at...)
     facts: Mapped[dict[str, Any]] = mapped_column(EmptyAsNull(), nullable=True, default=dict)
+    # Inside a maintenance window or silence: kept, but left out of uptime.
+    quiet: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     target: Mapped[TargetRecord] = relationship(back_populates="probes")
 
@@ -229,6 +232,8 @@ class TransitionRecord(Base):
         ForeignKey("probe_results.id", ondelete="SET NULL")
     )
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    # Why it was not announced: "maintenance weekly-deploy", "silenced by #3: deploying v2".
+    quiet_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_transitions_target_id_at", "target_id", "at"),
@@ -313,6 +318,28 @@ class RollupRecord(Base):
     latency: Mapped[dict[str, Any]]  # histogram bucket (monitor.domain.rollups) -> probes
     latency_sum: Mapped[float]
     latency_max: Mapped[float]
+    # Probes inside a maintenance window or silence: counted here only, so uptime (ok /
+    # probes) leaves them out and the band can show the time as maintenance.
+    quiet: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # The overview reads one period for all targets over a time range.
     __table_args__ = (Index("ix_probe_rollups_period_bucket_start", "period", "bucket_start"),)
+
+
+class SilenceRecord(Base):
+    """A silence added at run time (`inferwatch silence add`): the writer reads the ones in
+    force with each batch, so a running monitor obeys it at once."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str | None] = mapped_column(String(100))  # a target's name, or
+    tag: Mapped[str | None] = mapped_column(String(100))  # every target with this tag
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]  # `silence end` moves it to the moment it was ended
+    ended_at: Mapped[datetime | None]  # when it was ended by hand
+
+    # The writer's "silences not over yet", each batch.
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)

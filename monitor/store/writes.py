@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
 from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition
 from monitor.domain.evidence import ProbeResult
+from monitor.domain.maintenance import Silence
 from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
     AlertAttemptRecord,
@@ -34,6 +35,7 @@ from monitor.store.models import (
     MonitorRunRecord,
     ProbeRecord,
     RollupRecord,
+    SilenceRecord,
     TargetRecord,
     TargetStateRecord,
     TransitionRecord,
@@ -49,6 +51,7 @@ ALERTS = cast(Table, AlertRecord.__table__)
 ATTEMPTS = cast(Table, AlertAttemptRecord.__table__)
 RUNS = cast(Table, MonitorRunRecord.__table__)
 ROLLUPS = cast(Table, RollupRecord.__table__)
+SILENCES = cast(Table, SilenceRecord.__table__)
 
 
 def _conn(db: Session | Connection) -> Connection:
@@ -95,10 +98,14 @@ def sync_targets(
     return ids
 
 
-def probe_row(r: ProbeResult, target_id: int, evidence: bool = True) -> dict[str, Any]:
-    """The row of a probe; without `evidence`, the lean row (see monitor/domain/sampling.py)."""
+def probe_row(
+    r: ProbeResult, target_id: int, evidence: bool = True, quiet: bool = False
+) -> dict[str, Any]:
+    """The row of a probe; without `evidence`, the lean row (see monitor/domain/sampling.py).
+    `quiet`: inside a maintenance window or silence (left out of uptime)."""
     row = {
         "target_id": target_id,
+        "quiet": quiet,
         "checked_at": r.checked_at,
         "outcome": str(r.outcome),
         "http_status": r.http_status,
@@ -142,15 +149,21 @@ def insert_probes(
     results: Sequence[ProbeResult],
     target_ids: Mapping[str, int],
     evidence: Sequence[bool] | None = None,
+    quiet: Sequence[bool] | None = None,
 ) -> list[int]:
     """Add probe results in one statement; their ids, in the order given.
 
     `evidence[i]` False stores result i as a lean row; by default every row keeps it.
+    `quiet[i]` True marks result i as taken inside maintenance; by default none is.
     """
     if not results:
         return []
     keep = evidence if evidence is not None else [True] * len(results)
-    rows = [probe_row(r, target_ids[r.target], kept) for r, kept in zip(results, keep, strict=True)]
+    hushed = quiet if quiet is not None else [False] * len(results)
+    rows = [
+        probe_row(r, target_ids[r.target], kept, q)
+        for r, kept, q in zip(results, keep, hushed, strict=True)
+    ]
     stmt = insert(PROBES).returning(PROBES.c.id, sort_by_parameter_order=True)
     return list(_conn(db).scalars(stmt, rows))
 
@@ -327,6 +340,7 @@ def insert_transition(conn: Connection, target_id: int, t: Transition, probe_id:
             announced=t.announced,
             probe_id=probe_id,
             incident_id=t.incident_id,
+            quiet_reason=t.quiet,
         )
         .returning(TRANSITIONS.c.id)
     )
@@ -517,6 +531,58 @@ def stage_delivery_log(conn: Connection) -> None:
     )
 
 
+# ---------------------------------------------------------------- silences
+
+
+def silences_since(conn: Connection, since: datetime) -> list[Silence]:
+    """The silences not over by `since` (the writer: the oldest result of its batch), one
+    indexed read per batch, so a silence added or ended by the CLI counts at once."""
+    rows = conn.execute(select(SILENCES).where(SILENCES.c.ends_at > since).order_by(SILENCES.c.id))
+    return [silence_of(row) for row in rows]
+
+
+def silence_of(row: Any) -> Silence:
+    return Silence(row.id, row.target, row.tag, row.starts_at, row.ends_at, row.reason)
+
+
+def add_silence(
+    db: Session | Connection,
+    *,
+    target: str | None,
+    tag: str | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+) -> int:
+    """Store a silence; its id."""
+    silence_id = _conn(db).scalar(
+        insert(SILENCES)
+        .values(
+            target=target,
+            tag=tag,
+            reason=reason,
+            created_at=starts_at,
+            starts_at=starts_at,
+            ends_at=ends_at,
+        )
+        .returning(SILENCES.c.id)
+    )
+    assert silence_id is not None
+    return int(silence_id)
+
+
+def end_silence(db: Session | Connection, silence_id: int, at: datetime) -> Silence | None:
+    """End a silence now (if not over already); the silence as it is then, None if unknown."""
+    conn = _conn(db)
+    conn.execute(
+        update(SILENCES)
+        .where(SILENCES.c.id == silence_id, SILENCES.c.ends_at > at)
+        .values(ends_at=at, ended_at=at)
+    )
+    row = conn.execute(select(SILENCES).where(SILENCES.c.id == silence_id)).first()
+    return None if row is None else silence_of(row)
+
+
 # ---------------------------------------------------------------- rollups
 
 
@@ -531,6 +597,7 @@ def rollup_row(target_id: int, period: str, start: datetime, r: Rollup) -> dict[
         "latency": encode_latency(r.latency),
         "latency_sum": r.latency_sum,
         "latency_max": r.latency_max,
+        "quiet": r.quiet,
     }
 
 
@@ -543,6 +610,7 @@ def stored_rollup(row: Any) -> Rollup:
         latency=decode_latency(row.latency),
         latency_sum=row.latency_sum,
         latency_max=row.latency_max,
+        quiet=row.quiet,
     )
 
 
@@ -594,11 +662,13 @@ __all__ = [
     "NewAlert",
     "StoredAlert",
     "add_attempt",
+    "add_silence",
     "alert_attempts",
     "begin_writing",
     "claim_alert",
     "close_incident",
     "due_alerts",
+    "end_silence",
     "enqueue_alerts",
     "heartbeat",
     "insert_probes",
@@ -619,6 +689,8 @@ __all__ = [
     "save_results",
     "save_rollups",
     "save_states",
+    "silence_of",
+    "silences_since",
     "stage_delivery_log",
     "start_run",
     "stop_run",
