@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from monitor.alerts.channels import email
+from monitor.alerts.channels import apprise, email
 from monitor.alerts.channels.base import Channel, DeliveryError
 from monitor.config.model import Config
 
@@ -16,6 +16,7 @@ from monitor.config.model import Config
 # when the config does not set it up.
 CHANNELS: dict[str, Callable[[Config, Mapping[str, str], float | None], Channel]] = {
     "email": email.channel,
+    "apprise": apprise.channel,
 }
 
 
