@@ -11,6 +11,7 @@ from __future__ import annotations
 from monitor.cli import admin, probing, review, running
 from monitor.cli.app import app, db_app
 from monitor.cli.review import parse_since
+from monitor.cli.silence import silence_app
 
 app.command()(probing.check)
 app.command()(probing.probe)
@@ -23,6 +24,7 @@ app.command()(review.incidents)
 app.command()(review.alerts)
 app.command("test-alert")(admin.test_alert)
 app.command()(admin.prune)
+app.add_typer(silence_app, name="silence")
 db_app.command("upgrade")(admin.db_upgrade)
 
 __all__ = ["app", "main", "parse_since"]

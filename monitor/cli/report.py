@@ -89,6 +89,7 @@ def transition_dict(t: TransitionRecord, target: str) -> dict[str, Any]:
         "hint": t.hint,
         "http_status": t.http_status,
         "announced": t.announced,
+        "reason": t.quiet_reason,  # why it was not announced, when quiet
         "incident_id": t.incident_id,
     }
 
@@ -133,7 +134,8 @@ def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
     for t, name in rows:
         change = Text(f"{t.from_outcome or '—'} → ")
         change.append_text(outcome_text(t.to_outcome))
-        change.append(f"\n{t.label}" + ("" if t.announced else " (not announced)"), style="dim")
+        quiet = f" (not announced: {t.quiet_reason})" if t.quiet_reason else " (not announced)"
+        change.append(f"\n{t.label}" + ("" if t.announced else quiet), style="dim")
         what = Text(t.detail)
         if t.hint:
             what.append(f"\n→ {t.hint}", style="cyan")
@@ -165,18 +167,21 @@ def alerts_table(rows: Sequence[tuple[AlertRecord, str | None]]) -> Table:
     table = Table(header_style="bold", title="Alerts (newest first, UTC)")
     table.add_column("Created", no_wrap=True)
     table.add_column("Status", no_wrap=True)
+    table.add_column("Channel", no_wrap=True)
     table.add_column("Subject / recipients", ratio=1, overflow="fold")
     table.add_column("Tries", justify="right")
     table.add_column("Sent / last error", overflow="fold")
     for a, _name in rows:
         what = Text(a.subject)
-        what.append("\n" + ", ".join(a.recipients), style="dim")
+        if a.recipients:  # URL channels have none: their URLs are secrets, the channel says it
+            what.append("\n" + ", ".join(a.recipients), style="dim")
         result = _when(a.sent_at) if a.status == "sent" else a.last_error or "waiting"
         if a.status == "pending" and a.attempts:
             result += f"\nnext try {_when(a.next_attempt_at)}"
         table.add_row(
             _when(a.created_at),
             Text(a.status, style=ALERT_STYLE.get(a.status, "")),
+            a.channel,
             what,
             str(a.attempts),
             result,

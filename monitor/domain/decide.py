@@ -162,6 +162,11 @@ def decide(
     nothing is sent, and what people were last told stays as it was; the first result after
     it tells them once if the confirmed state differs from that (reason "quiet_ended")."""
     new_state, change, notice = step(state, result.outcome, result.checked_at, rules)
+    if quiet is None and state.quiet is not None and not _settled(state, result.outcome):
+        # Just after a window, a probe that disagrees with the confirmed state (an ok while
+        # it is failing, or the reverse) would make the one alert wrong a minute later: stay
+        # quiet until a probe agrees or the change is confirmed.
+        quiet = Quiet(state.quiet, f"after {state.quiet}, not settled yet", result.checked_at)
     if quiet is not None:
         told = new_state.last_announced
         if (change is not None and change.announce) or notice is not None:
@@ -263,11 +268,19 @@ def decide(
     return Decision(new_state, transition, step_taken, text, tuple(alerts))
 
 
+def _settled(state: TargetState, outcome: Outcome) -> bool:
+    """The latest probe agrees with the confirmed state on working or failing."""
+    return state.accepted is None or (state.accepted == Outcome.OK) == (outcome == Outcome.OK)
+
+
 def _untold(state: TargetState) -> bool:
-    """The confirmed state is not what people were last told (flapping tells when it stops)."""
-    return (
-        state.accepted is not None and state.accepted != state.last_announced and not state.flapping
-    )
+    """The confirmed state is not what people were last told (flapping tells when it stops;
+    a new target working is no news)."""
+    if state.accepted is None or state.flapping:
+        return False
+    if state.last_announced is None:
+        return state.accepted != Outcome.OK
+    return state.accepted != state.last_announced
 
 
 def incident_change(change: Change, incident: OpenIncident | None) -> IncidentChange | None:

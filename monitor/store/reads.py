@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, load_only
 
 from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
 from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
+from monitor.domain.maintenance import Silence
 from monitor.domain.rollups import DAY, HOUR, Rollup, decode_latency, period_start
 from monitor.domain.states import TargetState
 from monitor.domain.text import utcnow
@@ -32,6 +33,7 @@ from monitor.store.models import (
     MonitorRunRecord,
     ProbeRecord,
     RollupRecord,
+    SilenceRecord,
     TargetRecord,
     TargetStateRecord,
     TransitionRecord,
@@ -167,6 +169,27 @@ def flags(rows: Iterable[TargetRow]) -> list[Flag]:
         for r in rows
         if r.state in ACTION_OUTCOMES
     ]
+
+
+@dataclass(frozen=True)
+class BadgeFacts:
+    state: str | None  # accepted outcome, None before the first confirmed one
+    uptime: dict[str, float | None]  # window -> uptime, as the overview computes it
+
+
+def badge_facts(session: Session, name: str, now: datetime) -> BadgeFacts | None:
+    """One target's state and uptime, through the overview's own reads (two index lookups
+    and the rollups); None when the history does not know the target."""
+    row = session.execute(
+        select(TargetRecord.id, TargetStateRecord.state)
+        .outerjoin(TargetStateRecord, TargetStateRecord.target_id == TargetRecord.id)
+        .where(TargetRecord.name == name)
+    ).first()
+    if row is None:
+        return None
+    accepted = TargetState.from_dict(row.state).accepted if row.state else None
+    uptime = _uptimes(session, [row.id], now)[row.id]
+    return BadgeFacts(str(accepted) if accepted else None, uptime)
 
 
 HISTORY_HOURS = 24  # the overview's recent-history bar
@@ -328,7 +351,8 @@ def _last_transitions(session: Session, ids: list[int]) -> dict[int, TransitionR
 def raw_uptime(
     session: Session, now: datetime, windows: dict[str, timedelta] = UPTIME_WINDOWS
 ) -> dict[str, dict[str, tuple[int, int]]]:
-    """Uptime the naive way, from raw probes: window -> target name -> (ok, probes).
+    """Uptime the naive way, from raw probes: window -> target name -> (ok, probes), leaving
+    out probes inside maintenance, as the rollups do.
 
     What the rollups exist to avoid (a scan of every probe in the window); no page calls it.
     benchmarks/dashboard_queries.py times it as the baseline and checks the rollups against it.
@@ -342,7 +366,7 @@ def raw_uptime(
                 func.sum(case((ProbeRecord.outcome == Outcome.OK, 1), else_=0)),
                 func.count(),
             )
-            .where(ProbeRecord.checked_at >= now - span)
+            .where(ProbeRecord.checked_at >= now - span, ProbeRecord.quiet.is_(False))
             .group_by(ProbeRecord.target_id)
         )
         out[window] = {names[r[0]]: (r[1], r[2]) for r in rows}
@@ -466,6 +490,17 @@ def transitions(
     if target is not None:
         query = query.where(TargetRecord.name == target)
     return [(t, n) for t, n in session.execute(query.order_by(TransitionRecord.at.desc()))]
+
+
+def silences(session: Session, since: datetime | None = None) -> list[Silence]:
+    """Silences not over by `since` (every one without it), oldest first."""
+    query = select(SilenceRecord).order_by(SilenceRecord.id)
+    if since is not None:
+        query = query.where(SilenceRecord.ends_at > since)
+    return [
+        Silence(r.id, r.target, r.tag, r.starts_at, r.ends_at, r.reason)
+        for r in session.scalars(query)
+    ]
 
 
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
