@@ -128,6 +128,7 @@ class Slots:
         self._stopped = False
         self._counter = 0
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)  # seconds from slot to start
+        self.observe_lag: Callable[[float], None] = lambda seconds: None  # /metrics' histogram
 
     def start(self) -> None:
         """Add the tick job; call with the scheduler started, inside the running loop."""
@@ -212,6 +213,7 @@ class Slots:
             log.warning("skipped a probe of %s: the previous one is still running", name)
             return
         self.lags.append(now - when)
+        self.observe_lag(now - when)
         task = asyncio.get_running_loop().create_task(self._probe(name), name=f"probe {name}")
         self._running[name] = task
         task.add_done_callback(lambda done: self._finished(name, done))

@@ -20,6 +20,8 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from monitor.agent.listener import Listener, ListenError
+from monitor.agent.metrics import Metrics
 from monitor.agent.scheduler import Slots, first_round_spread, make_scheduler
 from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
@@ -70,11 +72,22 @@ class Monitor:
         self._prune_stop = threading.Event()
         self._background: set[asyncio.Task[None]] = set()  # prune, reloads: ended at shutdown
         self._reload_lock = asyncio.Lock()
+        # /metrics and /badge/, when `metrics.listen` is set (taken at start, like `database`).
+        self.metrics: Metrics | None = None
+        self._listener: Listener | None = None
+        if config.metrics is not None:
+            self.metrics = Metrics(config.targets, lambda: self.writer.states)
+            self.slots.observe_lag = self.metrics.lagged
+            self.sender.attempted = self.metrics.alerted
+            self._listener = Listener(
+                config.metrics.listen, self.metrics, config.database, lambda: self._targets
+            )
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
+        self._listen()
         # Threads (the writer's, the sender's) wait at most 1 ms for the GIL instead of 5:
         # a probe's timings and the commit after an SMTP 250 are not held up by other work.
         switch_interval = sys.getswitchinterval()
@@ -125,11 +138,29 @@ class Monitor:
             token = token_for(target, self.env)
             timeout = self.config.timeout_of(target)
             result = await probe_one(target, self.prober, timeout, token, self._redact)
+            if self.metrics is not None:
+                self.metrics.probed(result)
             await self.writer.submit(result)
         except asyncio.CancelledError:
             pass  # cut off at shutdown: not a result about the target, so nothing to record
         except Exception:
             log.exception("probe of %s failed unexpectedly", name)
+
+    def _listen(self) -> None:
+        """Serve /metrics and /badge/ before anything starts: a taken port exits with 2."""
+        if self._listener is None:
+            return
+        try:
+            self._listener.start()
+        except ListenError as exc:
+            log.error("%s: %s; nothing was run", self.config.source, exc)
+            # The exit code is the report: under `inferwatch up` this runs in a task, whose
+            # exception asyncio would otherwise also log, traceback and all.
+            task = asyncio.current_task()
+            if task is not None:
+                task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            raise SystemExit(2) from None
+        log.info("serving /metrics and /badge/ on %s", self._listener.listen)
 
     async def _prune(self) -> None:
         """The daily retention pass; off the event loop, in short per-target transactions.
@@ -199,6 +230,8 @@ class Monitor:
             log.warning("could not record the end of this run; the next start will")
         if self._prober is None:
             await prober.aclose()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
         log.info("stopped")
 
     @staticmethod
@@ -254,6 +287,8 @@ class Monitor:
                 self.config.database,
             )
             new = new.model_copy(update={"database": self.config.database})
+        if new.metrics != self.config.metrics:
+            log.warning("metrics changes take effect only after a restart")
         if new.concurrency != self.config.concurrency:
             log.warning(
                 "concurrency changes take effect after a restart; keeping %d",
@@ -267,6 +302,8 @@ class Monitor:
         self.writer.queue_config(new)
         self.sender.config = new
         self._redact = new.redactor()
+        if self.metrics is not None:
+            self.metrics.configure(new.targets)  # removed targets lose their series
         for name in old.keys() - {t.name for t in new.targets}:
             self.slots.remove(name)
             log.info("%s: removed from the config; no longer probed", name)

@@ -36,6 +36,8 @@ MAX_RETRY = 60.0
 GIVE_UP_AFTER = timedelta(hours=24)
 IDLE_WAIT = 30.0
 FLUSH_SECONDS = 3.0  # at shutdown, what pending alerts get before the process exits
+# How an attempt ended: delivered, delivered to some recipients, to be retried, given up.
+SENT, PARTIAL, RETRY, FAILED = "sent", "partial", "retry", "failed"
 
 T = TypeVar("T")
 
@@ -72,6 +74,8 @@ class Sender:
         self.env = env
         self.clock = clock
         self.flush_seconds = FLUSH_SECONDS  # the shutdown sets what its budget leaves
+        # Told (channel, status) after each recorded attempt: the /metrics alert counter.
+        self.attempted: Callable[[str, str], None] = lambda channel, status: None
 
     def due(self) -> list[int]:
         with self.engine.connect() as conn:
@@ -106,12 +110,12 @@ class Sender:
             row = outgoing(alert)
             message = channel.render(row)
         except DeliveryError as exc:
-            return self._record(alert_id, exc, created)
+            return self._record(alert_id, exc, created, alert.channel)
         except Exception as exc:
             # One alert that cannot be rendered must not hold up the others behind it.
             log.exception("could not render alert %s", alert_id)
             error = DeliveryError(f"could not render the alert: {exc}", permanent=False)
-            return self._record(alert_id, error, created)
+            return self._record(alert_id, error, created, alert.channel)
         accepted: list[bool] = []
 
         def guard(transmit: Transmit, partial: DeliveryError | None) -> None:
@@ -125,13 +129,14 @@ class Sender:
                 if transmit():
                     conn.commit()
                     accepted.append(partial is None)
+                    self.attempted(alert.channel, SENT if partial is None else PARTIAL)
 
         try:
             channel.send(message, row, guard)
         except _AlreadyHandled:
             return False
         except DeliveryError as exc:
-            return self._record(alert_id, exc, created)
+            return self._record(alert_id, exc, created, alert.channel)
         if accepted and accepted[0]:
             log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
         return bool(accepted and accepted[0])
@@ -149,7 +154,7 @@ class Sender:
             failure = self._failure(alert_id, partial, created, now, attempts)
             writes.record_failure(conn, alert_id, failure, only_pending=False)
 
-    def _record(self, alert_id: int, error: DeliveryError, created: datetime) -> bool:
+    def _record(self, alert_id: int, error: DeliveryError, created: datetime, channel: str) -> bool:
         """A failed attempt: logged, and retried later unless it is permanent or too old."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -159,6 +164,7 @@ class Sender:
             assert attempts is not None
             failure = self._failure(alert_id, error, created, now, attempts + 1)
             writes.record_failure(conn, alert_id, failure, only_pending=True)
+        self.attempted(channel, FAILED if failure.next_attempt_at is None else RETRY)
         return False
 
     @staticmethod
