@@ -238,6 +238,7 @@ ALERT_COLUMNS = [
     "queued",
     "status",
     "attempts",
+    "channel",
     "target",
     INCIDENT,
     "subject",
@@ -251,14 +252,17 @@ ALERT_WIDTHS = {"subject": 250, "error": 340}
 
 
 def alert_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
-    """The delivery log: what went to whom, whether it arrived, and the server's answer."""
+    """The delivery log: what went to whom, by which channel, whether it arrived, and the
+    far end's answer."""
     return pd.DataFrame(
         [
             {
                 "queued": when(r["created_at"], tz),
                 "target": r["target"] or "(test)",
                 "subject": r["subject"],
+                # Empty for URL channels (webhook, slack, apprise): the channel names them.
                 "to": ", ".join(r["recipients"] or []),
+                "channel": r["channel"],
                 "status": r["status"],
                 "attempts": r["attempts"],
                 "next try": when(r["next_attempt_at"], tz) if r["status"] == "pending" else "",

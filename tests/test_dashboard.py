@@ -664,11 +664,28 @@ def test_alerts_page_shows_the_delivery_log(monkeypatch: pytest.MonkeyPatch, see
     assert set(log["status"]) == {"sent", "pending", "failed"}
     failed = log[log["status"] == "failed"].iloc[0]
     assert failed["error"] == "127.0.0.1:2525 refused RCPT: 550 5.1.1 no such user"
-    assert failed["to"] == "oncall@example.com"
+    assert failed["to"] == "oncall@example.com" and set(log["channel"]) == {"email"}
     assert log[log["status"] == "pending"]["next try"].str.len().min() > 0
 
     at.multiselect(key="alert_statuses").select("failed").run()
     assert frame(at)["status"].tolist() == ["failed"]
+
+
+def test_the_delivery_log_names_the_channel_of_a_row_without_recipients() -> None:
+    row = {
+        "created_at": NOW,
+        "target": "llama-chat",
+        "subject": "[inferwatch] llama-chat: ok → server_error (500)",
+        "recipients": [],  # a URL channel: its URL is a secret, never stored
+        "channel": "apprise",
+        "status": "sent",
+        "attempts": 1,
+        "next_attempt_at": NOW,
+        "sent_at": NOW,
+        "last_error": "",
+    }
+    shown = tables.alert_frame([row], ZoneInfo("UTC")).iloc[0]
+    assert shown["channel"] == "apprise" and shown["to"] == ""
 
 
 def test_the_alerts_status_and_error_come_before_the_long_columns(
@@ -678,7 +695,7 @@ def test_the_alerts_status_and_error_come_before_the_long_columns(
     # the table's right edge: the short decisive columns come first, the long ones capped.
     at = seven_days(page(app(monkeypatch, seeded), "alerts"))
     columns = list(frame(at).columns)
-    assert columns[:3] == ["queued", "status", "attempts"]
+    assert columns[:4] == ["queued", "status", "attempts", "channel"]
     assert columns.index("error") < columns.index("next try") < columns.index("to")
     widths = {c: json.loads(at.dataframe[0].proto.columns).get(c, {}) for c in tables.ALERT_WIDTHS}
     assert {c: w.get("width") for c, w in widths.items()} == tables.ALERT_WIDTHS

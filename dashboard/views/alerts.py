@@ -1,4 +1,5 @@
-"""Alerts: the delivery log — what was sent, what is still waiting, what failed and why."""
+"""Alerts: the delivery log — what was sent on which channel, what is still waiting, what
+failed and why."""
 
 from __future__ import annotations
 
@@ -43,9 +44,11 @@ def alerts() -> None:
         },
     )
     st.caption(
-        "Pending alerts are retried (5 s doubling to 60 s, for up to a day); a 5xx answer from "
-        "the mail server marks one failed. Without alerts.email in the config, changes are "
-        "recorded but not emailed."
+        "One row per alert and channel (email, webhook, slack, apprise). Pending alerts are "
+        "retried (5 s doubling to 60 s, for up to a day); an answer that a retry cannot mend "
+        "(a mail server's 5xx, a webhook's 4xx) marks one failed. URL channels list no "
+        "recipients: their URLs are secrets. Without a channel under alerts: in the config, "
+        "changes are recorded but not sent."
     )
 
 
