@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from monitor.alerts.channels import apprise, email
+from monitor.alerts.channels import apprise, email, slack, webhook
 from monitor.alerts.channels.base import Channel, DeliveryError
 from monitor.config.model import Config
 
@@ -17,6 +17,8 @@ from monitor.config.model import Config
 CHANNELS: dict[str, Callable[[Config, Mapping[str, str], float | None], Channel]] = {
     "email": email.channel,
     "apprise": apprise.channel,
+    "webhook": webhook.channel,
+    "slack": slack.channel,
 }
 
 
