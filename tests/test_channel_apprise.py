@@ -367,3 +367,36 @@ def test_a_url_apprise_does_not_know_is_retried_and_read_afresh(
     clock.advance(retry_delay(1))
     deliver_due(sender)
     assert the_alert(sender).status == "sent" and len(hook.accepted) == 1
+
+
+def test_a_crash_between_two_urls_does_not_resend_to_the_first(
+    db_url: str, receivers: list[Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies while the second URL is being notified (no server can make that
+    happen, so the crash is raised in its place): the first URL's acceptance was committed
+    before, and the next run sends only to the second."""
+    import monitor.alerts.channels.apprise as channel
+
+    first, second = receiver(receivers), receiver(receivers)
+    clock = Clock()
+    sender = setup(db_url, [first.url, second.url], clock)
+    real_notify = channel.notify
+
+    def dies_at_the_second(url: str, *args: Any) -> str | None:
+        if url == second.url:
+            raise SystemExit("killed")
+        return real_notify(url, *args)
+
+    monkeypatch.setattr(channel, "notify", dies_at_the_second)
+    with pytest.raises(SystemExit):
+        deliver_due(sender)
+    monkeypatch.setattr(channel, "notify", real_notify)
+    crashed = the_alert(sender)
+    assert crashed.status == "pending" and crashed.recipients == ["apprise#2 (json)"]
+
+    restarted = Sender(sender.engine, sender.config, env=sender.env, clock=clock)
+    clock.advance(retry_delay(crashed.attempts))
+    deliver_due(restarted)
+
+    assert the_alert(sender).status == "sent"
+    assert (len(first.posts), len(second.posts)) == (1, 1)
