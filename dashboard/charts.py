@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from dashboard.format import local, percent
 from monitor.domain.evidence import CLASS_COLOUR, NO_DATA
 from monitor.domain.history import state_class
+from monitor.domain.maintenance import MAINTENANCE, MAINTENANCE_COLOUR
 
 # Legend order and wording, the same on every chart.
 CLASS_LABEL = {
@@ -26,6 +27,9 @@ CLASS_LABEL = {
     "contract": "contract break",
     NO_DATA: "no data",
 }
+# The status band also shows time held by maintenance windows and silences.
+BAND_LABEL = {**CLASS_LABEL, MAINTENANCE: "maintenance"}
+BAND_COLOUR = {**CLASS_COLOUR, MAINTENANCE: MAINTENANCE_COLOUR}
 P50_COLOUR = "#0969da"
 P95_COLOUR = "#8250df"
 FONT_SIZE = 15  # readable from across the room
@@ -52,10 +56,13 @@ def _layout(fig: go.Figure, height: int, **extra: Any) -> go.Figure:
 def _block_text(b: Mapping[str, Any], tz: ZoneInfo) -> str:
     start, end = local(b["start"], tz), local(b["end"], tz)
     head = f"{start:%Y-%m-%d %H:%M} – {end:%H:%M}"
+    quiet = b.get("quiet") or 0
+    aside = f"<br>{quiet} probes in maintenance (not counted)" if quiet else ""
     if not b["probes"]:
-        return f"{head}<br>no data (no probes)"
+        return f"{head}<br>no data (no probes)" if not quiet else f"{head}{aside}"
     counts = "<br>".join(f"{o}: {n}" for o, n in sorted(b["counts"].items(), key=lambda kv: -kv[1]))
-    return f"{head}<br>{b['probes']} probes, {percent(b['ok'] / b['probes'])} ok<br>{counts}"
+    ok = percent(b["ok"] / b["probes"])
+    return f"{head}<br>{b['probes']} probes, {ok} ok<br>{counts}{aside}"
 
 
 def status_band(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure:
@@ -66,8 +73,10 @@ def status_band(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure
     class, so the legend names every colour even when a class is absent.
     """
     fig = go.Figure()
-    for cls, label in CLASS_LABEL.items():
+    for cls, label in BAND_LABEL.items():
         mine = [b for b in buckets if b["worst"] == cls]
+        if cls == MAINTENANCE and not mine:
+            continue  # named only where there was maintenance
         fig.add_trace(
             go.Bar(
                 name=label,
@@ -75,7 +84,7 @@ def status_band(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure
                 y=[1] * len(mine),
                 width=[(b["end"] - b["start"]).total_seconds() * 1000 * 0.92 for b in mine],
                 offset=0,
-                marker={"color": CLASS_COLOUR[cls], "line": {"width": 0}},
+                marker={"color": BAND_COLOUR[cls], "line": {"width": 0}},
                 hovertext=[_block_text(b, tz) for b in mine],
                 hoverinfo="text",
             )

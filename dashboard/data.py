@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.settings import REFRESH_S, START_HINT, Unavailable, engine, shown_url
 from monitor.domain.history import UPTIME_WINDOWS
+from monitor.domain.maintenance import Window, periods
 from monitor.store import reads
 
 log = logging.getLogger("inferwatch.dashboard")
@@ -144,6 +145,18 @@ def load_names(url: str, configured: tuple[str, ...] | None) -> list[str]:
     if configured is None:
         return stored
     return [*configured, *(n for n in stored if n not in configured)]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_quiet_periods(
+    url: str, windows: tuple[Window, ...], now: datetime
+) -> list[dict[str, Any]]:
+    """Maintenance windows and silences in force at `now` or starting within 7 days."""
+    with session(url) as s:
+        silences = reads.silences(s, since=now)
+    return [
+        {**dataclasses.asdict(p), "active": p.active(now)} for p in periods(windows, silences, now)
+    ]
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor.config.load import ConfigError, load_config
 from monitor.config.model import Config
 from monitor.config.types import DEFAULT_CONFIG_FILE
+from monitor.domain.maintenance import Window
 from monitor.store.db import display_url, make_engine
 from monitor.targets.base import TargetBase
 
@@ -64,6 +65,7 @@ class Settings:
     config_file: str
     config_problem: str | None  # why the config was not used, when it was not
     catalog: tuple[TargetInfo, ...] = ()  # the configured targets, in config order
+    windows: tuple[Window, ...] = ()  # the configured maintenance windows
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
@@ -80,6 +82,7 @@ def _settings(config_file: str, database_env: str | None) -> Settings:
         config_file,
         None,
         tuple(_info(config, t) for t in config.targets),
+        config.windows,
     )
 
 

@@ -5,22 +5,36 @@ uptime leaving maintenance out). tests/test_maintenance_loop.py runs the real lo
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import streamlit as st
+import yaml
 from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
 
+from dashboard import charts
 from monitor.agent.writer import Writer
 from monitor.config.load import ConfigError, parse_config
 from monitor.domain.alert_event import AlertEvent, subject_for
 from monitor.domain.decide import Alerting, Decision, Route, decide
 from monitor.domain.evidence import Outcome
-from monitor.domain.maintenance import Every, Quiet, Silence, Window, periods, quiet_at
+from monitor.domain.maintenance import (
+    MAINTENANCE_COLOUR,
+    Every,
+    Quiet,
+    Silence,
+    Window,
+    periods,
+    quiet_at,
+)
 from monitor.domain.states import DEFAULT_RULES, TargetState
 from monitor.store import make_engine, open_database, reads, writes
 from monitor.store.db import alembic_config
@@ -33,6 +47,7 @@ from tests.test_loop_writer import result as probe
 OK, GONE, S500 = Outcome.OK, Outcome.DEPRECATED, Outcome.SERVER_ERROR
 UTC_ = UTC
 BERLIN = "Europe/Berlin"
+ROOT = Path(__file__).resolve().parent.parent
 HOUR = timedelta(hours=1)
 
 
@@ -425,3 +440,74 @@ def test_migration_0006_adds_silences_and_quiet_columns_and_goes_back(tmp_path: 
     columns = {r[1] for r in back.execute("PRAGMA table_info(probe_results)")}
     assert "silences" not in tables and "quiet" not in columns
     assert back.execute("SELECT count(*) FROM probe_rollups").fetchone() == (1,)
+
+
+# ---------------------------------------------------------------- the dashboard
+
+
+def test_a_bucket_held_by_maintenance_has_its_own_colour_unless_something_failed_outside() -> None:
+    start = utc(2026, 12, 1, 21)
+    held = reads.Bucket(start, start + HOUR, 0, 0, {}, None, None, quiet=12)
+    mostly = reads.Bucket(start, start + HOUR, 2, 2, {"ok": 2}, None, None, quiet=10)
+    failed = reads.Bucket(start, start + HOUR, 2, 0, {"deprecated": 2}, None, None, quiet=10)
+    assert [b.worst for b in (held, mostly, failed)] == ["maintenance", "maintenance", "contract"]
+    assert held.uptime is None and mostly.uptime == 1.0  # maintenance is not downtime
+
+    fig = charts.status_band(
+        [{**dataclasses.asdict(b), "worst": b.worst} for b in (held, failed)], ZoneInfo("UTC")
+    )
+    traces = {t.name: t for t in fig.data}
+    assert (
+        traces["maintenance"].marker.color == MAINTENANCE_COLOUR
+        and len(traces["maintenance"].x) == 1
+    )
+    assert "12 probes in maintenance" in traces["maintenance"].hovertext[0]
+
+
+def test_the_timeline_reads_maintenance_from_the_rollups(db_url: str) -> None:
+    writer = writer_for(db_url, maintenance=[WINDOW])
+    feed(writer, "ssssssssssss", utc(2026, 12, 1, 21, 0))  # the whole hour inside the window
+    feed(writer, "o", utc(2026, 12, 1, 22, 0))
+    with Session(writer.engine) as s:
+        band = reads.timeline(s, "llama-chat", utc(2026, 12, 1, 21), utc(2026, 12, 1, 23))
+    assert [(b.worst, b.probes, b.quiet) for b in band] == [
+        ("maintenance", 0, 12),
+        ("maintenance", 0, 1),
+    ]
+
+
+def test_the_overview_lists_active_silences_and_upcoming_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    writer = writer_for(url)
+    now = datetime.now(UTC)
+    writer.write_batch([probe("llama-chat", OK, now - timedelta(minutes=1))])
+    with writer.engine.begin() as conn:
+        writes.add_silence(
+            conn, target="llama-chat", tag=None, starts_at=now, ends_at=now + HOUR, reason="v2"
+        )
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": url,
+                "targets": [{"name": "llama-chat", "kind": "hf-legacy", "model": "gpt2"}],
+                "maintenance": [WINDOW],  # next on Tuesday: within the 7 days listed
+            }
+        )
+    )
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config))
+    monkeypatch.delenv("INFERWATCH_DATABASE", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (table,) = [d.value for d in at.dataframe if "What" in d.value.columns]
+    rows = {(r["What"], r["Reason / schedule"]): r[""] for r in table.to_dict("records")}
+    assert rows[("silence #1", "v2")] == "active"
+    assert ("maintenance weekly-deploy", "every tue at 22:00 Europe/Berlin") in rows
+    assert len(rows) == 2
+    st.cache_data.clear()
+    st.cache_resource.clear()

@@ -10,12 +10,14 @@ transient&tag=...&kind=...&provider=...`), which is how a kiosk is set up.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from dashboard import data, wall, widgets
 from dashboard import format as f
 from dashboard.settings import START_HINT, Unavailable, database_url, settings
+from monitor.domain.maintenance import Window
 from monitor.targets import TARGET_KINDS
 
 KIOSK_CSS = """<style>
@@ -109,11 +111,35 @@ def overview(filters: wall.Filters, by: str, kiosk: bool) -> None:
     parts.append(wall.wall_html(listed, by, real_now, tz, kiosk, filters.tags))
     st.html(wall.page_html(*parts, kiosk=kiosk))
     if not kiosk:
+        quiet_periods(url, s.windows, tz)
         st.caption(
             f"{widgets.UPTIME_NOTE} Last 24 h: one cell per hour, coloured by the worst probe "
             f"in it. Latency p50 from the last 24 h. A change being confirmed shows as an "
             f'outlined pill ("server_error, confirming 1 of 3").'
         )
+
+
+def quiet_periods(url: str, windows: tuple[Window, ...], tz: ZoneInfo) -> None:
+    """Active and upcoming maintenance windows and silences (nothing when there are none)."""
+    found = data.load_quiet_periods(url, windows, data.clock())
+    if not found:
+        return
+    st.markdown("#### Maintenance and silences")
+    st.dataframe(
+        [
+            {
+                "": "active" if p["active"] else "upcoming",
+                "What": f"{p['kind']} {p['name']}",
+                "Covers": p["scope"],
+                "From": f.when(p["starts_at"], tz),
+                "Until": f.when(p["ends_at"], tz),
+                "Reason / schedule": p["reason"],
+            }
+            for p in found
+        ],
+        hide_index=True,
+    )
+    st.caption("Alerts are held while a target is in one; probes in one are left out of uptime.")
 
 
 kiosk = kiosk_mode()

@@ -17,6 +17,8 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAINTENANCE = "maintenance"  # a time block of the status band held by maintenance
+MAINTENANCE_COLOUR = "#0969da"  # blue: planned, neither working nor failing
 
 
 @cache
@@ -185,6 +187,8 @@ def _scope(targets: frozenset[str], tags: frozenset[str]) -> str:
 
 
 __all__ = [
+    "MAINTENANCE",
+    "MAINTENANCE_COLOUR",
     "WEEKDAYS",
     "Every",
     "Period",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, load_only
 
 from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
 from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
-from monitor.domain.maintenance import Silence
+from monitor.domain.maintenance import MAINTENANCE, Silence
 from monitor.domain.rollups import DAY, HOUR, Rollup, decode_latency, period_start
 from monitor.domain.states import TargetState
 from monitor.domain.text import utcnow
@@ -387,6 +387,7 @@ class Bucket:
     counts: dict[str, int]
     p50_ms: float | None
     p95_ms: float | None
+    quiet: int = 0  # probes in maintenance: in none of the above
 
     @property
     def uptime(self) -> float | None:
@@ -394,14 +395,15 @@ class Bucket:
 
     @property
     def worst(self) -> str:
-        """The bucket's colour: no data, ok, or the worst class seen in it."""
+        """The bucket's colour: no data, ok, or the worst class seen outside maintenance;
+        maintenance when it held most of the bucket's probes and nothing failed outside it."""
         if not self.probes:
-            return NO_DATA
+            return MAINTENANCE if self.quiet else NO_DATA
         classes = {state_class(o) for o in self.counts}
         for cls in (str(OutcomeClass.CONTRACT), str(OutcomeClass.TRANSIENT)):
             if cls in classes:
                 return cls
-        return str(OutcomeClass.OK)
+        return MAINTENANCE if self.quiet >= self.probes else str(OutcomeClass.OK)
 
 
 def timeline(
@@ -439,6 +441,7 @@ def timeline(
                     dict(r.counts),
                     roll.percentile(0.5),
                     roll.percentile(0.95),
+                    r.quiet,
                 )
             )
         at += step
