@@ -203,6 +203,15 @@ def test_the_body_keeps_a_providers_markup_inert() -> None:
     assert "- Request id: `req_'1'`" in body
     assert "**chat\\_prod (openai-chat) changed from ok to server\\_error.**" in body
     assert "[Dashboard]" not in body  # no dashboard_url configured: no link
+    assert "- URL: `https://api.example.com/v1/chat/completions`" in body
+    after_window = replace(
+        event, reason="quiet_ended", label="still failing after maintenance deploy: server_error"
+    )
+    assert render(after_window).body.startswith(
+        "**chat\\_prod (openai-chat): still failing after maintenance deploy: server\\_error. "
+        "Changes during the maintenance window or silence were recorded, not sent; this is "
+        "where it stands now (the last alert said ok).**"
+    )
     assert render(replace(event, to_outcome="ok", label="server_error → ok")).kind == "success"
 
 

@@ -116,6 +116,12 @@ def _what_happened(ctx: AlertEvent) -> str:
             return f"{who} has stopped flapping" + (
                 f" and is now {now}." if ctx.to_outcome else "."
             )
+        case "quiet_ended":
+            told = f" (the last alert said {_text(ctx.from_outcome)})" if ctx.from_outcome else ""
+            return (
+                f"{who}: {_text(ctx.label)}. Changes during the maintenance window or silence "
+                f"were recorded, not sent; this is where it stands now{told}."
+            )
         case _:  # a reason added later: its label says what happened
             return f"{who}: {_text(ctx.label or now)}."
 
@@ -148,14 +154,14 @@ def _notify_type(ctx: AlertEvent) -> str:
     }[outcome_class(ctx.to_outcome)].value
 
 
-# What the provider or the far end chose to say: shown as code, so no Markdown or HTML in it
+# What the provider chose to say, and the URL: shown as code, so no Markdown or HTML in them
 # takes effect wherever the notification is rendered.
-_PROVIDER_WORDS = frozenset({"Provider said", "Request id", "Provider"})
+_AS_CODE = frozenset({"Provider said", "Request id", "Provider", "URL"})
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
 
 
 def _evidence_value(name: str, value: str) -> str:
-    return _code(value) if name in _PROVIDER_WORDS else _text(value)
+    return _code(value) if name in _AS_CODE else _text(value)
 
 
 def _code(text: str) -> str:
@@ -255,14 +261,12 @@ class AppriseChannel:
         self,
         settings: AppriseSettings,
         env: Mapping[str, str],
-        redact: Redactor,
         secrets: frozenset[str],
         budget: float | None = None,
     ):
         self.settings = settings
         self.env = env
-        self.redact = redact
-        self.secrets = secrets
+        self.secrets = secrets  # the config's, with every Apprise URL among them
         self.budget = budget  # seconds for a whole attempt, every URL in it (None: no cap)
 
     def render(self, alert: Outgoing) -> Notification:
@@ -341,7 +345,8 @@ class AppriseChannel:
         return reason[0] if reason else "not sent"
 
     def _redacted(self, text: str, url: str) -> str:
-        return Redactor(self.secrets | url_parts(url))(self.redact(text))
+        """Apprise's words with the config's secrets and every part of this URL masked."""
+        return Redactor(self.secrets | url_parts(url))(text)
 
 
 def channel(config: Config, env: Mapping[str, str], timeout: float | None = None) -> AppriseChannel:
@@ -349,4 +354,4 @@ def channel(config: Config, env: Mapping[str, str], timeout: float | None = None
     settings = config.alerts.apprise
     if settings is None:
         raise DeliveryError("no alerts.apprise section is configured", permanent=False)
-    return AppriseChannel(settings, env, config.redactor(), config.secrets, timeout)
+    return AppriseChannel(settings, env, config.secrets, timeout)
