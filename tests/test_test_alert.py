@@ -124,3 +124,23 @@ def test_a_failing_receiver_exits_1_naming_the_channel_and_why(
     assert TOKEN not in result.output and failing.url not in result.output
     statuses = {r["channel"]: r["status"] for r in delivery_log(cfg)}
     assert statuses == {"email": "sent", "apprise": "pending"}
+
+
+def test_with_two_urls_the_error_names_only_the_one_that_failed(
+    tmp_path: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = Receiver(503).up()
+    try:
+        monkeypatch.setenv(VAR, f"{hook.url} {failing.url}")
+        cfg = write(tmp_path, {"apprise": {"urls_env": VAR}})
+        result = runner.invoke(app, ["test-alert", "-c", str(cfg)])
+    finally:
+        failing.down()
+
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: apprise: the test alert was not sent: apprise#2 (json): ")
+    assert "apprise#1" not in error
+    assert len(hook.accepted) == 1 and len(failing.posts) == 1 and failing.accepted == []
+    (row,) = delivery_log(cfg)
+    assert row["status"] == "pending" and row["recipients"] == ["apprise#2 (json)"]
