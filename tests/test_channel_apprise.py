@@ -297,7 +297,8 @@ def test_two_urls_one_failing_the_retry_goes_only_to_the_failing_one(
     deliver_due(sender)
     deliver_due(sender)
 
-    assert the_alert(sender).status == "sent"
+    sent = the_alert(sender)
+    assert sent.status == "sent" and sent.attempts == 3  # one try per URL notified
     assert len(good.accepted) == 1 and len(good.posts) == 1  # never sent twice
     assert len(flaky.accepted) == 1 and len(flaky.posts) == 2
     assert good.accepted[0] == flaky.accepted[0]  # the same notification
