@@ -45,6 +45,7 @@ class Receiver:
         self.posts: list[dict[str, Any]] = []  # every POST's JSON, accepted or not
         self.accepted: list[dict[str, Any]] = []  # the ones answered 2xx
         self.paths: list[str] = []
+        self.agents: list[str] = []  # each POST's User-Agent
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -60,6 +61,7 @@ class Receiver:
                 status = box.statuses.pop(0) if len(box.statuses) > 1 else box.statuses[0]
                 box.posts.append(body)
                 box.paths.append(self.path)
+                box.agents.append(self.headers["User-Agent"])
                 if 200 <= status < 300:
                     box.accepted.append(body)
                 self.send_response(status)
@@ -169,6 +171,7 @@ def test_a_json_url_receives_the_subject_and_the_markdown_body(
     assert "**What to do:** switch to https://router.huggingface.co" in message
     assert "[Dashboard](https://status.example.com/target?name=llama-chat)" in message
     assert hook.paths == [f"/hooks/{TOKEN}-{hook.port}"]
+    assert hook.agents == ["inferwatch"]  # the sender's name where a service shows one
     assert [a.ok for a in attempts(sender)] == [True]
 
 

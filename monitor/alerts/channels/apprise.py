@@ -46,6 +46,8 @@ from monitor.domain.text import one_line
 URL_TIMEOUT = 10.0
 # Apprise logs through these loggers; at DEBUG they print whole URLs, tokens included.
 _LIBRARY_LOGGERS = ("apprise", "urllib3")
+# How services that show a sender name it (Discord's username, the User-Agent of HTTP ones).
+_ASSET = apprise.AppriseAsset(app_id="inferwatch", app_desc="inferwatch alerts")
 # URL parts at least this long are masked in Apprise's words (a host, a webhook id, a topic);
 # shorter ones are ordinary words ("hooks", "api").
 _MIN_MASKED_PART = 8
@@ -235,7 +237,7 @@ def notify(url: str, message: Notification, timeout: float) -> str | None:
     (unredacted: the caller masks it)."""
     with _library_warnings() as warnings:
         try:
-            service = apprise.Apprise.instantiate(url)
+            service = apprise.Apprise.instantiate(url, asset=_ASSET)
             if service is None:
                 return "Apprise does not accept this URL (check its scheme and fields)"
             # Apprise waits up to both, one after the other.
