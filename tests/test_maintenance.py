@@ -283,6 +283,13 @@ def test_a_bad_window_says_file_line_window_and_field(window: str, expected: str
     assert found.startswith(expected)
 
 
+def test_an_unquoted_time_of_day_is_read_as_written() -> None:
+    config = parse_config(
+        TARGETS + "maintenance:\n  - {name: n, every: {at: 22:05}, duration: 1h}\n", env={}
+    )
+    assert config.windows[0].every == Every(time(22, 5), "UTC", None)
+
+
 def test_a_good_maintenance_section_gives_domain_windows() -> None:
     config = parse_config(
         TARGETS + "maintenance:\n"

@@ -126,6 +126,14 @@ class RecurrenceModel(StrictModel):
     )
     tz: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin")
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, value: str) -> str:
