@@ -342,5 +342,5 @@ def test_a_taken_port_exits_2_naming_it(tmp_path: Path, command: str) -> None:
         code = proc.wait(timeout=20)
     text = log.read_text()
     assert code == 2, text
-    assert f"metrics.listen 127.0.0.1:{port}: the port is already in use" in text
-    assert str(path) in text and "Traceback" not in text
+    assert f"metrics.listen 127.0.0.1:{port}: the port is already in use" in text, text
+    assert str(path) in text and "Traceback" not in text, text

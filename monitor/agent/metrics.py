@@ -114,7 +114,7 @@ class Metrics:
         )
         self._kinds: dict[str, str] = {}
         self._series: dict[str, _Series] = {}
-        r.register(_StateCollector(states, self._kinds))
+        r.register(_StateCollector(states, lambda: self._kinds))
         self.configure(targets)
 
     # ------------------------------------------------------------ the recorder API
@@ -155,8 +155,7 @@ class Metrics:
         kinds = {t.name: t.kind for t in targets}
         for name in [n for n in self._kinds if kinds.get(n) != self._kinds[n]]:
             self._forget(name, self._kinds[name])
-        self._kinds.clear()
-        self._kinds.update(kinds)
+        self._kinds = kinds  # replaced whole: a scrape's thread sees the old or the new
 
     def _forget(self, name: str, kind: str) -> None:
         series = self._series.pop(name, None)
@@ -173,9 +172,13 @@ class Metrics:
 class _StateCollector(Collector):
     """inferwatch_target_state: 1 for each configured target's confirmed state, at scrape."""
 
-    def __init__(self, states: Callable[[], Mapping[str, TargetState]], kinds: Mapping[str, str]):
+    def __init__(
+        self,
+        states: Callable[[], Mapping[str, TargetState]],
+        kinds: Callable[[], Mapping[str, str]],
+    ):
         self._states = states
-        self._kinds = kinds
+        self._kinds = kinds  # the configured targets, as of the latest reload
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -184,7 +187,7 @@ class _StateCollector(Collector):
             labels=["target", "outcome"],
         )
         states = dict(self._states())  # one copy: the writer's thread may update it meanwhile
-        for name in list(self._kinds):
+        for name in self._kinds():
             state = states.get(name)
             if state is not None and state.accepted is not None:
                 family.add_metric([name, str(state.accepted)], 1.0)
