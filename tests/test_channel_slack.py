@@ -278,6 +278,17 @@ def test_each_reason_has_its_own_headline_and_colour() -> None:
     assert recovered["attachments"][0]["color"] == CLASS_COLOUR["ok"]
 
 
+def test_the_end_of_a_quiet_window_says_where_the_target_stands() -> None:
+    message = slack.render(
+        event(reason="quiet_ended", label="still failing after maintenance weekly-deploy")
+    )
+    blocks = message["attachments"][0]["blocks"]
+    assert blocks[0]["text"]["text"] == "t: still failing after maintenance weekly-deploy"
+    assert "recorded, not sent" in blocks[1]["text"]["text"]
+    assert "(the last alert said *ok*)" in blocks[1]["text"]["text"]
+    assert block_kit_problems(message) == []
+
+
 def test_a_test_alert_reaches_slack(db_url: str, fake_slack: FakeSlack) -> None:
     config = slack_config()
     sender = Sender(open_database(db_url), config, env=env_for(fake_slack))
@@ -362,12 +373,14 @@ def test_the_hook_url_reaches_neither_the_database_nor_the_logs(
     db_url: str, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    fake_slack.script = [(404, f"no_service for {fake_slack.url}".encode(), {})]
+    echo = f"no_service for {fake_slack.url}; Cannot POST {SLACK_PATH}"  # a proxy's words
+    fake_slack.script = [(404, echo.encode(), {})]
     with caplog.at_level(logging.DEBUG):
         sender = outage_alert(db_url, slack_config(), clock, env=env_for(fake_slack))
         deliver_due(sender)
     (alert,) = alerts(sender)
     assert alert.status == "failed" and alert.last_error.startswith("Slack answered 404")
+    assert alert.last_error.count("***") == 2
     dump = "\n".join(sqlite3.connect(db_url.removeprefix("sqlite:///")).iterdump())
     assert "Slack answered 404" in dump
     for secret in (fake_slack.url, SLACK_PATH):

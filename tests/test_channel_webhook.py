@@ -270,6 +270,8 @@ def test_flapping_is_one_event_and_the_reason_says_which() -> None:
         "flapping_stopped",
     )
     assert webhook.payload(event)["at"] == "2026-11-01T09:00:00Z"  # naive times are UTC
+    quiet = webhook.payload(dataclasses.replace(event, reason="quiet_ended"))
+    assert quiet["event"] == quiet["reason"] == "quiet_ended"  # later reasons pass through
 
 
 def test_a_test_alert_is_a_test_event(db_url: str, receiver: Receiver) -> None:

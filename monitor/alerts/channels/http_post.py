@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -62,7 +63,7 @@ def post(
     `receiver` names the far end in errors; `secrets` (besides the URL) are masked in what
     the receiver says.
     """
-    redact = Redactor([url, *secrets])
+    redact = Redactor([*_url_secrets(url), *secrets])
     timeout = min(timeout, GUARDED_POST_TIMEOUT)
     try:
         request = httpx.Request(
@@ -104,6 +105,13 @@ def refused(receiver: str, answer: Answer, advice: str = "") -> DeliveryError:
     if advice:
         text += f"; {advice}"
     return DeliveryError(text, permanent=not answer.temporary)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The URL and the parts of it that may be echoed alone: its path (Slack's is the token),
+    its query and a password."""
+    parts = urlsplit(url)
+    return [url, *(p for p in (parts.path, parts.query, parts.password) if p and len(p) > 1)]
 
 
 def _exchange(request: httpx.Request, redact: Redactor) -> Answer:

@@ -147,6 +147,8 @@ def _headline(event: AlertEvent) -> str:
             text = f"{target} is flapping"
         case "flapping_stopped":
             text = f"{target} stopped flapping" + (f": now {now}" if event.to_outcome else "")
+        case "quiet_ended":
+            text = f"{target}: {event.label}"
         case _:
             text = subject_for(event)
     return one_line(text, limit=None)
@@ -180,6 +182,12 @@ def _what_happened(event: AlertEvent) -> str:
         case "flapping_stopped":
             text = f"{name} has stopped flapping" + (
                 f" and is now *{now}*." if event.to_outcome else "."
+            )
+        case "quiet_ended":
+            text = (
+                f"{name}: {escape(one_line(event.label, limit=None))}.\nChanges during the "
+                "maintenance window or silence were recorded, not sent; this is where it stands "
+                "now" + (f" (the last alert said *{before}*)." if before else ".")
             )
         case _:
             text = f"{name}: {escape(one_line(event.label, limit=None))}"
