@@ -188,9 +188,12 @@ class Running:
     log: Path
     inbox: Inbox
 
-    def metrics(self) -> Samples:
+    def text(self) -> str:
         status, text = get(f"http://127.0.0.1:{self.port}/metrics")
-        return samples(text) if status == 200 else {}
+        return text if status == 200 else ""
+
+    def metrics(self) -> Samples:
+        return samples(self.text())
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +257,9 @@ def test_a_running_monitor_serves_every_family_over_http(running: Running) -> No
     assert value(found, "inferwatch_alerts_total", channel="email", status="sent") == 1
     # Only inferwatch's own families: the registry is not the process-global one.
     assert not any(name.startswith(("process_", "python_")) for name, _ in found)
+    # Names and kinds only: no URL (a query string may hold a key) and no SMTP address.
+    text = running.text()
+    assert "127.0.0.1" not in text and "example.com" not in text
 
 
 def test_a_real_prometheus_scrapes_it(running: Running, tmp_path: Path) -> None:
