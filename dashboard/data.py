@@ -53,6 +53,7 @@ TRANSITION_COLUMNS = (
     "hint",
     "http_status",
     "announced",
+    "quiet_reason",
     "incident_id",
 )
 

@@ -111,7 +111,7 @@ def transition_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.D
                 "to": r["to_outcome"],
                 "HTTP": _http(r["http_status"]),
                 "provider message": r["detail"],
-                "announced": "emailed" if r["announced"] else "quiet",
+                "announced": "emailed" if r["announced"] else r.get("quiet_reason") or "quiet",
                 INCIDENT: _incident_link(r.get("incident_id")),
             }
             for r in rows

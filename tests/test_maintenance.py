@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts
+from dashboard import charts, tables
 from monitor.agent.writer import Writer
 from monitor.config.load import ConfigError, parse_config
 from monitor.domain.alert_event import AlertEvent, subject_for
@@ -518,3 +518,21 @@ def test_the_overview_lists_active_silences_and_upcoming_windows(
     assert len(rows) == 2
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_the_dashboards_transition_tables_say_why_a_change_was_quiet() -> None:
+    rows = [
+        {
+            "at": utc(2026, 12, 1, 21, 35),
+            "target": "llama-chat",
+            "label": "ok → deprecated (410)",
+            "to_outcome": "deprecated",
+            "http_status": 410,
+            "detail": "gone",
+            "announced": False,
+            "quiet_reason": "maintenance weekly-deploy",
+            "incident_id": None,
+        }
+    ]
+    frame = tables.transition_frame(rows, ZoneInfo("UTC"))
+    assert list(frame["announced"]) == ["maintenance weekly-deploy"]

@@ -38,7 +38,7 @@ def transitions_frame(rows: list[dict[str, Any]], tz: Any) -> pd.DataFrame:
                 "HTTP": f.DASH if t["http_status"] is None else str(t["http_status"]),
                 "provider message": t["detail"],
                 "what to do": t["hint"],
-                "announced": "alerted" if t["announced"] else "quiet",
+                "announced": "alerted" if t["announced"] else t.get("quiet_reason") or "quiet",
             }
             for t in rows
         ],

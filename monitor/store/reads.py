@@ -795,6 +795,7 @@ class IncidentTransition:
     http_status: int | None
     announced: bool
     probe_id: int | None
+    quiet_reason: str | None = None  # why it was not announced (maintenance, a silence)
 
 
 @dataclass(frozen=True)
@@ -934,6 +935,7 @@ def incident_detail(
             t.http_status,
             t.announced,
             t.probe_id,
+            t.quiet_reason,
         )
         for t in session.scalars(
             select(TransitionRecord)
