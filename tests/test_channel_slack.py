@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from monitor.agent.service import Monitor
 from monitor.alerts.channels import slack
 from monitor.alerts.channels.common import NEUTRAL_COLOUR
 from monitor.alerts.outbox import Sender, retry_delay
 from monitor.alerts.test import queue_test_alert
+from monitor.cli import app
 from monitor.config.load import load_config
 from monitor.config.model import Config
 from monitor.demo import simulator as sim
@@ -453,3 +455,39 @@ def test_a_confirmed_transition_is_one_post_per_channel_in_a_live_run(
     assert message["attachments"][0]["blocks"][0]["text"]["text"] == "gone: ok → deprecated"
     for secret in (hook.url, fake_slack.url, SIGNING_KEY):
         assert secret not in caplog.text
+
+
+# ---------------------------------------------------------------- inferwatch test-alert
+
+
+def test_test_alert_reaches_the_webhook_and_slack_and_says_why_one_failed(
+    tmp_path: Path, hook: Receiver, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_KEY", SIGNING_KEY)
+    monkeypatch.setenv("SLACK_URL", fake_slack.url)
+    cfg = tmp_path / "inferwatch.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{tmp_path / 'inferwatch.db'}",
+                "targets": [{"name": "a", "kind": "http", "url": "http://a/"}],
+                "alerts": {
+                    "webhook": {"url": hook.url, "secret_env": "HOOK_KEY"},
+                    "slack": {"webhook_url_env": "SLACK_URL"},
+                },
+            }
+        )
+    )
+    fake_slack.default = (410, b"channel_is_archived", {})
+
+    result = CliRunner().invoke(app, ["test-alert", "-c", str(cfg)])
+
+    assert result.exit_code == 1, result.output
+    assert "✓ webhook: test alert sent" in result.stdout
+    error = " ".join(result.stderr.split())
+    assert "slack: the test alert was not sent: Slack answered 410: channel_is_archived" in error
+    (posted,) = hook.received
+    assert verified(posted) and posted.json()["event"] == "test"
+    assert fake_slack.problems == [[]]  # a well-formed message Slack refused for its own reasons
+    for secret in (hook.url, fake_slack.url, SIGNING_KEY, SLACK_PATH):
+        assert secret not in result.output
