@@ -138,7 +138,8 @@ class Sender:
         except DeliveryError as exc:
             return self._record(alert_id, exc, created, alert.channel)
         if accepted and accepted[0]:
-            log.info("alert sent to %s: %s", ", ".join(alert.recipients), alert.subject)
+            to = f" to {', '.join(alert.recipients)}" if alert.channel == "email" else ""
+            log.info("alert sent by %s%s: %s", alert.channel, to, alert.subject)
         return bool(accepted and accepted[0])
 
     def _record_accepted(
