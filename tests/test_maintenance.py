@@ -16,7 +16,7 @@ import pytest
 import streamlit as st
 import yaml
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
@@ -536,3 +536,22 @@ def test_the_dashboards_transition_tables_say_why_a_change_was_quiet() -> None:
     ]
     frame = tables.transition_frame(rows, ZoneInfo("UTC"))
     assert list(frame["announced"]) == ["maintenance weekly-deploy"]
+
+
+def test_the_writers_silence_read_is_an_index_search(db_url: str) -> None:
+    engine = open_database(db_url)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    with engine.begin() as conn:
+        writes.silences_since(conn, T0)
+    event.remove(engine, "before_cursor_execute", capture)
+    ((statement, params),) = seen
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+    assert [row[-1] for row in plan] == [
+        "SEARCH silences USING INDEX ix_silences_ends_at (ends_at>?)"
+    ]

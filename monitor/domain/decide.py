@@ -242,7 +242,7 @@ def decide(
             to_outcome=str(notice.state or probe.outcome),
         )
         alerts += _routed(event, alerting)
-    if ending and _untold(new_state):  # not told by this result's own alerts either
+    if ending:  # (a transition announced by this result would have told them already)
         assert state.quiet is not None and new_state.accepted is not None
         now = str(new_state.accepted)
         status = result.http_status if (result.http_status or 0) >= 300 else None

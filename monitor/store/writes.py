@@ -537,7 +537,8 @@ def stage_delivery_log(conn: Connection) -> None:
 def silences_since(conn: Connection, since: datetime) -> list[Silence]:
     """The silences not over by `since` (the writer: the oldest result of its batch), one
     indexed read per batch, so a silence added or ended by the CLI counts at once."""
-    rows = conn.execute(select(SILENCES).where(SILENCES.c.ends_at > since).order_by(SILENCES.c.id))
+    # No ORDER BY: it would make SQLite walk the table by id instead of the ends_at index.
+    rows = conn.execute(select(SILENCES).where(SILENCES.c.ends_at > since))
     return [silence_of(row) for row in rows]
 
 
