@@ -6,6 +6,7 @@ uptime leaving maintenance out). tests/test_maintenance_loop.py runs the real lo
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -19,9 +20,11 @@ from alembic import command
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
 from dashboard import charts, tables
 from monitor.agent.writer import Writer
+from monitor.cli import app
 from monitor.config.load import ConfigError, parse_config
 from monitor.domain.alert_event import AlertEvent, subject_for
 from monitor.domain.decide import Alerting, Decision, Route, decide
@@ -39,7 +42,7 @@ from monitor.domain.states import DEFAULT_RULES, TargetState
 from monitor.store import make_engine, open_database, reads, writes
 from monitor.store.db import alembic_config
 from monitor.store.models import AlertRecord, ProbeRecord, RollupRecord, TransitionRecord
-from tests.helpers import make_config
+from tests.helpers import make_config, write_config
 from tests.test_decide import result
 from tests.test_loop_writer import EMAIL
 from tests.test_loop_writer import result as probe
@@ -555,3 +558,54 @@ def test_the_writers_silence_read_is_an_index_search(db_url: str) -> None:
     assert [row[-1] for row in plan] == [
         "SEARCH silences USING INDEX ix_silences_ends_at (ends_at>?)"
     ]
+
+
+# ---------------------------------------------------------------- the silence commands
+
+
+@pytest.fixture
+def configured(tmp_path: Path) -> Path:
+    return write_config(
+        tmp_path / "inferwatch.yaml",
+        [{"name": "llama-chat", "kind": "hf-legacy", "model": "gpt2", "tags": ["prod"]}],
+        database=f"sqlite:///{tmp_path / 'cli.db'}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--target", "llama-chta"], "no target named 'llama-chta'; configured: llama-chat"),
+        (["--tag", "prd"], "no target has the tag 'prd'; tags in use: prod"),
+        (["--target", "llama-chat", "--tag", "prod"], "give --target NAME or --tag TAG"),
+        ([], "give --target NAME or --tag TAG"),
+        (["--target", "llama-chat", "--for", "soon"], "'soon' is not a duration"),
+    ],
+)
+def test_silence_add_refuses_bad_usage_with_exit_2(
+    configured: Path, args: list[str], says: str
+) -> None:
+    done = CliRunner().invoke(app, ["silence", "add", *args, "-c", str(configured)])
+    assert done.exit_code == 2
+    assert says in " ".join(done.output.split())
+
+
+def test_silence_add_list_and_end_through_the_cli(configured: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["silence", "add", "--tag", "prod", "--for", "90m", "-r", "v2", "-c", str(configured)]
+    )
+    assert added.exit_code == 0 and "silence #1: tag prod for 90m" in added.output
+    listed = json.loads(
+        runner.invoke(app, ["silence", "list", "-f", "json", "-c", str(configured)]).output
+    )
+    assert [(p["name"], p["scope"], p["active"], p["reason"]) for p in listed] == [
+        ("#1", "tag prod", True, "v2")
+    ]
+    assert runner.invoke(app, ["silence", "end", "1", "-c", str(configured)]).exit_code == 0
+    after = runner.invoke(app, ["silence", "list", "-c", str(configured)]).output
+    assert "no silences or maintenance windows" in after
+    again = runner.invoke(app, ["silence", "end", "1", "-c", str(configured)])
+    assert again.exit_code == 0 and "already over" in again.output
+    unknown = runner.invoke(app, ["silence", "end", "9", "-c", str(configured)])
+    assert unknown.exit_code == 2 and "no silence #9" in unknown.output
