@@ -138,9 +138,9 @@ class Monitor:
             token = token_for(target, self.env)
             timeout = self.config.timeout_of(target)
             result = await probe_one(target, self.prober, timeout, token, self._redact)
-            if self.metrics is not None:
-                self.metrics.probed(result)
             await self.writer.submit(result)
+            if self.metrics is not None:  # after the submit: the result is safe whatever happens
+                self.metrics.probed(result)
         except asyncio.CancelledError:
             pass  # cut off at shutdown: not a result about the target, so nothing to record
         except Exception:
