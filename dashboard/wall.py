@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from dashboard import format as f
 from monitor.domain.evidence import CLASS_COLOUR, NO_DATA, Outcome
 from monitor.domain.history import state_class
+from monitor.domain.maintenance import MAINTENANCE, MAINTENANCE_COLOUR
 from monitor.domain.states import Rules
 
 Row = Mapping[str, Any]
@@ -315,6 +316,10 @@ def pill(label: str | None, cls: str, pending: bool = False) -> str:
     return f"<span class='iw-p' style='background:{fill}'>{text}</span>"
 
 
+# An hour of the history bar is a class, no data, or held by maintenance.
+HOUR_COLOUR = {**CLASS_COLOUR, MAINTENANCE: MAINTENANCE_COLOUR}
+
+
 def history_bar(hours: Sequence[str]) -> str:
     """The last hours as one span: a hard-stop gradient, one stop range per run of a colour;
     the gaps between cells are a CSS mask, so a cell is never a DOM node."""
@@ -323,7 +328,7 @@ def history_bar(hours: Sequence[str]) -> str:
     n, stops, start = len(hours), [], 0
     for i in range(1, n + 1):
         if i == n or hours[i] != hours[start]:
-            hue = CLASS_COLOUR.get(hours[start], CLASS_COLOUR[NO_DATA])
+            hue = HOUR_COLOUR.get(hours[start], CLASS_COLOUR[NO_DATA])
             stops.append(f"{hue} {start * 100 / n:.2f}% {i * 100 / n:.2f}%")
             start = i
     tally = Counter(NO_DATA_WORDS if h == NO_DATA else h for h in hours)

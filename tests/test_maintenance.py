@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
-from dashboard import charts, tables
+from dashboard import charts, tables, wall
 from monitor.agent.writer import Writer
 from monitor.cli import app
 from monitor.config.load import ConfigError, parse_config
@@ -609,3 +609,15 @@ def test_silence_add_list_and_end_through_the_cli(configured: Path) -> None:
     assert again.exit_code == 0 and "already over" in again.output
     unknown = runner.invoke(app, ["silence", "end", "9", "-c", str(configured)])
     assert unknown.exit_code == 2 and "no silence #9" in unknown.output
+
+
+def test_the_overviews_history_bar_shows_hours_held_by_maintenance(db_url: str) -> None:
+    writer = writer_for(db_url, maintenance=[WINDOW])
+    feed(writer, "ssssssssssss", utc(2026, 12, 1, 21, 0))  # 21:00-22:00, all inside
+    feed(writer, "o", utc(2026, 12, 1, 23, 30))
+    with Session(writer.engine) as s:
+        (row,) = reads.overview(s, utc(2026, 12, 1, 23, 45))
+    assert row.hours[-3:] == ("maintenance", "no_data", "ok")  # 21 h, 22 h, 23 h
+    assert row.uptime["24h"] == 1.0
+    bar = wall.history_bar(row.hours)
+    assert MAINTENANCE_COLOUR in bar and "maintenance 1 h" in bar

@@ -208,6 +208,7 @@ def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, 
             RollupRecord.target_id,
             RollupRecord.bucket_start,
             RollupRecord.probes,
+            RollupRecord.quiet,
             case((RollupRecord.ok < RollupRecord.probes, RollupRecord.counts)).label("counts"),
         ).where(
             RollupRecord.period == HOUR,
@@ -220,10 +221,10 @@ def _recent_hours(session: Session, ids: list[int], now: datetime) -> dict[int, 
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         slot = int((start - first).total_seconds() // 3600)
-        if 0 <= slot < HISTORY_HOURS and row.probes:
+        if 0 <= slot < HISTORY_HOURS and (row.probes or row.quiet):
             counts = dict(row.counts or {Outcome.OK: row.probes})
             found[row.target_id][slot] = Bucket(
-                start, start, row.probes, 0, counts, None, None
+                start, start, row.probes, 0, counts, None, None, row.quiet
             ).worst
     return {i: tuple(v) for i, v in found.items()}
 
