@@ -256,6 +256,17 @@ def test_a_window_naming_an_unknown_target_or_tag_is_an_error_naming_the_line() 
     ]
 
 
+def test_a_window_naming_a_target_with_its_own_error_reports_only_that_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            "targets:\n  - {name: llama-chat, kind: hf-legacy}\n"
+            "maintenance:\n  - {name: w, targets: [llama-chat], start: '2026-12-01T22:00:00Z', "
+            "duration: 1h}\n",
+            env={},
+        )
+    assert [p.field for p in caught.value.problems] == ["model"]
+
+
 @pytest.mark.parametrize(
     ("window", "expected"),
     [

@@ -528,8 +528,8 @@ def parse_config(
                 ]
             targets.append(target)
 
-    if config is not None and targets:
-        problems += _window_scope_problems(config, targets, file, key_lines)
+    if config is not None and isinstance(raw_targets, list):
+        problems += _window_scope_problems(config, raw_targets, file, key_lines)
 
     if problems or config is None:
         problems.sort(key=lambda p: p.line or 0)  # file order (stable within a line)
@@ -566,11 +566,20 @@ def _in_windows(problems: list[Problem], raw_windows: Any) -> list[Problem]:
 
 
 def _window_scope_problems(
-    config: Config, targets: list[Any], file: str, lines: Mapping[tuple[str, ...], int]
+    config: Config, raw_targets: list[Any], file: str, lines: Mapping[tuple[str, ...], int]
 ) -> list[Problem]:
-    """A window must name known targets and tags (a typo would silence nothing), once each."""
-    names = {t.name for t in targets}
-    tags = {tag for t in targets for tag in t.tags}
+    """A window must name known targets and tags (a typo would silence nothing), once each.
+    Checked against the targets as written, so a target with an error of its own is not
+    also reported as unknown."""
+    raw = [t for t in raw_targets if isinstance(t, dict)]
+    names = {t["name"] for t in raw if isinstance(t.get("name"), str)}
+    tags = {
+        tag
+        for t in raw
+        if isinstance(t.get("tags"), list)
+        for tag in t["tags"]
+        if isinstance(tag, str)
+    }
     problems = []
     seen: set[str] = set()
     for i, window in enumerate(config.maintenance):
