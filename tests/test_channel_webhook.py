@@ -79,7 +79,7 @@ class Receiver:
     check: Callable[[Received], Answer | None] | None = None
     delay: float = 0.0  # seconds before answering (a hung receiver)
     received: list[Received] = field(default_factory=list)
-    accepted_at: dict[int, float] = field(default_factory=dict)  # index in received -> time
+    accepted: list[tuple[Received, float]] = field(default_factory=list)  # 2xx, and when
 
     def __post_init__(self) -> None:
         with socket.socket() as s:
@@ -99,7 +99,7 @@ class Receiver:
             return verdict
         answer = self.script.pop(0) if self.script else self.default
         if 200 <= answer[0] < 300:
-            self.accepted_at[len(self.received) - 1] = time.time()
+            self.accepted.append((request, time.time()))
         return answer
 
     def up(self) -> Receiver:
@@ -527,8 +527,7 @@ def test_no_webhook_alert_is_lost_or_doubled_across_kill_9(
 
     stored = {mid.strip("<>") for (mid,) in crash._query(db, "select message_id from alerts")}
     arrivals: dict[str, list[float]] = {}
-    for index, at in sorted(receiver.accepted_at.items()):
-        request = receiver.received[index]
+    for request, at in receiver.accepted:
         assert verified(request)
         arrivals.setdefault(request.headers["x-inferwatch-delivery"], []).append(at)
     assert len(stored) >= kills, "too few alerts to say anything"
