@@ -632,3 +632,16 @@ def test_the_overviews_history_bar_shows_hours_held_by_maintenance(db_url: str) 
     assert row.uptime["24h"] == 1.0
     bar = wall.history_bar(row.hours)
     assert MAINTENANCE_COLOUR in bar and "maintenance 1 h" in bar
+
+
+def test_the_readme_maintenance_example_is_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### `maintenance`") :]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(
+        "targets:\n  - {name: llama-chat, kind: hf-legacy, model: gpt2}\n" + example, env={}
+    )
+    assert [w.describe() for w in config.windows] == [
+        "every tue at 22:00 Europe/Berlin",
+        "once at 2026-12-01 22:00 UTC",
+    ]
