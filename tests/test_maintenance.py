@@ -645,3 +645,14 @@ def test_the_readme_maintenance_example_is_valid() -> None:
         "every tue at 22:00 Europe/Berlin",
         "once at 2026-12-01 22:00 UTC",
     ]
+
+
+def test_a_window_added_by_a_reload_counts_from_the_next_batch(db_url: str) -> None:
+    writer = writer_for(db_url)
+    feed(writer, "oo", utc(2026, 12, 1, 20, 50))
+    writer.reconfigure(writer_for(db_url, maintenance=[WINDOW]).config)  # as SIGHUP does
+    feed(writer, "ggg", utc(2026, 12, 1, 21, 10))
+    assert rows(writer, AlertRecord) == []
+    assert [t.quiet_reason for t in rows(writer, TransitionRecord)][-1] == (
+        "maintenance weekly-deploy"
+    )
