@@ -650,7 +650,12 @@ def test_the_readme_maintenance_example_is_valid() -> None:
 def test_a_window_added_by_a_reload_counts_from_the_next_batch(db_url: str) -> None:
     writer = writer_for(db_url)
     feed(writer, "oo", utc(2026, 12, 1, 20, 50))
-    writer.reconfigure(writer_for(db_url, maintenance=[WINDOW]).config)  # as SIGHUP does
+    reloaded = make_config(
+        [{"name": "llama-chat", "kind": "hf-legacy", "model": "gpt2", "tags": ["prod"]}],
+        alerts={"email": EMAIL},
+        maintenance=[WINDOW],
+    )
+    writer.reconfigure(reloaded)  # as a SIGHUP reload does
     feed(writer, "ggg", utc(2026, 12, 1, 21, 10))
     assert rows(writer, AlertRecord) == []
     assert [t.quiet_reason for t in rows(writer, TransitionRecord)][-1] == (
