@@ -354,7 +354,12 @@ def test_rate_limits_and_server_errors_are_retried(
     assert alert.status == "pending" and f"Slack answered {answer[0]}" in alert.last_error
     if answer[0] == 429:
         assert alert.last_error == "Slack answered 429: rate_limited (Retry-After: 30)"
-    clock.advance(retry_delay(1))
+        clock.advance(retry_delay(1))
+        deliver_due(sender)  # Slack asked for 30 s: not yet
+        assert len(fake_slack.received) == 1
+        clock.advance(30 - retry_delay(1))
+    else:
+        clock.advance(retry_delay(1))
     deliver_due(sender)
 
     (alert,) = alerts(sender)

@@ -323,7 +323,7 @@ def test_an_outage_then_recovery_delivers_once_with_one_delivery_id(
     assert sent.status == "sent" and sent.attempts == 4
 
 
-def test_a_429_is_retried_and_its_retry_after_recorded(db_url: str, receiver: Receiver) -> None:
+def test_a_429_is_retried_no_sooner_than_its_retry_after(db_url: str, receiver: Receiver) -> None:
     clock = Clock()
     sender = outage_alert(db_url, webhook_config(receiver.url), clock)
     receiver.script = [(429, b"slow down", {"Retry-After": "7"})]
@@ -333,7 +333,11 @@ def test_a_429_is_retried_and_its_retry_after_recorded(db_url: str, receiver: Re
     assert alert.status == "pending"
     assert alert.last_error == "the webhook answered 429: slow down (Retry-After: 7)"
 
-    clock.advance(retry_delay(1))
+    clock.advance(retry_delay(1))  # our own backoff (5 s) would try now; the receiver said 7
+    deliver_due(sender)
+    assert len(receiver.received) == 1
+
+    clock.advance(2)
     deliver_due(sender)
     (alert,) = alerts(sender)
     assert alert.status == "sent" and len(receiver.received) == 2

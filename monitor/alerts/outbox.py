@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 5.0  # seconds; doubles per attempt
 MAX_RETRY = 60.0
+MAX_RETRY_AFTER = 3600.0  # a receiver's Retry-After is honoured up to an hour
 GIVE_UP_AFTER = timedelta(hours=24)
 IDLE_WAIT = 30.0
 FLUSH_SECONDS = 3.0  # at shutdown, what pending alerts get before the process exits
@@ -178,6 +179,8 @@ class Sender:
             retry_at = None
         else:
             delay = retry_delay(attempts)
+            if error.retry_after is not None:  # the receiver's wish, within our cap
+                delay = min(max(delay, error.retry_after), MAX_RETRY_AFTER)
             retry_at = now + timedelta(seconds=delay)
             log.warning("alert %s not sent (%s); retrying in %.0f s", alert_id, error, delay)
         return Failure(str(error), attempts, retry_at, tuple(error.retry_only))

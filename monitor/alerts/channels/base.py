@@ -17,10 +17,19 @@ from monitor.domain.alert_event import AlertEvent
 class DeliveryError(Exception):
     """Sending failed; `permanent` says whether retrying the same message could ever help."""
 
-    def __init__(self, message: str, permanent: bool, retry_only: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        message: str,
+        permanent: bool,
+        retry_only: tuple[str, ...] = (),
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        # Seconds the far end asked us to wait (an HTTP Retry-After): the next try waits at
+        # least that long, within the outbox's cap.
+        self.retry_after = retry_after
         # After a partial delivery: the recipients a retry must go to (and only them), so the
         # ones that already have the message do not get it twice.
         self.retry_only = retry_only

@@ -104,7 +104,17 @@ def refused(receiver: str, answer: Answer, advice: str = "") -> DeliveryError:
         advice = advice or "it redirects elsewhere; configure the address it points to"
     if advice:
         text += f"; {advice}"
-    return DeliveryError(text, permanent=not answer.temporary)
+    return DeliveryError(
+        text, permanent=not answer.temporary, retry_after=retry_seconds(answer.retry_after)
+    )
+
+
+def retry_seconds(value: str | None) -> float | None:
+    """A Retry-After in seconds ("120"), or None: its HTTP-date form is rare from webhook
+    receivers, and the outbox's own backoff applies then."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 def _url_secrets(url: str) -> list[str]:
