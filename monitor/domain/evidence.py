@@ -34,6 +34,11 @@ class Outcome(StrEnum):
     SERVER_ERROR = "server_error"
     CLIENT_ERROR = "client_error"
     BAD_RESPONSE = "bad_response"
+    # The provider refused the probe's own request (a parameter the model does not take, a
+    # token floor, a missing version header): fix the probe, the model may be fine.
+    REQUEST_REJECTED = "request_rejected"
+    # The provider's status page reports an incident (a `statuspage` target).
+    PROVIDER_INCIDENT = "provider_incident"
     TIMEOUT = "timeout"
     DNS_ERROR = "dns_error"
     CONNECT_ERROR = "connect_error"
@@ -59,6 +64,7 @@ TRANSIENT_OUTCOMES = frozenset(
         Outcome.DNS_ERROR,
         Outcome.CONNECT_ERROR,
         Outcome.TLS_ERROR,
+        Outcome.PROVIDER_INCIDENT,
     }
 )
 
@@ -112,6 +118,8 @@ class Timings:
     tls_ms: float | None = None
     ttfb_ms: float | None = None
     total_ms: float | None = None
+    # Streamed probes only: to the first non-empty content token (not a keep-alive or role).
+    ttft_ms: float | None = None
 
 
 class TransportError(StrEnum):
@@ -217,6 +225,10 @@ class ProbeResult:
     headers: dict[str, str]
     body_excerpt: str
     facts: dict[str, Any] = field(default_factory=dict, hash=False)  # see FACT_KEYS
+    # Streamed probes: output tokens per second after the first one.
+    tokens_per_s: float | None = None
+    # What the probe cost: total tokens from the provider's `usage`, when it reports them.
+    usage_tokens: int | None = None
 
     @property
     def latency_ms(self) -> float | None:
@@ -234,6 +246,9 @@ class ProbeResult:
             "connect_ms": _round(self.timings.connect_ms),
             "tls_ms": _round(self.timings.tls_ms),
             "ttfb_ms": _round(self.timings.ttfb_ms),
+            "ttft_ms": _round(self.timings.ttft_ms),
+            "tokens_per_s": _round(self.tokens_per_s),
+            "usage_tokens": self.usage_tokens,
             "detail": self.detail,
             "hint": self.hint,
             "warning": self.warning,

@@ -159,6 +159,11 @@ class ProbeRecord(Base):
     connect_ms: Mapped[float | None] = mapped_column(Millis())
     tls_ms: Mapped[float | None] = mapped_column(Millis())
     ttfb_ms: Mapped[float | None] = mapped_column(Millis())
+    # Streamed probes: time to the first token and output tokens per second after it.
+    ttft_ms: Mapped[float | None] = mapped_column(Millis())
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    # Tokens the probe cost, from the provider's `usage` (what probing costs).
+    usage_tokens: Mapped[int | None]
     url: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
     hint: Mapped[str] = mapped_column(Text, default="")

@@ -113,6 +113,9 @@ def probe_row(
         "connect_ms": r.timings.connect_ms,
         "tls_ms": r.timings.tls_ms,
         "ttfb_ms": r.timings.ttfb_ms,
+        "ttft_ms": r.timings.ttft_ms,
+        "tokens_per_s": r.tokens_per_s,
+        "usage_tokens": r.usage_tokens,
     }
     return {**row, **(_evidence(r) if evidence else LEAN)}
 
