@@ -102,6 +102,16 @@ class TargetBase(StrictModel):
         """A kind-specific check of an accepted answer: a failing Verdict, or None if fine."""
         return None
 
+    def usage_tokens(self, ev: Evidence) -> int | None:
+        """Tokens the provider says this probe spent (its `usage` block), None if it does not
+        say; an ok answer only. Read into ProbeResult.usage_tokens for the cost figures."""
+        return None
+
+    def answered_model(self, ev: Evidence) -> str | None:
+        """The model id the provider says answered (e.g. a `model` field), None if unsaid;
+        compared with the requested one to warn about a silent substitution."""
+        return None
+
     def config_errors(self) -> list[tuple[str, str]]:
         """(field, message) pairs for combinations of fields that cannot work."""
         if not self.token_env:
