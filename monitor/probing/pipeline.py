@@ -29,6 +29,7 @@ BODY_EXCERPT_BYTES = 512
 KEPT_HEADERS = (
     "content-type",
     "x-request-id",
+    "request-id",  # Anthropic's
     "x-amz-cf-id",
     "x-inference-provider",
     "x-error-code",
@@ -67,7 +68,10 @@ def judge(target: TargetBase, ev: Evidence) -> Verdict:
 
 def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redactor) -> ProbeResult:
     headers = {k: redact(ev.headers[k]) for k in KEPT_HEADERS if k in ev.headers}
-    request_id = headers.get("x-request-id") or headers.get("x-amz-cf-id")
+    own_id = target.request_id(ev)
+    request_id = (
+        redact(own_id) if own_id else headers.get("x-request-id") or headers.get("x-amz-cf-id")
+    )
     return ProbeResult(
         target=target.name,
         kind=target.kind,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -112,6 +113,11 @@ class TargetBase(StrictModel):
         compared with the requested one to warn about a silent substitution."""
         return None
 
+    def request_id(self, ev: Evidence) -> str | None:
+        """The provider's id of this request when it has its own (Anthropic's `request-id`),
+        None for the generic headers (x-request-id, CloudFront's id)."""
+        return None
+
     def config_errors(self) -> list[tuple[str, str]]:
         """(field, message) pairs for combinations of fields that cannot work."""
         if not self.token_env:
@@ -161,6 +167,7 @@ def bad_response(detail: str, hint: str = "") -> Verdict:
 # ---------------------------------------------------------------- verdicts on error answers
 # Given both by the generic classifier and by the kinds' provider rules, so they read alike.
 
+MAX_RETRY_WAIT = 366 * 86400.0  # a longer "wait" is not a rate limit's reset
 PAYMENT_HINT = (
     "the account is out of credits or quota; add credits or raise the plan (retrying will not help)"
 )
@@ -171,6 +178,17 @@ def error_verdict(
 ) -> Verdict:
     """A verdict on an error answer, its detail the status and the provider's words."""
     return Verdict(outcome, detail=error_detail(ev), hint=hint, facts=facts or {})
+
+
+def retry_facts(seconds: float, started_at: datetime) -> dict[str, Any]:
+    """retry_after_s and retry_at for a limit that resets `seconds` after the probe started."""
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_RETRY_WAIT):
+        return {}  # not a rate limit's reset
+    at = started_at.replace(tzinfo=UTC) if started_at.tzinfo is None else started_at
+    return {
+        "retry_after_s": round(seconds, 3),
+        "retry_at": (at + timedelta(seconds=seconds)).astimezone(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def loading_hint(eta: float | None) -> str:
