@@ -6,7 +6,10 @@ checks the outcome and that the detail and hint say what happened and what to do
 
 from __future__ import annotations
 
+import importlib
+import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +40,120 @@ OAI_EMBED = {
 }
 WHOAMI = {"kind": "hf-whoami", "token_env": "HF_TOKEN"}
 HTTP = {"kind": "http", "url": "{base}/status"}
+
+# --- OpenAI and OpenAI-compatible APIs (provider-errors.md, "More providers (2026)")
+OPENAI_KEY = {"OPENAI_API_KEY": "sk-proj-test0123456789abcdefXYZ"}
+GPT = {"kind": "openai-chat", "model": "gpt-4.1", "token_env": "OPENAI_API_KEY"}
+GPT_EMBED = {
+    "kind": "openai-embeddings",
+    "model": "text-embedding-3-small",
+    "token_env": "OPENAI_API_KEY",
+}
+
+
+def openai_error(
+    status: int,
+    message: str,
+    type_: str | None = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """OpenAI's error shape, keys in OpenAI's order."""
+    error = {"message": message, "type": type_, "param": param, "code": code}
+    return Reply(status, {"error": error}, {"x-request-id": "req_oai", **(headers or {})})
+
+
+OPENAI_BAD_KEY = openai_error(
+    401,
+    "Incorrect API key provided: sk-abc***xyz. You can find your API key at "
+    "https://platform.openai.com/account/api-keys.",
+    code="invalid_api_key",
+)
+OPENAI_TPM = openai_error(
+    429,
+    "Rate limit reached for gpt-4.1 in organization org-… on tokens per min (TPM): Limit "
+    "30000, Used 28039, Requested 3906. Please try again in 3.89s. Visit "
+    "https://platform.openai.com/account/rate-limits to learn more.",
+    type_="tokens",
+    code="rate_limit_exceeded",
+    headers={
+        "x-ratelimit-limit-tokens": "30000",
+        "x-ratelimit-remaining-tokens": "1961",
+        "x-ratelimit-reset-tokens": "3.89s",
+        "openai-processing-ms": "12",
+    },
+)
+OPENAI_TOO_LARGE = openai_error(
+    429,
+    "Request too large for gpt-4o in organization org-… on tokens per min (TPM): Limit 30000, "
+    "Requested 30601. The input or output tokens must be reduced in order to run successfully.",
+    type_="tokens",
+    code="rate_limit_exceeded",
+)
+OPENAI_UNSUPPORTED_MAX_TOKENS = openai_error(
+    400,
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+    "'max_completion_tokens' instead.",
+    code="unsupported_parameter",
+    param="max_tokens",
+)
+OPENAI_TOKEN_FLOOR = openai_error(
+    400,
+    "Invalid 'max_tokens': integer below minimum value. Expected a value >= 16, but got 1 instead.",
+    code="integer_below_min_value",
+    param="max_tokens",
+)
+OPENAI_BUDGET_SPENT = openai_error(
+    400, "Could not finish the message because max_tokens or model output limit was reached"
+)
+OPENAI_CONTEXT = openai_error(
+    400,
+    "This model's maximum context length is 128000 tokens. However, your messages resulted "
+    "in 130532 tokens. Please reduce the length of the messages.",
+    code="context_length_exceeded",
+    param="messages",
+)
+AZURE_NO_DEPLOYMENT = Reply(
+    404,
+    {
+        "error": {
+            "code": "DeploymentNotFound",
+            "message": "The API deployment for this resource does not exist. If you created "
+            "the deployment within the last 5 minutes, please wait a moment and try again.",
+        }
+    },
+)
+AZURE_API_VERSION = Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+GROQ_DECOMMISSIONED = Reply(
+    400,
+    {
+        "error": {
+            "message": "The model `llama-3.2-11b-vision-preview` has been decommissioned and is "
+            "no longer supported. Please refer to https://console.groq.com/docs/deprecations "
+            "for a recommendation on which model to use instead.",
+            "type": "invalid_request_error",
+            "code": "model_decommissioned",
+        }
+    },
+)
+OPENROUTER_CREDITS = Reply(
+    402,
+    {
+        "error": {
+            "message": "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+            "code": 402,
+        }
+    },
+)
+COHERE_BAD_TOKEN = Reply(401, {"message": "invalid api token"})
+COHERE_NO_MODEL = Reply(
+    404,
+    {
+        "message": "model 'xlarge' not found, make sure the correct model ID was used and that "
+        "you have access to the model."
+    },
+)
 
 # (id, target, reply, env, outcome, text expected in detail, text expected in hint)
 CASES: list[tuple[str, dict[str, Any], Reply, dict[str, str], Outcome, str, str]] = [
@@ -523,6 +640,255 @@ CASES: list[tuple[str, dict[str, Any], Reply, dict[str, str], Outcome, str, str]
         "unexpected HTTP 302",
         "",
     ),
+    # --- OpenAI and OpenAI-compatible (2026): a rejected probe request is ours to fix
+    (
+        "openai max_tokens not supported",
+        GPT,
+        OPENAI_UNSUPPORTED_MAX_TOKENS,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "Unsupported parameter: 'max_tokens'",
+        "set max_tokens_field: max_completion_tokens",
+    ),
+    (
+        "openai max_completion_tokens not supported either way",
+        {**GPT, "max_tokens_field": "max_completion_tokens"},
+        openai_error(
+            400,
+            "Unsupported parameter: 'max_completion_tokens' is not supported with this model. "
+            "Use 'max_tokens' instead.",
+            code="unsupported_parameter",
+            param="max_completion_tokens",
+        ),
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "max_completion_tokens",
+        "set max_tokens_field: max_tokens",
+    ),
+    (
+        "token floor",
+        GPT,
+        OPENAI_TOKEN_FLOOR,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "Expected a value >= 16, but got 1",
+        "set max_tokens: 16",
+    ),
+    (
+        "reasoning model spends the budget",
+        {**GPT, "max_tokens": 16},
+        OPENAI_BUDGET_SPENT,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "Could not finish the message",
+        "`max_tokens` (now 16) before answering (a reasoning model thinks first): raise it, "
+        "e.g. max_tokens: 256",
+    ),
+    (
+        "context too long",
+        GPT,
+        OPENAI_CONTEXT,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "maximum context length is 128000 tokens",
+        "shorten `prompt`",
+    ),
+    (
+        "request larger than the TPM limit",
+        GPT,
+        OPENAI_TOO_LARGE,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "Request too large for gpt-4o",
+        "lower `max_tokens` (now 1) or shorten `prompt` (retrying will not help)",
+    ),
+    (
+        "embeddings input too long",
+        GPT_EMBED,
+        openai_error(
+            400,
+            "This model's maximum context length is 8192 tokens, however you requested 9000 "
+            "tokens (9000 in your prompt; 0 for the completion). Please reduce your prompt; or "
+            "completion length.",
+        ),
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "maximum context length is 8192",
+        "shorten it in `payload`",
+    ),
+    (
+        "own payload refused names the payload",
+        {**GPT, "payload": {"model": "gpt-4.1", "messages": [], "max_tokens": 1}},
+        OPENAI_UNSUPPORTED_MAX_TOKENS,
+        OPENAI_KEY,
+        Outcome.REQUEST_REJECTED,
+        "Unsupported parameter",
+        "does not accept `max_tokens`: change `payload`",
+    ),
+    # --- the rest of the OpenAI-compatible table
+    (
+        "openai bad key",
+        GPT,
+        OPENAI_BAD_KEY,
+        OPENAI_KEY,
+        Outcome.AUTH_INVALID,
+        "Incorrect API key provided: sk-abc***xyz",
+        "the token in OPENAI_API_KEY was rejected",
+    ),
+    (
+        "openai missing key",
+        GPT,
+        openai_error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="missing_api_key",
+        ),
+        {},
+        Outcome.AUTH_MISSING,
+        "You didn't provide an API key",
+        "OPENAI_API_KEY is not set",
+    ),
+    (
+        "openai key of another organization",
+        GPT,
+        openai_error(
+            401,
+            "OpenAI-Organization header should match organization for API key",
+            code="mismatched_organization",
+        ),
+        OPENAI_KEY,
+        Outcome.AUTH_INVALID,
+        "should match organization",
+        "OpenAI-Organization header",
+    ),
+    (
+        "ip not allowed",
+        GPT,
+        openai_error(401, "IP not authorized"),
+        OPENAI_KEY,
+        Outcome.FORBIDDEN,
+        "IP not authorized",
+        "allowlist",
+    ),
+    (
+        "country not supported",
+        GPT,
+        openai_error(
+            403,
+            "Country, region, or territory not supported",
+            type_="request_forbidden",
+            code="unsupported_country_region_territory",
+        ),
+        OPENAI_KEY,
+        Outcome.FORBIDDEN,
+        "Country, region, or territory not supported",
+        "supported region",
+    ),
+    (
+        "openai model does not exist or no access",
+        GPT,
+        openai_error(
+            404,
+            "The model `gpt-4` does not exist or you do not have access to it.",
+            code="model_not_found",
+        ),
+        OPENAI_KEY,
+        Outcome.NOT_FOUND,
+        "The model `gpt-4` does not exist or you do not have access to it.",
+        "model id",
+    ),
+    (
+        "openai tokens per minute",
+        GPT,
+        OPENAI_TPM,
+        OPENAI_KEY,
+        Outcome.RATE_LIMITED,
+        "on tokens per min (TPM)",
+        "resets in 3.89s (x-ratelimit-reset-tokens)",
+    ),
+    (
+        "azure deployment not found",
+        {**GPT, "model": "gpt-4o-prod"},
+        AZURE_NO_DEPLOYMENT,
+        OPENAI_KEY,
+        Outcome.NOT_FOUND,
+        "The API deployment for this resource does not exist",
+        "no deployment named 'gpt-4o-prod': set `model` to the deployment's name",
+    ),
+    (
+        "azure api-version",
+        GPT,
+        AZURE_API_VERSION,
+        OPENAI_KEY,
+        Outcome.NOT_FOUND,
+        "HTTP 404: Resource not found",
+        "api-version: use base_url https://<resource>.openai.azure.com/openai/v1",
+    ),
+    (
+        "groq model decommissioned",
+        {**GPT, "model": "llama-3.2-11b-vision-preview"},
+        GROQ_DECOMMISSIONED,
+        OPENAI_KEY,
+        Outcome.DEPRECATED,
+        "has been decommissioned",
+        "pick its successor (see https://console.groq.com/docs/deprecations)",
+    ),
+    (
+        "openai retired model names its deprecations page",
+        GPT,
+        sim.openai_404_deprecated("text-davinci-003"),
+        OPENAI_KEY,
+        Outcome.DEPRECATED,
+        "has been deprecated",
+        "see https://platform.openai.com/docs/deprecations",
+    ),
+    (
+        "openrouter out of credits",
+        {**GPT, "model": "openai/gpt-4o"},
+        OPENROUTER_CREDITS,
+        OPENAI_KEY,
+        Outcome.PAYMENT_REQUIRED,
+        "Insufficient credits",
+        "add credits at https://openrouter.ai/settings/credits (retrying will not help)",
+    ),
+    (
+        "cohere bad token",
+        {**GPT, "model": "command-r"},
+        COHERE_BAD_TOKEN,
+        OPENAI_KEY,
+        Outcome.AUTH_INVALID,
+        "HTTP 401: invalid api token",
+        "rejected",
+    ),
+    (
+        "cohere unknown model",
+        {**GPT, "model": "xlarge"},
+        COHERE_NO_MODEL,
+        OPENAI_KEY,
+        Outcome.NOT_FOUND,
+        "model 'xlarge' not found",
+        "model id",
+    ),
+    # --- a success status that is not a success
+    (
+        "200 carrying an error object",
+        GPT,
+        Reply(200, {"error": {"message": "Provider returned error", "code": 502}}),
+        OPENAI_KEY,
+        Outcome.BAD_RESPONSE,
+        "HTTP 200 carrying an error: Provider returned error",
+        "reported success",
+    ),
+    (
+        "200 carrying an error string, any kind",
+        EMBED,
+        Reply(200, {"error": "Internal Server Error"}),
+        WITH_TOKEN,
+        Outcome.BAD_RESPONSE,
+        "HTTP 200 carrying an error: Internal Server Error",
+        "",
+    ),
 ]
 
 
@@ -586,6 +952,7 @@ FACT_CASES: list[tuple[str, dict[str, Any], Reply, dict[str, Any]]] = [
     ("model loading", EMBED, sim.model_loading_503(MINILM, 20.0), {"estimated_time_s": 20.0}),
     ("hub rate limit", WHOAMI, sim.hub_429(), {"retry_after_s": 293.0}),
     ("openai rate limit", CHAT, sim.openai_429_rate_limit(), {"retry_after_s": 20.0}),
+    ("openai tokens per minute", CHAT, OPENAI_TPM, {"retry_after_s": 3.89}),
     ("500", CHAT, sim.server_500(), {}),
     ("ok", EMBED, sim.embedding_ok(384), {}),
 ]
@@ -608,9 +975,28 @@ def test_results_carry_structured_facts(
     assert result.facts == facts
 
 
+def real_answer_outcomes() -> set[Outcome]:
+    """The outcomes expected by every test file's table of real answers: by convention a
+    module-level list named CASES whose tuples hold the expected Outcome (this file's, the
+    Anthropic kind's, the status page kind's, ...)."""
+    produced: set[Outcome] = set()
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        if not re.search(r"^CASES\b", path.read_text(encoding="utf-8"), re.M):
+            continue
+        cases = getattr(importlib.import_module(f"tests.{path.stem}"), "CASES", [])
+        produced |= {x for case in cases for x in case if isinstance(x, Outcome)}
+    return produced
+
+
+def test_the_union_of_real_answer_tables_includes_this_file_and_others() -> None:
+    produced = real_answer_outcomes()
+    assert {c[4] for c in CASES} <= produced
+    assert Outcome.REQUEST_REJECTED in produced  # from this file's OpenAI cases
+
+
 def test_every_outcome_is_covered_by_a_real_answer() -> None:
-    """The table above plus the transport tests below reach every outcome name."""
-    produced = {c[4] for c in CASES} | {
+    """The tables of real answers plus the transport tests below reach every outcome name."""
+    produced = real_answer_outcomes() | {
         Outcome.SLOW,
         Outcome.TIMEOUT,
         Outcome.DNS_ERROR,

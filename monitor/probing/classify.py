@@ -22,7 +22,7 @@ from monitor.domain.answers import (
     says_overloaded,
     says_retired,
 )
-from monitor.domain.evidence import Evidence, Outcome, TransportError, Verdict
+from monitor.domain.evidence import Evidence, Outcome, StreamReading, TransportError, Verdict
 from monitor.domain.text import one_line
 from monitor.targets import TargetBase
 from monitor.targets.base import PAYMENT_HINT, error_verdict, loading_hint
@@ -33,6 +33,11 @@ LOADING_MARKERS = ("currently loading", "is loading", "scaling up", "scaled to z
 def classify(target: TargetBase, ev: Evidence) -> Verdict:
     """The whole judgement of one probe. Never raises on odd input."""
     verdict = _judge(target, ev)
+    if verdict.outcome in (Outcome.OK, Outcome.SLOW):
+        note, facts = target.ok_notes(ev)
+        verdict = replace(verdict, warning=note or verdict.warning, facts=verdict.facts | facts)
+    if verdict.outcome in (Outcome.OK, Outcome.SLOW) and (swap := substitution(target, ev)):
+        verdict = replace(verdict, warning="; ".join(filter(None, (verdict.warning, swap))))
     warning = retirement_warning(ev.headers)
     if not warning:
         return verdict
@@ -45,7 +50,8 @@ def _judge(target: TargetBase, ev: Evidence) -> Verdict:
     expect = target.expect
     if not expect.accepts_status(ev.status):
         return target.judge_error(ev) or status_verdict(target, ev)
-    failure = _shape_problem(target, ev) or _expect_problem(target, ev)
+    shape = _stream_problem(target, ev) if ev.stream is not None else _shape_problem(target, ev)
+    failure = shape or _expect_problem(target, ev)
     if failure:
         return failure
     total = ev.timings.total_ms or 0.0
@@ -56,6 +62,8 @@ def _judge(target: TargetBase, ev: Evidence) -> Verdict:
             "ms limit",
             hint="the endpoint works but answers slowly; see the latency chart for a trend",
         )
+    if ev.stream is not None:
+        return _stream_pace(target, ev.stream, f"HTTP {ev.status}", total)
     return Verdict(Outcome.OK, detail=f"HTTP {ev.status} in {total:.0f} ms")
 
 
@@ -160,9 +168,118 @@ def _shape_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
         return Verdict(
             Outcome.BAD_RESPONSE,
             detail=f"expected JSON, got {what}{cut}" + (f": {snippet}" if snippet else ""),
-            hint="a proxy or gateway may be answering instead of the model API",
+            hint=target.not_json_hint,
         )
-    return target.judge_body(ev)
+    return _error_object(ev) or target.judge_body(ev)
+
+
+def _error_object(ev: Evidence) -> Verdict | None:
+    """A success status whose body is an `{"error": ...}` object: the provider (or a gateway
+    in front of it) failed and said so, whatever the status claims."""
+    data = ev.json
+    if not (200 <= (ev.status or 0) < 300 and isinstance(data, dict) and data.get("error")):
+        return None
+    message = provider_message(ev) or "an error object"
+    return Verdict(
+        Outcome.BAD_RESPONSE,
+        detail=f"HTTP {ev.status} carrying an error: {message}",
+        hint="the provider reported success but answered with an error; see the body excerpt",
+    )
+
+
+# ---------------------------------------------------------------- silent model substitution
+
+# What a provider may append to the model asked for and still answer with it: a snapshot
+# date or version (gpt-4o-2024-08-06, claude-sonnet-4-5-20250929, gemini-1.5-flash-002).
+_SNAPSHOT = r"(?:-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{3,4}))?"
+
+
+def substitution(target: TargetBase, ev: Evidence) -> str:
+    """A warning when the answer names another model than the one asked for, else ""."""
+    requested = getattr(target, "model", None)
+    answered = target.answered_model(ev)
+    if not (isinstance(requested, str) and answered) or same_model(requested, answered):
+        return ""
+    return (
+        f"asked for model {requested!r} but {answered!r} answered: the provider may have "
+        "substituted another model (a retired one answered by its successor)"
+    )
+
+
+def same_model(requested: str, answered: str) -> bool:
+    """The same model, allowing a snapshot suffix, case, an organisation prefix on one side
+    only, and a routing suffix (Hugging Face's `model:provider`) or `-latest` alias."""
+    if requested.lower() == answered.lower():
+        return True
+    want = requested.split(":", 1)[0].lower().removesuffix("-latest")
+    got = answered.split(":", 1)[0].lower()
+    if ("/" in want) != ("/" in got):
+        want, got = want.rsplit("/", 1)[-1], got.rsplit("/", 1)[-1]
+    return re.fullmatch(re.escape(want) + _SNAPSHOT, got) is not None
+
+
+def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
+    """A streamed answer that failed after its 200: an error event (judged like the error
+    answer it carries), no event stream at all, no content token, or no end."""
+    reading = ev.stream
+    assert reading is not None
+    if reading.error is not None:
+        failed = replace(
+            ev, status=reading.error_status, body=reading.error.encode(), events=None, stream=None
+        )
+        verdict = target.judge_error(failed) or status_verdict(target, failed)
+        said = provider_message(failed) or f"HTTP {reading.error_status}"
+        return replace(verdict, detail=f"HTTP {ev.status}, then an error event: {said}")
+    cut = " (cut at the read limit)" if ev.body_truncated else ""
+    if not ev.events:
+        what = ev.headers.get("content-type", "no content type").split(";")[0]
+        return Verdict(
+            Outcome.BAD_RESPONSE,
+            detail=f"expected an event stream, got {what}{cut}",
+            hint="the endpoint does not stream: remove `stream: true`, or check that `base_url` "
+            "reaches the model API and not a proxy that buffers answers",
+        )
+    if reading.ttft_ms is None:
+        return Verdict(
+            Outcome.BAD_RESPONSE,
+            detail=f"the stream sent {len(ev.events)} events but no content token{cut}",
+            hint="the model answered nothing visible: a reasoning model may spend the whole "
+            "max_tokens thinking; raise max_tokens",
+        )
+    if not reading.ended:
+        return Verdict(
+            Outcome.BAD_RESPONSE,
+            detail=f"the stream stopped before its end{cut}, after {len(ev.events)} events",
+            hint="the provider or a proxy cut the answer off; it is not your request",
+        )
+    return None
+
+
+def _stream_pace(target: TargetBase, reading: StreamReading, head: str, total: float) -> Verdict:
+    """ok, or slow when the first token or the pace misses `expect.max_ttft` / min_tokens_per_s."""
+    expect = target.expect
+    ttft = reading.ttft_ms or 0.0
+    rate = reading.tokens_per_s
+    pace = f", {rate:.1f} tokens/s" if rate is not None else ""
+    if expect.max_ttft is not None and ttft > expect.max_ttft * 1000:
+        return Verdict(
+            Outcome.SLOW,
+            detail=f"{head}, first token after {ttft:.0f} ms, over the max_ttft limit of "
+            f"{expect.max_ttft * 1000:.0f} ms",
+            hint="the model starts answering late (a queue or a cold start at the provider); "
+            "see the time-to-first-token chart for a trend",
+        )
+    if expect.min_tokens_per_s is not None and rate is not None and rate < expect.min_tokens_per_s:
+        return Verdict(
+            Outcome.SLOW,
+            detail=f"{head}, {rate:.1f} tokens/s, under the min_tokens_per_s limit of "
+            f"{expect.min_tokens_per_s:g}",
+            hint="the model generates slowly (a busy provider or a slower replica); see the "
+            "tokens-per-second chart for a trend",
+        )
+    return Verdict(
+        Outcome.OK, detail=f"{head}, first token after {ttft:.0f} ms{pace}, {total:.0f} ms in all"
+    )
 
 
 def _expect_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
@@ -205,11 +322,25 @@ def rate_limit(headers: dict[str, str], now: datetime | None) -> tuple[str, dict
         left = f", {remaining.group(1)} requests left" if remaining else ""
         hint = f"rate limited; the window resets in {m.group(1)} s{left} (RateLimit)"
         return hint, _after(m.group(1), now)
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-ratelimit-reset"):
+    for name in (*_spent_first(headers), "x-ratelimit-reset"):
         if headers.get(name):
             facts = _reset_facts(headers[name].strip(), now)
             return f"rate limited; resets in {headers[name]} ({name})", facts
     return "rate limited; probe less often or raise the plan's limits", {}
+
+
+def _spent_first(headers: dict[str, str]) -> list[str]:
+    """The reset headers of the requests and tokens limits, the most used-up limit first
+    (a 429 on tokens per minute comes with a requests limit far from spent)."""
+
+    def left(kind: str) -> float:
+        try:
+            limit = float(headers[f"x-ratelimit-limit-{kind}"])
+            return float(headers[f"x-ratelimit-remaining-{kind}"]) / limit if limit > 0 else 1.0
+        except (KeyError, ValueError):
+            return 1.0
+
+    return [f"x-ratelimit-reset-{k}" for k in sorted(("requests", "tokens"), key=left)]
 
 
 # OpenAI-style durations: "20s", "3.89s", "6m0s", "1h2m3s", "120ms".

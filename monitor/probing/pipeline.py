@@ -11,10 +11,11 @@ import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from monitor.config.model import Config
-from monitor.domain.evidence import Evidence, Outcome, ProbeResult, Verdict
+from monitor.domain.evidence import Evidence, Outcome, ProbeResult, StreamReading, Verdict
 from monitor.domain.redact import CUT_MARK, Redactor
 from monitor.domain.text import MAX_DETAIL, utcnow
 from monitor.probing.classify import classify
@@ -57,6 +58,19 @@ def token_for(target: TargetBase, env: Mapping[str, str]) -> str | None:
     return ((env.get(target.token_env) or "").strip() or None) if target.token_env else None
 
 
+def read_stream(target: TargetBase, ev: Evidence) -> Evidence:
+    """A streamed probe's evidence with its kind's reading of the events, and the time to
+    first token in its timings; a bug in reading loses nothing else of the probe."""
+    if ev.events is None:
+        return ev
+    try:
+        reading = target.read_stream(ev.events)
+    except Exception:
+        log.exception("could not read the stream of %s", target.name)
+        reading = StreamReading()  # judged as a stream without a token, with its body kept
+    return replace(ev, stream=reading, timings=replace(ev.timings, ttft_ms=reading.ttft_ms))
+
+
 def judge(target: TargetBase, ev: Evidence) -> Verdict:
     """Classify, but never let a bug in judging lose the probe."""
     try:
@@ -88,7 +102,23 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
         headers=headers,
         body_excerpt=redact.cut(ev.text, BODY_EXCERPT_BYTES),
         facts=_clean_facts(verdict.facts, redact),
+        tokens_per_s=ev.stream.tokens_per_s if ev.stream is not None else None,
+        usage_tokens=spent_tokens(target, ev),
     )
+
+
+def spent_tokens(target: TargetBase, ev: Evidence) -> int | None:
+    """What the answer says the probe cost in tokens (a stream's usage event, else the kind's
+    reading of the body); error answers are not billed. A bug here loses only this figure."""
+    if not 200 <= (ev.status or 0) < 300:
+        return None
+    if ev.stream is not None and ev.stream.usage_tokens is not None:
+        return ev.stream.usage_tokens
+    try:
+        return target.usage_tokens(ev)
+    except Exception:
+        log.exception("could not read the token usage of %s", target.name)
+        return None
 
 
 # Enough UTF-8 bytes to hold MAX_DETAIL characters and one more (which says "cut here").
@@ -147,6 +177,7 @@ async def probe_one(
             ev = _unsent(target, token)
             verdict = Verdict(Outcome.BAD_RESPONSE, detail=f"inferwatch could not probe: {exc}")
         else:
+            ev = read_stream(target, ev)
             verdict = judge(target, ev)
     try:
         return to_result(target, ev, verdict, redact)

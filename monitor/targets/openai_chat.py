@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.domain.evidence import Evidence, RequestSpec, Verdict
+from monitor.domain.evidence import Evidence, RequestSpec, StreamEvent, StreamReading, Verdict
 from monitor.targets.base import bad_response
-from monitor.targets.openai import OpenAICompatibleTarget
+from monitor.targets.openai import OpenAICompatibleTarget, Rejection
+from monitor.targets.streaming import STREAM_MAX_TOKENS, Step, number, read_events
 
 
 class OpenAIChatTarget(OpenAICompatibleTarget):
     kind: Literal["openai-chat"]
     prompt: str = Field(default="Say OK.", description="the one user message sent")
+    max_tokens: int = Field(
+        default=1, ge=1, le=100_000, description="the answer's token budget (what a probe costs)"
+    )
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="the request field carrying max_tokens: OpenAI's reasoning models and "
+        "Azure GPT-5 take only max_completion_tokens",
+    )
+    stream: bool = Field(
+        default=False,
+        description="stream the answer to measure time to first token and tokens per second "
+        f"(max_tokens defaults to {STREAM_MAX_TOKENS} then)",
+    )
 
     @property
     def endpoint(self) -> str:
@@ -23,9 +39,26 @@ class OpenAIChatTarget(OpenAICompatibleTarget):
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": self.prompt}],
-            "max_tokens": 1,
+            self.max_tokens_field: self._budget,
         }
-        return self.post(self.endpoint, body, token)
+        if not self.stream:
+            return self.post(self.endpoint, body, token)
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+        spec = self.post(self.endpoint, body, token)
+        return replace(spec, headers=spec.headers | {"accept": "text/event-stream"}, stream=True)
+
+    @property
+    def _budget(self) -> int:
+        """max_tokens as set; unset, one token, or enough to time their pace when streaming."""
+        if "max_tokens" in self.model_fields_set or not self.stream:
+            return self.max_tokens
+        return STREAM_MAX_TOKENS
+
+    def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
+        return read_events(events, _chunk_step)
+
+    def usage_tokens(self, ev: Evidence) -> int | None:
+        return ev.stream.usage_tokens if ev.stream is not None else super().usage_tokens(ev)
 
     def judge_body(self, ev: Evidence) -> Verdict | None:
         data = ev.json
@@ -35,3 +68,50 @@ class OpenAIChatTarget(OpenAICompatibleTarget):
         if not isinstance(choices[0].get("message"), dict):
             return bad_response("the answer has no choices[0].message")
         return None
+
+    def rejection_hint(self, rejection: Rejection) -> str:
+        if self.payload is not None:  # the user's own body was sent: our fields do not apply
+            return super().rejection_hint(rejection)
+        budget = f"`max_tokens` (now {self.max_tokens})"
+        if rejection.reason == "parameter" and rejection.param in TOKEN_FIELDS:
+            other = next(f for f in TOKEN_FIELDS if f != rejection.param)
+            return f"this model does not take `{rejection.param}`: set max_tokens_field: {other}"
+        if rejection.reason == "token_floor" and rejection.floor:
+            return f"the model needs a larger budget: set max_tokens: {rejection.floor} or more"
+        if rejection.reason == "budget":
+            return (
+                f"the model spent the whole {budget} before answering (a reasoning model "
+                f"thinks first): raise it, e.g. max_tokens: {max(256, 4 * self.max_tokens)}"
+            )
+        if rejection.reason == "context":
+            return "the probe's input is longer than the model's context: shorten `prompt`"
+        if rejection.reason == "too_large":
+            return (
+                f"one probe asks for more tokens than the tokens-per-minute limit: lower "
+                f"{budget} or shorten `prompt` (retrying will not help)"
+            )
+        return super().rejection_hint(rejection)
+
+
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+def _chunk_step(event: StreamEvent, data: Any) -> Step:
+    """One `data:` chunk of an OpenAI-style stream. The first chunk often carries only the
+    role (an empty content): no token yet. With include_usage a last chunk has empty choices
+    and the usage. OpenRouter reports a failure mid-stream as a chunk with `error`."""
+    if event.data.strip() == "[DONE]":
+        return Step(end=True)
+    if event.event == "error" or (isinstance(data, dict) and "error" in data):
+        code = number(data, "error", "code")  # OpenRouter's codes are HTTP statuses
+        return Step(error_status=code if code is not None and 400 <= code < 600 else 500)
+    if not isinstance(data, dict):
+        return Step()
+    choices = data.get("choices")
+    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return Step(
+        text=content if isinstance(content, str) else "",
+        input_tokens=number(data, "usage", "prompt_tokens"),
+        output_tokens=number(data, "usage", "completion_tokens"),
+    )
