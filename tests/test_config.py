@@ -23,7 +23,7 @@ from monitor.targets.hf_inference import TASK_PAYLOADS
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
-ALLOWED_KINDS = "http, hf-inference, hf-legacy, openai-chat, openai-embeddings, hf-whoami"
+ALLOWED_KINDS = ", ".join(TARGET_KINDS)  # every kind, each with a sample in KIND_SAMPLES
 
 # The example from the issue, verbatim.
 EXAMPLE = """\
@@ -59,6 +59,8 @@ KIND_SAMPLES: dict[str, dict[str, Any]] = {
     "openai-chat": {"kind": "openai-chat", "model": LLAMA},
     "openai-embeddings": {"kind": "openai-embeddings", "model": "BAAI/bge-small-en-v1.5"},
     "hf-whoami": {"kind": "hf-whoami"},
+    "hf-model": {"kind": "hf-model", "model": LLAMA},
+    "statuspage": {"kind": "statuspage", "url": "https://status.claude.com/api/v2/summary.json"},
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

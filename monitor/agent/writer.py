@@ -32,7 +32,7 @@ from monitor.domain.decide import (
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.maintenance import Quiet, Silence, quiet_at
 from monitor.domain.rollups import HOUR, Rollup, fold
-from monitor.domain.sampling import LastStored, after, keeps_evidence
+from monitor.domain.sampling import LastStored, after, keeps_evidence, provider_change
 from monitor.domain.states import Rules, TargetState
 from monitor.domain.text import utcnow
 from monitor.store import writes
@@ -202,7 +202,7 @@ class Writer:
             if {r.target for r in results} - set(ids):
                 ids.update(self._sync(conn))
             known = [r for r in results if r.target in ids]  # else: removed from the config
-            stored, evidence = self._sample(known)
+            known, stored, evidence = self._sample(known)
             quiet = self._quiet(conn, known)
             hushed = [q is not None for q in quiet]
             # Written first: an alert lists the target's latest probes, these included.
@@ -253,16 +253,22 @@ class Writer:
                 if key[2] >= (hour_ago if key[1] == HOUR else day_ago)
             }
 
-    def _sample(self, results: Sequence[ProbeResult]) -> tuple[dict[str, LastStored], list[bool]]:
-        """Which results keep their evidence, and each target's record once they are stored."""
+    def _sample(
+        self, results: Sequence[ProbeResult]
+    ) -> tuple[list[ProbeResult], dict[str, LastStored], list[bool]]:
+        """The results with any provider change marked, which keep their evidence, and each
+        target's record once they are stored."""
+        marked: list[ProbeResult] = []
         stored: dict[str, LastStored] = {}
         evidence = []
         for result in results:
             last = stored.get(result.target) or self._stored.get(result.target)
+            result = provider_change(result, last)
             kept = keeps_evidence(result, last)
+            marked.append(result)
             evidence.append(kept)
             stored[result.target] = after(result, last, kept)
-        return stored, evidence
+        return marked, stored, evidence
 
     def _quiet(self, conn: Connection, results: Sequence[ProbeResult]) -> list[Quiet | None]:
         """Per result, the maintenance window or silence it was taken in, if any. Silences are

@@ -497,6 +497,7 @@ def parse_config(
         )
     else:
         problems += _duplicate_names(raw_targets, file, lines)
+        kinds = {t.get("name"): t.get("kind") for t in raw_targets if isinstance(t, dict)}
         for i, raw in enumerate(raw_targets):
             name, line = name_of(i), lines.get(i)
             if not isinstance(raw, dict):
@@ -526,6 +527,10 @@ def parse_config(
                     Problem(file, msg, target=name, field="channels", line=line)
                     for msg in _unconfigured_channels(target, config)
                 ]
+            problems += [
+                Problem(file, msg, target=name, field="status_page", line=line)
+                for msg in _status_page_problems(target.status_page, kinds)
+            ]
             targets.append(target)
 
     if config is not None and isinstance(raw_targets, list):
@@ -615,6 +620,21 @@ def _unconfigured_channels(target: Any, config: Config) -> list[str]:
         f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not configured under "
         f"alerts: (configured: {have})"
     ]
+
+
+def _status_page_problems(page: str | None, kinds: Mapping[Any, Any]) -> list[str]:
+    """`status_page` must name a statuspage target (checked against the targets as written,
+    so a page target with an error of its own is not also called unknown)."""
+    if page is None:
+        return []
+    if page not in kinds:
+        pages = [str(n) for n, kind in kinds.items() if kind == "statuspage"]
+        close = difflib.get_close_matches(page, pages, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return [f"{page!r} is not a configured target{hint}; add a target of kind statuspage"]
+    if kinds[page] != "statuspage":
+        return [f"{page!r} is a {kinds[page]} target; status_page must name a statuspage target"]
+    return []
 
 
 def _channel_secrets(config: Config, env: Mapping[str, str]) -> set[str]:

@@ -10,11 +10,12 @@ headers collected in ../shared/provider-errors.md exactly (string vs object `err
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +35,9 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering
     stream_bytes: int = 0  # stream this many zero bytes as the body instead (huge answers)
     raw: bytes | None = None  # write these bytes instead of an HTTP answer, then close
+    # A streamed answer instead of `body`: (seconds to wait, text to send) pieces, sent as
+    # they come in chunked encoding (may be endless: itertools.repeat). See `sse`.
+    chunks: Iterable[tuple[float, str]] | None = None
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -177,6 +181,9 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(reply.raw)
                 self.close_connection = True
                 return
+            if reply.chunks is not None:
+                self._stream(reply, reply.chunks)
+                return
             body, content_type = reply.encoded()
             self.send_response(reply.status)
             self.send_header("content-type", content_type)
@@ -193,6 +200,25 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 _stream_zeros(self.wfile, reply.stream_bytes)
             else:
                 self.wfile.write(body)
+
+        def _stream(self, reply: Reply, chunks: Iterable[tuple[float, str]]) -> None:
+            self.send_response(reply.status)
+            self.send_header("content-type", reply.content_type or "text/event-stream")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("transfer-encoding", "chunked")
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for wait, text in chunks:
+                    if wait:
+                        time.sleep(wait)
+                    if data := text.encode():  # an empty chunk would end the stream
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                return  # the prober stopped reading (its cap or timeout): that is the point
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _answer
 
@@ -574,3 +600,259 @@ def server_500() -> Reply:
 def unhealthy_503() -> Reply:
     """TGI /health when the backend is down: a 503 that is not a model loading."""
     return Reply(503, {"error": "unhealthy", "error_type": "healthcheck"})
+
+
+# ---------------------------------------------------------------- Hub provider mappings
+
+
+def hf_model_mapping(
+    model: str = "meta-llama/Llama-3.1-8B-Instruct",
+    providers: dict[str, str] | None = None,
+    as_list: bool = False,
+) -> Reply:
+    """`GET /api/models/{id}?expand[]=inferenceProviderMapping`: {provider: status}, as the
+    dict keyed by provider, or (`as_list`) as list endpoints give it."""
+    states = {"together": "live", "novita": "live"} if providers is None else providers
+    entries = {
+        name: {
+            "status": status,
+            "providerId": f"{name}/{model.split('/')[-1]}",
+            "task": "conversational",
+        }
+        for name, status in states.items()
+    }
+    mapping: Any = (
+        [{"provider": name, **entry} for name, entry in entries.items()] if as_list else entries
+    )
+    return Reply(
+        200,
+        {"_id": "66a0c1b2d3e4f5a6b7c8d9e0", "id": model, "inferenceProviderMapping": mapping},
+        {"x-request-id": "Root=1-mapping"},
+    )
+
+
+# ---------------------------------------------------------------- provider status pages
+
+INCIDENT = {
+    "id": "9x8r7kq2mz4p",
+    "name": "Elevated errors on Claude Opus 4",
+    "status": "investigating",
+    "impact": "major",
+    "shortlink": "https://stspg.io/9x8r7kq2mz4p",
+    "created_at": "2026-11-30T12:03:11.000Z",
+    "started_at": "2026-11-30T12:03:00.000Z",
+}
+
+
+def statuspage_summary(
+    indicator: str = "none",
+    incidents: list[dict[str, Any]] | None = None,
+    maintenances: list[dict[str, Any]] | None = None,
+    component_status: str = "operational",
+) -> Reply:
+    """An Atlassian Statuspage `/api/v2/summary.json` (status.claude.com, OpenAI's page)."""
+    description = {
+        "none": "All Systems Operational",
+        "minor": "Partially Degraded Service",
+        "major": "Partial System Outage",
+        "critical": "Major System Outage",
+        "maintenance": "Service Under Maintenance",
+    }.get(indicator, indicator)
+    body = {
+        "page": {
+            "id": "tymt9n04zgry",
+            "name": "Anthropic",
+            "url": "https://status.claude.com",
+            "time_zone": "Etc/UTC",
+            "updated_at": "2026-11-30T12:05:42.310Z",
+        },
+        "status": {"indicator": indicator, "description": description},
+        "components": [
+            {"id": "k8w3r7g0qp1x", "name": "claude.ai", "status": "operational"},
+            {"id": "0qbwn08sd68x", "name": "Claude API", "status": component_status},
+        ],
+        "incidents": incidents or [],
+        "scheduled_maintenances": maintenances or [],
+    }
+    return Reply(200, body, {"content-type": "application/json; charset=utf-8"})
+
+
+def statuspage_incident(indicator: str = "major") -> Reply:
+    return statuspage_summary(indicator, [{**INCIDENT, "impact": indicator}], None, "major_outage")
+
+
+def statuspage_maintenance() -> Reply:
+    work = {
+        "id": "m41nt3n4nc3x",
+        "name": "Database upgrade",
+        "status": "in_progress",
+        "impact": "maintenance",
+        "shortlink": "https://stspg.io/m41nt3n4nc3x",
+        "scheduled_for": "2026-11-30T12:00:00.000Z",
+        "scheduled_until": "2026-11-30T13:00:00.000Z",
+    }
+    return statuspage_summary("maintenance", None, [work], "under_maintenance")
+
+
+def statuspage_moved(location: str = "https://status.example.com/") -> Reply:
+    """A page that moved: 301 to an HTML page (the source moved, not an outage)."""
+    return Reply(
+        301,
+        "<html><body>Moved Permanently</body></html>",
+        {"location": location},
+        content_type="text/html; charset=utf-8",
+    )
+
+
+def statuspage_html() -> Reply:
+    """HTML where the JSON was (a page rebuilt on another vendor)."""
+    return Reply(200, "<!doctype html><html><title>Status</title></html>", content_type="text/html")
+
+
+# ---------------------------------------------------------------- streamed answers (SSE)
+# The shapes of ../shared/provider-errors.md "Streaming": OpenAI-style `data:` chunks ending in
+# `data: [DONE]` (with include_usage, a last chunk with empty choices and the usage); comment
+# lines as keep-alives (OpenRouter's `: OPENROUTER PROCESSING`); Anthropic's named events with
+# `ping` keep-alives and `event: error` after the 200.
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One server-sent event: JSON data (compact, as providers send it) or text as it is."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return (f"event: {event}\n" if event else "") + f"data: {text}\n\n"
+
+
+def _paced(pieces: Sequence[str], first_after: float, every: float) -> list[tuple[float, str]]:
+    """The first piece after `first_after` seconds, each next one `every` seconds later."""
+    return [(first_after if i == 0 else every, piece) for i, piece in enumerate(pieces)]
+
+
+def openai_stream(
+    tokens: Sequence[str] = ("O", "K", "."),
+    *,
+    model: str = "gpt-4o-mini-2024-07-18",
+    first_after: float = 0.0,
+    every: float = 0.0,
+    usage: bool = True,
+    processing_comments: int = 0,
+) -> Reply:
+    """A chat completion streamed: a role-only chunk at once, `processing_comments` keep-alive
+    comments, the tokens (the first after `first_after` s, then one every `every` s), the
+    finish chunk, the usage chunk (include_usage) and [DONE]."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse(
+            {
+                "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+                "object": "chat.completion.chunk",
+                "created": 1760000000,
+                "model": model,
+                "system_fingerprint": "fp_44709d6fcb",
+                "choices": [choice] if extra.get("usage") is None else [],
+                **extra,
+            }
+        )
+
+    head = [(0.0, chunk({"role": "assistant", "content": "", "refusal": None}))]
+    head += [(0.0, ": OPENROUTER PROCESSING\n\n")] * processing_comments
+    words = _paced([chunk({"content": t}) for t in tokens], first_after, every)
+    tail = [(0.0, chunk({}, "length"))]
+    if usage:
+        counts = {"prompt_tokens": 12, "completion_tokens": len(tokens)}
+        counts["total_tokens"] = 12 + len(tokens)
+        tail.append((0.0, chunk({}, usage=counts)))
+    tail.append((0.0, sse("[DONE]")))
+    return Reply(200, chunks=head + words + tail, headers={"x-request-id": "req_stream_1"})
+
+
+def openrouter_stream_error() -> Reply:
+    """OpenRouter's mid-stream failure: a 200, a token, then a chunk carrying `error` with
+    finish_reason "error" (the status cannot change once the stream has begun)."""
+    failure = {
+        "id": "cmpl-abc123",
+        "object": "chat.completion.chunk",
+        "created": 1760000000,
+        "model": "openai/gpt-4o-mini",
+        "provider": "openai",
+        "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+    }
+    ok = openai_stream(("O",), usage=False)
+    assert ok.chunks is not None
+    return Reply(200, chunks=[*list(ok.chunks)[:2], (0.0, sse(failure))])
+
+
+def anthropic_stream(
+    tokens: Sequence[str] = ("O", "K", "."),
+    *,
+    model: str = "claude-sonnet-4-5-20250929",
+    first_after: float = 0.0,
+    every: float = 0.0,
+    pings: bool = True,
+) -> Reply:
+    """A Messages answer streamed: message_start (input usage), content_block_start, a ping,
+    text deltas (paced like `openai_stream`), content_block_stop, message_delta with the
+    output usage, message_stop."""
+    message: dict[str, Any] = {
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": model,
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
+    text_block = {"type": "text", "text": ""}
+    block = {"type": "content_block_start", "index": 0, "content_block": text_block}
+    head = [
+        (0.0, sse({"type": "message_start", "message": message}, "message_start")),
+        (0.0, sse(block, "content_block_start")),
+    ]
+    if pings:
+        head.append((0.0, 'event: ping\ndata: {"type": "ping"}\n\n'))
+    deltas = [
+        sse(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+            "content_block_delta",
+        )
+        for t in tokens
+    ]
+    done = {"stop_reason": "max_tokens", "stop_sequence": None}
+    tail = [
+        sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        sse(
+            {"type": "message_delta", "delta": done, "usage": {"output_tokens": len(tokens)}},
+            "message_delta",
+        ),
+        sse({"type": "message_stop"}, "message_stop"),
+    ]
+    return Reply(
+        200,
+        chunks=head + _paced(deltas, first_after, every) + [(0.0, t) for t in tail],
+        headers={"request-id": "req_011CSHoEeqs5C35K2UUqR7Fy"},
+    )
+
+
+def anthropic_stream_error(kind: str = "overloaded_error", message: str = "Overloaded") -> Reply:
+    """The 200 was sent, then the provider failed: `event: error` (here after a ping)."""
+    ok = anthropic_stream(())
+    assert ok.chunks is not None
+    # Anthropic's documented error event, spaces after the separators as it shows it.
+    error = "event: error\ndata: " + json.dumps(
+        {"type": "error", "error": {"type": kind, "message": message}}
+    )
+    error += "\n\n"
+    return Reply(200, chunks=[*list(ok.chunks)[:3], (0.0, error)], headers=ok.headers)
+
+
+def endless_pings(every: float = 0.05) -> Reply:
+    """A stream that never ends and never says anything: keep-alive comments forever."""
+    return Reply(200, chunks=itertools.repeat((every, ": ping\n\n")))
+
+
+def endless_flood(size: int = 64 * 1024) -> Reply:
+    """A stream that never ends and floods: large data events as fast as the socket takes."""
+    event = sse("x" * size)
+    return Reply(200, chunks=itertools.repeat((0.0, event)))

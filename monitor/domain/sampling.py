@@ -7,12 +7,19 @@ probe that can matter keeps everything: each non-ok probe (the evidence an alert
 post-mortem quote), each probe whose outcome or warning differs from the previous one, the
 first after a start, and the first ok probe of each clock hour, so the probe log always has
 a recent real answer to show.
+
+A change in a model's live providers (an `hf-model` probe's fact `live_providers`) is marked
+here too, by `provider_change`, against the set this record remembers: the writer calls it
+before sampling, so the probe with the changed set carries a warning ("providers changed:
++novita, -together") and therefore keeps its evidence, even while the outcome stays ok. The
+record lives in the writer's memory: after a restart the first probe sets it afresh.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from monitor.domain.evidence import Outcome, ProbeResult
 
@@ -24,6 +31,7 @@ class LastStored:
     outcome: str
     warning: str
     evidence_at: datetime
+    live_providers: tuple[str, ...] | None = None  # the last known set (hf-model), if any
 
 
 def keeps_evidence(result: ProbeResult, last: LastStored | None) -> bool:
@@ -38,7 +46,31 @@ def keeps_evidence(result: ProbeResult, last: LastStored | None) -> bool:
 def after(result: ProbeResult, last: LastStored | None, kept: bool) -> LastStored:
     """The record of a target once `result` is stored."""
     evidence_at = result.checked_at if kept or last is None else last.evidence_at
-    return LastStored(str(result.outcome), result.warning, evidence_at)
+    live = _live(result)
+    if live is None and last is not None:
+        live = last.live_providers  # a probe that learnt nothing (a timeout) forgets nothing
+    return LastStored(str(result.outcome), result.warning, evidence_at, live)
+
+
+def provider_change(result: ProbeResult, last: LastStored | None) -> ProbeResult:
+    """`result` with the providers added and dropped since the last known set, as a warning
+    and as the facts providers_added / providers_dropped; as it was when nothing changed or
+    no earlier set is known."""
+    now, before = _live(result), last.live_providers if last is not None else None
+    if now is None or before is None or set(now) == set(before):
+        return result
+    added = sorted(set(now) - set(before))
+    dropped = sorted(set(before) - set(now))
+    signed = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
+    change = "providers changed: " + ", ".join(signed)
+    warning = f"{change}; {result.warning}" if result.warning else change
+    facts: dict[str, Any] = {"providers_added": added, "providers_dropped": dropped}
+    return replace(result, warning=warning, facts=result.facts | facts)
+
+
+def _live(result: ProbeResult) -> tuple[str, ...] | None:
+    live = result.facts.get("live_providers")
+    return tuple(str(p) for p in live) if isinstance(live, list | tuple) else None
 
 
 def _hour(moment: datetime) -> datetime:

@@ -230,26 +230,33 @@ def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
         verdict = target.judge_error(failed) or status_verdict(target, failed)
         said = provider_message(failed) or f"HTTP {reading.error_status}"
         return replace(verdict, detail=f"HTTP {ev.status}, then an error event: {said}")
-    cut = " (cut at the read limit)" if ev.body_truncated else ""
     if not ev.events:
         what = ev.headers.get("content-type", "no content type").split(";")[0]
         return Verdict(
             Outcome.BAD_RESPONSE,
-            detail=f"expected an event stream, got {what}{cut}",
+            detail=f"expected an event stream, got {what}",
             hint="the endpoint does not stream: remove `stream: true`, or check that `base_url` "
             "reaches the model API and not a proxy that buffers answers",
+        )
+    if ev.body_truncated and not reading.ended:
+        return Verdict(
+            Outcome.BAD_RESPONSE,
+            detail=f"the stream was cut at the read limit after {len(ev.events)} events, "
+            "before its end",
+            hint="the endpoint streams far more than a small answer; check `base_url` and "
+            "max_tokens",
         )
     if reading.ttft_ms is None:
         return Verdict(
             Outcome.BAD_RESPONSE,
-            detail=f"the stream sent {len(ev.events)} events but no content token{cut}",
+            detail=f"the stream sent {len(ev.events)} events but no content token",
             hint="the model answered nothing visible: a reasoning model may spend the whole "
             "max_tokens thinking; raise max_tokens",
         )
     if not reading.ended:
         return Verdict(
-            Outcome.BAD_RESPONSE,
-            detail=f"the stream stopped before its end{cut}, after {len(ev.events)} events",
+            Outcome.SERVER_ERROR,
+            detail=f"the stream stopped after {len(ev.events)} events, before its end",
             hint="the provider or a proxy cut the answer off; it is not your request",
         )
     return None

@@ -5,13 +5,17 @@ from __future__ import annotations
 import difflib
 from typing import Any, get_args
 
+from monitor.targets.anthropic import AnthropicMessagesTarget
 from monitor.targets.base import TargetBase
+from monitor.targets.gemini import GeminiGenerateTarget
 from monitor.targets.hf_inference import HfInferenceTarget
 from monitor.targets.hf_legacy import HfLegacyTarget
+from monitor.targets.hf_model import HfModelTarget
 from monitor.targets.hf_whoami import HfWhoamiTarget
 from monitor.targets.http import HttpTarget
 from monitor.targets.openai_chat import OpenAIChatTarget
 from monitor.targets.openai_embeddings import OpenAIEmbeddingsTarget
+from monitor.targets.statuspage import StatuspageTarget
 
 Target = (
     HttpTarget
@@ -20,6 +24,10 @@ Target = (
     | OpenAIChatTarget
     | OpenAIEmbeddingsTarget
     | HfWhoamiTarget
+    | AnthropicMessagesTarget
+    | GeminiGenerateTarget
+    | HfModelTarget
+    | StatuspageTarget
 )
 
 TARGET_KINDS: dict[str, type[TargetBase]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -13,7 +13,14 @@ from pydantic import AfterValidator, Field
 from monitor import __version__
 from monitor.config.types import ENV_NAME, Duration, Expect, StrictModel
 from monitor.domain.answers import error_detail
-from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.domain.evidence import (
+    Evidence,
+    Outcome,
+    RequestSpec,
+    StreamEvent,
+    StreamReading,
+    Verdict,
+)
 
 USER_AGENT = f"inferwatch/{__version__} (+availability probe)"
 PROBE_TEXT = "inferwatch availability probe"
@@ -67,11 +74,19 @@ class TargetBase(StrictModel):
     channels: list[Literal["email", "webhook", "slack", "apprise"]] | None = Field(
         default=None, description="the alert channels this target uses (default: all configured)"
     )
+    status_page: str | None = Field(
+        default=None,
+        description="the name of a statuspage target for this provider, quoted in alerts",
+    )
 
     kind: str
     default_interval: ClassVar[float | None] = None  # overrides defaults.interval for a kind
+    # Every probe is billed in tokens (a model call): `inferwatch check` shows the cost.
+    spends_tokens: ClassVar[bool] = False
     # Headers a kind always sends (e.g. an API version); the user's `headers` override them.
     default_headers: ClassVar[Mapping[str, str]] = {}
+    # What an answer that is not JSON most likely means for this kind.
+    not_json_hint: ClassVar[str] = "a proxy or gateway may be answering instead of the model API"
 
     @property
     def endpoint(self) -> str:
@@ -102,6 +117,16 @@ class TargetBase(StrictModel):
     def judge_body(self, ev: Evidence) -> Verdict | None:
         """A kind-specific check of an accepted answer: a failing Verdict, or None if fine."""
         return None
+
+    def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
+        """What a streamed answer's events say (first token, usage, an error after the 200);
+        only kinds that send streamed requests have events to read."""
+        return StreamReading()
+
+    def ok_notes(self, ev: Evidence) -> tuple[str, dict[str, Any]]:
+        """What a healthy answer says worth keeping: a warning (maintenance a status page
+        announces) and facts (the live providers of a model); ("", {}) for most kinds."""
+        return "", {}
 
     def usage_tokens(self, ev: Evidence) -> int | None:
         """Tokens the provider says this probe spent (its `usage` block), None if it does not
@@ -146,6 +171,8 @@ class TargetBase(StrictModel):
 
 class ModelTarget(TargetBase):
     """A kind that calls a model by id on some base URL with a JSON payload."""
+
+    spends_tokens: ClassVar[bool] = True
 
     model: ModelId = Field(description="model id, e.g. sentence-transformers/all-MiniLM-L6-v2")
     base_url: BaseUrl
