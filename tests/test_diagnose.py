@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
-from monitor.domain.diagnosis import CauseKind, Check, Role, diagnose
+from monitor.domain.diagnosis import CAUSE_OF, CauseKind, Check, Role, diagnose
 from monitor.domain.evidence import Outcome, ProbeResult, Timings
 
 # ---------------------------------------------------------------- the ranking (pure)
@@ -157,6 +157,11 @@ def test_ranking(
     assert [c.kind for c in verdict.causes] == causes
     if first_fix is not None:
         assert verdict.causes[0].fix.startswith(first_fix)
+
+
+def test_every_failing_outcome_has_its_cause() -> None:
+    failing = set(Outcome) - {Outcome.OK, Outcome.SLOW}
+    assert set(CAUSE_OF) == failing
 
 
 def test_more_evidence_ranks_first_within_a_rank_and_names_every_probe() -> None:
@@ -435,6 +440,36 @@ def test_anthropic_overload_with_the_incident_its_status_page_reports(
     assert sent["/v1/messages"]["x-api-key"] == "sk-ant-diagnose-secret-0123456789"
     assert sent["/v1/models/claude-sonnet-4-5"]["x-api-key"] == "sk-ant-diagnose-secret-0123456789"
     assert "sk-ant-diagnose-secret" not in outcome.stdout
+
+
+def test_gemini_with_a_bad_key(provider: FakeProvider) -> None:
+    key = "AIzaDiagnoseSecret0123456789abcdef"
+    provider.route("/v1beta/models/gemini-2.5-flash:generateContent", sim.gemini_400_bad_key())
+    provider.route("/v1beta/models/gemini-2.5-flash", sim.gemini_400_bad_key())
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "diagnose",
+            "models/gemini-2.5-flash",
+            "--kind",
+            "gemini-generate",
+            "--base-url",
+            provider.url,
+            "--token-env",
+            "MY_GEMINI_KEY",
+            "--format",
+            "json",
+        ],
+        env={"MY_GEMINI_KEY": key},
+    )
+    assert outcome.exit_code == 1
+    verdict = json.loads(outcome.stdout)
+    [bad_key] = verdict["causes"]
+    assert bad_key["cause"] == "bad_token"
+    assert bad_key["evidence"] == ["model-call", "model-lookup"]
+    assert "https://aistudio.google.com/apikey" in bad_key["fix"]
+    assert [seen.headers["x-goog-api-key"] for seen in provider.requests] == [key, key]
+    assert key not in outcome.stdout
 
 
 def test_an_openai_compatible_api_that_works(provider: FakeProvider) -> None:

@@ -141,7 +141,8 @@ def _model_lookup(
         return lookup | {"url": f"{base}/v1/models/{model}", "headers": headers}
     if kind is Kind.gemini_generate:
         headers = {"x-goog-api-key": token} if token else {}
-        return lookup | {"url": f"{base}/v1beta/models/{model}", "headers": headers}
+        name = model.removeprefix("models/")  # the API's own spelling of an id
+        return lookup | {"url": f"{base}/v1beta/models/{name}", "headers": headers}
     return None
 
 
