@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor.cli.app import (
@@ -23,13 +24,14 @@ from monitor.cli.app import (
     setup_logging,
 )
 from monitor.cli.report import results_json, results_table, summary
-from monitor.config.load import config_warnings
+from monitor.config.load import Problem, config_warnings
 from monitor.config.types import DEFAULT_CONFIG_FILE, format_duration
+from monitor.domain import cost
 from monitor.domain.evidence import ProbeResult
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_targets
-from monitor.store import save_results, sync_targets
-from monitor.store.db import display_url
+from monitor.store import reads, save_results, sync_targets
+from monitor.store.db import display_url, make_engine, sqlite_path
 
 
 def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
@@ -46,12 +48,36 @@ def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
     listing = ", ".join(f"{n} {k}" for k, n in kinds.items())
     out.print(f"[green]✓[/] {escape(str(config))} is valid: {len(cfg.targets)} targets ({listing})")
+    for t in cfg.targets:
+        if t.spends_tokens and (note := cost.frequent_probe_warning(t.kind, cfg.interval_of(t))):
+            warning = Problem(cfg.source, note, target=t.name, field="interval")
+            err.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
     redact = cfg.redactor()
+    usage = recent_usage(cfg.database, [t.name for t in cfg.targets if t.spends_tokens])
     for t in cfg.targets:
         every = format_duration(cfg.interval_of(t))
         line = f"  {t.name} ({t.kind}, every {every})\n    {redact(t.endpoint)}"
+        if t.spends_tokens:
+            per_probe = cost.tokens_per_probe(usage.get(t.name, []))
+            line += f"\n    cost: {cost.cost_line(per_probe, cfg.interval_of(t))}"
         out.print(line, soft_wrap=True, markup=False)
     out.print(f"  database: {display_url(cfg.database)}", soft_wrap=True, markup=False)
+
+
+def recent_usage(database: str, names: list[str]) -> dict[str, list[int]]:
+    """The usage the stored probes of these targets reported, read only if the database is
+    already there (check never creates one): {} when it is not, or cannot be read."""
+    file = sqlite_path(database)
+    if not names or (file is not None and not file.is_file()):
+        return {}
+    engine = make_engine(database, readonly=True)
+    try:
+        with Session(engine) as session:
+            return {name: reads.recent_usage(session, name) for name in names}
+    except SQLAlchemyError:  # an older schema, a locked or unreachable database
+        return {}
+    finally:
+        engine.dispose()
 
 
 def probe(

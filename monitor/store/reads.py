@@ -749,6 +749,19 @@ def probe_count(session: Session) -> int:
     return int(session.scalar(select(func.count(ProbeRecord.id))) or 0)
 
 
+def recent_usage(session: Session, target: str, limit: int = 20) -> list[int]:
+    """The token usage its provider reported for a target's newest probes (those that
+    reported one), newest first: what monitor/domain/cost.py prices a probe from."""
+    query = (
+        select(ProbeRecord.usage_tokens)
+        .join(TargetRecord)
+        .where(TargetRecord.name == target, ProbeRecord.usage_tokens.is_not(None))
+        .order_by(ProbeRecord.checked_at.desc())
+        .limit(limit)
+    )
+    return [int(n) for n in session.scalars(query) if n is not None]
+
+
 # ------------------------------------------------------------------ one incident
 
 
