@@ -81,6 +81,16 @@ class Expect(StrictModel):
     max_latency: Duration | None = Field(
         default=None, description="slower answers pass but are reported as `slow`"
     )
+    max_ttft: Duration | None = Field(
+        default=None,
+        description="streamed probes: a later first token passes but is reported as `slow`",
+    )
+    min_tokens_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="streamed probes: a slower pace passes but is reported as `slow`",
+    )
     body_contains: str | None = Field(default=None, description="text the body must contain")
     json_path: dict[str, Any] | None = Field(
         default=None,

@@ -103,6 +103,7 @@ class RequestSpec:
     json: Any = None
     content: bytes | None = None
     follow_redirects: bool = True
+    stream: bool = False  # read the answer as server-sent events (Evidence.events)
 
     @property
     def token_sent(self) -> bool:
@@ -120,6 +121,37 @@ class Timings:
     total_ms: float | None = None
     # Streamed probes only: to the first non-empty content token (not a keep-alive or role).
     ttft_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event of a streamed answer (comments are not events)."""
+
+    event: str  # "message" when the stream names none
+    data: str
+    at_ms: float  # when it arrived, ms since the probe started
+
+
+@dataclass(frozen=True)
+class StreamReading:
+    """What a kind read from its provider's events (`TargetBase.read_stream`)."""
+
+    ttft_ms: float | None = None  # the first non-empty content delta (not a role or a ping)
+    last_token_ms: float | None = None  # the last content delta
+    output_tokens: int = 0  # the provider's usage count when it sends one, else deltas counted
+    usage_tokens: int | None = None  # all tokens the provider's usage reports (the probe's cost)
+    ended: bool = False  # the answer said it was complete (a finish reason, [DONE], message_stop)
+    error: str | None = None  # the data of an error event after the 200 (the provider's JSON)
+    error_status: int = 500  # the HTTP status that error stands for (Anthropic's error types)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens after the first, over the time after the first; None without two
+        tokens apart in time (one chunk carrying all of them says nothing about speed)."""
+        if self.ttft_ms is None or self.last_token_ms is None or self.output_tokens < 2:
+            return None
+        span_ms = self.last_token_ms - self.ttft_ms
+        return (self.output_tokens - 1) / (span_ms / 1000) if span_ms > 0 else None
 
 
 class TransportError(StrEnum):
@@ -149,6 +181,8 @@ class Evidence:
     body_truncated: bool = False
     error: TransportError | None = None
     error_detail: str = ""
+    events: tuple[StreamEvent, ...] | None = None  # a streamed probe's events, as they came
+    stream: StreamReading | None = None  # the kind's reading of them (probing/pipeline.py)
 
     @cached_property
     def json(self) -> Any:

@@ -24,6 +24,7 @@ import httpx
 
 from monitor.domain.evidence import Evidence, RequestSpec, Timings, TransportError
 from monitor.probing.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
+from monitor.probing.stream import EventStreamReader
 from monitor.probing.transport import PhaseClock, aiohttp_transport, timing
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class Prober:
         body, truncated = b"", False
         error: TransportError | None = None
         error_detail = ""
+        # A streamed probe keeps its events with their times, and what arrived before a timeout.
+        stream = EventStreamReader(self.max_body_bytes, clock.start) if spec.stream else None
         try:
             with timing(clock):
                 async with asyncio.timeout(timeout):
@@ -138,11 +141,16 @@ class Prober:
                         request, stream=True, follow_redirects=spec.follow_redirects
                     )
                     try:
-                        body, truncated = await _read_capped(response, self.max_body_bytes)
+                        if stream is None:
+                            body, truncated = await _read_capped(response, self.max_body_bytes)
+                        else:
+                            await stream.read(response)
                     finally:
                         await response.aclose()
         except Exception as exc:  # a probe must never take the monitor down
             error, error_detail = _failure(exc, spec.url, clock, timeout)
+        if stream is not None:
+            body, truncated = stream.body, stream.truncated
         connect_ms, tls_ms, ttfb_ms, total_ms = clock.timings()
         return Evidence(
             url=str(response.url) if response is not None else spec.url,
@@ -156,6 +164,7 @@ class Prober:
             body_truncated=truncated,
             error=error,
             error_detail=error_detail,
+            events=tuple(stream.events) if stream is not None else None,
         )
 
     async def probe_many(self, jobs: list[tuple[RequestSpec, float]]) -> list[Evidence]:

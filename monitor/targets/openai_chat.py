@@ -57,9 +57,6 @@ class OpenAIChatTarget(OpenAICompatibleTarget):
     def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
         return read_events(events, _chunk_step)
 
-    def usage_tokens(self, ev: Evidence) -> int | None:
-        return ev.stream.usage_tokens if ev.stream is not None else super().usage_tokens(ev)
-
     def judge_body(self, ev: Evidence) -> Verdict | None:
         data = ev.json
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -108,10 +105,13 @@ def _chunk_step(event: StreamEvent, data: Any) -> Step:
     if not isinstance(data, dict):
         return Step()
     choices = data.get("choices")
-    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    delta = choice.get("delta") if isinstance(choice, dict) else None
     content = delta.get("content") if isinstance(delta, dict) else None
     return Step(
         text=content if isinstance(content, str) else "",
         input_tokens=number(data, "usage", "prompt_tokens"),
         output_tokens=number(data, "usage", "completion_tokens"),
+        # A finish reason completes the answer too (the usage chunk and [DONE] may follow).
+        end=isinstance(choice, dict) and choice.get("finish_reason") is not None,
     )

@@ -1,0 +1,229 @@
+"""Streamed probes against a real local SSE server (the fake provider): time to first token,
+tokens per second, keep-alives, errors after the 200, endless and oversized streams, `expect`."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from monitor.config.load import ConfigError
+from monitor.demo import simulator as sim
+from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.evidence import Outcome, ProbeResult, StreamEvent
+from monitor.targets.openai_chat import OpenAIChatTarget
+from tests.helpers import make_config, probe_once
+
+PATH = "/v1/chat/completions"
+
+
+def chat(provider: FakeProvider, reply: Reply, **fields: Any) -> dict[str, Any]:
+    provider.route(PATH, reply)
+    return {
+        "name": "chat",
+        "kind": "openai-chat",
+        "model": "gpt-4o-mini",
+        "base_url": f"{provider.url}/v1",
+        "stream": True,
+        "timeout": "5s",
+        **fields,
+    }
+
+
+def probe(target: dict[str, Any], env: dict[str, str] | None = None, **prober: Any) -> ProbeResult:
+    return probe_once(make_config([target], env=env), env, **prober)["chat"]
+
+
+# ---------------------------------------------------------------- time to first token, pace
+
+
+def test_ttft_is_the_known_delay_before_the_first_token_within_20_ms(
+    provider: FakeProvider,
+) -> None:
+    # The role-only chunk and two keep-alive comments arrive at once; the first token 300 ms on.
+    reply = sim.openai_stream(("O", "K"), first_after=0.3, processing_comments=2)
+
+    result = probe(chat(provider, reply))
+
+    assert result.outcome == Outcome.OK, result.detail
+    ttft = result.timings.ttft_ms
+    assert ttft is not None and abs(ttft - 300) <= 20, ttft
+    assert result.as_dict()["ttft_ms"] == round(ttft, 1)
+    assert result.timings.ttfb_ms is not None and result.timings.ttfb_ms < 100  # head at once
+    assert "first token after" in result.detail
+
+
+def test_tokens_per_second_come_from_a_known_pacing(provider: FakeProvider) -> None:
+    # 11 tokens 30 ms apart: 10 tokens after the first over 300 ms = 33.3 tokens/s.
+    reply = sim.openai_stream(tuple("abcdefghijk"), every=0.03)
+
+    result = probe(chat(provider, reply))
+
+    assert result.outcome == Outcome.OK, result.detail
+    assert result.tokens_per_s is not None and 30 <= result.tokens_per_s <= 34.5
+    assert result.as_dict()["tokens_per_s"] == round(result.tokens_per_s, 1)
+    assert result.usage_tokens == 12 + 11  # the include_usage chunk: prompt + completion
+
+
+def test_without_usage_the_content_chunks_are_counted(provider: FakeProvider) -> None:
+    reply = sim.openai_stream(tuple("abcdef"), every=0.03, usage=False)
+
+    result = probe(chat(provider, reply))
+
+    assert result.outcome == Outcome.OK, result.detail
+    assert result.tokens_per_s is not None and 30 <= result.tokens_per_s <= 34.5  # 5 / 150 ms
+    assert result.usage_tokens is None
+
+
+def test_the_request_asks_for_a_small_stream_with_usage(provider: FakeProvider) -> None:
+    probe(chat(provider, sim.openai_stream()))
+    probe(chat(provider, sim.openai_stream(), max_tokens=32))
+
+    first, second = (json.loads(seen.body) for seen in provider.requests)
+    assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+    assert first["max_tokens"] == 16  # GPT-5-class models refuse fewer
+    assert second["max_tokens"] == 32  # a budget set in the config is kept
+    assert provider.requests[0].headers["accept"] == "text/event-stream"
+
+
+def test_a_target_without_stream_sends_what_it_always_sent(provider: FakeProvider) -> None:
+    result = probe(chat(provider, sim.chat_ok(model="gpt-4o-mini"), stream=False))
+
+    body = json.loads(provider.requests[0].body)
+    assert "stream" not in body and "stream_options" not in body and body["max_tokens"] == 1
+    assert result.outcome == Outcome.OK
+    assert result.timings.ttft_ms is None and result.tokens_per_s is None
+
+
+# ---------------------------------------------------------------- what is not a token
+
+
+def test_a_role_chunk_and_keep_alives_are_no_first_token() -> None:
+    def at(ms: float, data: str, event: str = "message") -> StreamEvent:
+        return StreamEvent(event, data, ms)
+
+    role = '{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}'
+    token = '{"choices":[{"index":0,"delta":{"content":"OK"},"finish_reason":null}]}'
+    done = '{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}'
+    events = [at(5, role), at(9, ""), at(250, token), at(260, token), at(270, done)]
+
+    reading = OpenAIChatTarget(kind="openai-chat", name="c", model="m").read_stream(events)
+
+    assert reading.ttft_ms == 250 and reading.last_token_ms == 260
+    assert reading.output_tokens == 2 and reading.ended  # a finish reason, even without [DONE]
+    assert reading.tokens_per_s == pytest.approx(100.0)  # 1 token after the first in 10 ms
+    one_token = OpenAIChatTarget(kind="openai-chat", name="c", model="m").read_stream(events[:3])
+    assert one_token.ttft_ms == 250 and one_token.tokens_per_s is None and not one_token.ended
+
+
+def test_the_body_excerpt_shows_the_first_events_as_sent(provider: FakeProvider) -> None:
+    result = probe(chat(provider, sim.openai_stream()))
+
+    assert result.body_excerpt.startswith('data: {"id":"chatcmpl-')
+    assert '"delta":{"role":"assistant"' in result.body_excerpt
+
+
+# ---------------------------------------------------------------- failures after the 200
+
+
+def test_an_error_event_after_the_200_is_judged_like_the_error_it_carries(
+    provider: FakeProvider,
+) -> None:
+    result = probe(chat(provider, sim.openrouter_stream_error()))
+
+    assert result.http_status == 200
+    assert result.outcome == Outcome.SERVER_ERROR
+    assert result.detail == "HTTP 200, then an error event: Provider disconnected unexpectedly"
+
+
+def test_an_answer_that_is_not_a_stream_is_a_bad_response(provider: FakeProvider) -> None:
+    result = probe(chat(provider, sim.chat_ok(model="gpt-4o-mini")))
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert result.detail == "expected an event stream, got application/json"
+    assert "stream: true" in result.hint
+
+
+def test_an_error_answer_to_a_streamed_request_is_read_as_ever(provider: FakeProvider) -> None:
+    key = "sk-proj-streamedprobekey0123456789"
+    target = chat(provider, sim.openai_401_invalid_key(), token_env="OPENAI_KEY")
+
+    result = probe(target, env={"OPENAI_KEY": key})
+
+    assert result.outcome == Outcome.AUTH_INVALID
+    assert "Incorrect API key provided" in result.detail
+    assert provider.requests[0].headers["authorization"] == f"Bearer {key}"
+    assert key not in json.dumps(result.as_dict())
+
+
+def test_a_stream_without_a_token_or_an_end_is_no_success(provider: FakeProvider) -> None:
+    full = sim.openai_stream(("O", "K"))
+    assert full.chunks is not None
+    pieces = list(full.chunks)
+
+    nothing = probe(chat(provider, Reply(200, chunks=[pieces[0], pieces[-1]])))  # role, [DONE]
+    cut_off = probe(chat(provider, Reply(200, chunks=pieces[:2])))  # role, one token, closed
+
+    assert nothing.outcome == Outcome.BAD_RESPONSE
+    assert nothing.detail == "the stream sent 2 events but no content token"
+    assert cut_off.outcome == Outcome.SERVER_ERROR
+    assert cut_off.detail == "the stream stopped after 2 events, before its end"
+    assert cut_off.timings.ttft_ms is not None  # what did arrive is kept
+
+
+# ---------------------------------------------------------------- hostile streams end
+
+
+def test_an_endless_stream_of_keep_alives_ends_at_the_timeout(provider: FakeProvider) -> None:
+    began = time.monotonic()
+    result = probe(chat(provider, sim.endless_pings(), timeout="0.5s"))
+
+    assert result.outcome == Outcome.TIMEOUT
+    assert time.monotonic() - began < 3
+    assert result.latency_ms is not None and 500 <= result.latency_ms < 1000
+    assert result.body_excerpt.startswith(": ping\n\n")  # what arrived before it is kept
+
+
+def test_an_endless_flood_ends_at_the_byte_cap(provider: FakeProvider) -> None:
+    began = time.monotonic()
+    result = probe(chat(provider, sim.endless_flood()), max_body_bytes=256 * 1024)
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert result.detail.startswith("the stream was cut at the read limit after ")
+    assert time.monotonic() - began < 3
+
+
+# ---------------------------------------------------------------- expect
+
+
+def test_a_late_first_token_is_slow_naming_the_limit(provider: FakeProvider) -> None:
+    reply = sim.openai_stream(("O", "K"), first_after=0.25)
+
+    result = probe(chat(provider, reply, expect={"max_ttft": "100ms"}))
+
+    assert result.outcome == Outcome.SLOW
+    assert "over the max_ttft limit of 100 ms" in result.detail
+    assert result.timings.ttft_ms is not None and result.timings.ttft_ms >= 240
+
+
+def test_a_slow_pace_is_slow_naming_the_limit(provider: FakeProvider) -> None:
+    reply = sim.openai_stream(tuple("abcde"), every=0.05)  # 20 tokens/s
+
+    result = probe(chat(provider, reply, expect={"min_tokens_per_s": 50}))
+    fast_enough = probe(chat(provider, reply, expect={"min_tokens_per_s": 10, "max_ttft": "2s"}))
+
+    assert result.outcome == Outcome.SLOW
+    assert "under the min_tokens_per_s limit of 50" in result.detail
+    assert fast_enough.outcome == Outcome.OK, fast_enough.detail
+
+
+def test_expect_limits_are_checked_in_the_config() -> None:
+    target = {"name": "c", "kind": "openai-chat", "model": "m", "stream": True}
+    config = make_config([target | {"expect": {"max_ttft": "2s", "min_tokens_per_s": 20}}])
+    assert config.targets[0].expect.max_ttft == 2.0
+
+    with pytest.raises(ConfigError) as err:
+        make_config([target | {"expect": {"min_tokens_per_s": 0}}])
+    assert "min_tokens_per_s" in str(err.value)
