@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -1143,3 +1143,110 @@ def test_minimal_payloads_are_what_the_apis_expect(provider: FakeProvider) -> No
     assert (
         "source_sentence" in bodies["/hf-inference/models/m/pipeline/sentence-similarity"]["inputs"]
     )
+
+
+# ---------------------------------------------------------------- the probe's own token budget
+
+
+def test_the_budget_field_and_size_are_the_targets_to_choose(provider: FakeProvider) -> None:
+    import json
+
+    target = {**GPT, "max_tokens": 16, "max_tokens_field": "max_completion_tokens"}
+    config = make_config([_target(target, provider.url)], env=OPENAI_KEY)
+    provider.route("/chat/completions", sim.chat_ok(model="gpt-4.1"))
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert result.outcome == Outcome.OK
+    (sent,) = [json.loads(r.body) for r in provider.requests]
+    assert sent["max_completion_tokens"] == 16
+    assert "max_tokens" not in sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("max_tokens_field", "max_output_tokens", "'max_tokens' or 'max_completion_tokens'"),
+        ("max_tokens", 0, "greater than or equal to 1"),
+    ],
+)
+def test_a_wrong_budget_setting_is_a_config_error_naming_the_field(
+    field: str, value: object, words: str
+) -> None:
+    from monitor.config.load import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make_config([{**GPT, "name": "gpt", "base_url": "https://api.openai.com/v1", field: value}])
+
+    (problem,) = info.value.problems
+    assert (problem.target, problem.field) == ("gpt", field)
+    assert words in problem.message
+
+
+# ---------------------------------------------------------------- silent model substitution
+
+
+def test_a_model_answered_by_another_is_ok_with_a_recorded_warning(
+    provider: FakeProvider, db_url: str
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from monitor.store import reads, save_results, sync_targets
+    from monitor.store.db import open_database
+
+    target = {**GPT, "model": "llama-3.1-70b-versatile"}
+    config = make_config([_target(target, provider.url)], env=OPENAI_KEY, database=db_url)
+    provider.route("/chat/completions", sim.chat_ok(model="llama-3.3-70b-versatile"))
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert result.outcome == Outcome.OK
+    assert result.warning.startswith(
+        "asked for model 'llama-3.1-70b-versatile' but 'llama-3.3-70b-versatile' answered"
+    )
+    engine = open_database(db_url)
+    with Session(engine) as session, session.begin():
+        save_results(session, [result], sync_targets(session, config.targets, config.redactor()))
+    with Session(engine) as session:
+        (stored,) = reads.probe_log(session, "t", result.checked_at, datetime.now(UTC))
+        assert stored.outcome == "ok"
+        assert stored.warning == result.warning
+
+
+@pytest.mark.parametrize(
+    ("requested", "answered"),
+    [
+        ("gpt-4o", "gpt-4o-2024-08-06"),  # a dated snapshot of the alias
+        ("gpt-4", "gpt-4-0613"),
+        ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"),
+        ("chatgpt-4o-latest", "chatgpt-4o-latest"),
+        ("gemini-1.5-flash", "gemini-1.5-flash-002"),
+        (LLAMA, "meta-llama/llama-3.1-8b-instruct"),  # a provider's lower case
+        (f"{LLAMA}:together", LLAMA),  # Hugging Face's router suffix picks the provider
+        (LLAMA, "Llama-3.1-8B-Instruct"),  # the organisation left out
+    ],
+)
+def test_the_same_model_under_its_usual_spellings_is_no_substitution(
+    provider: FakeProvider, requested: str, answered: str
+) -> None:
+    config = make_config([_target({**GPT, "model": requested}, provider.url)], env=OPENAI_KEY)
+    provider.route("/chat/completions", sim.chat_ok(model=answered))
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert (result.outcome, result.warning) == (Outcome.OK, "")
+
+
+@pytest.mark.parametrize(
+    ("requested", "answered"),
+    [
+        ("gpt-4", "gpt-4o"),
+        ("gpt-4o", "gpt-4o-mini"),
+        (LLAMA, "meta-llama/Llama-3.1-70B-Instruct"),
+        (LLAMA, "other-org/Llama-3.1-8B-Instruct"),
+    ],
+)
+def test_another_model_is_a_substitution(requested: str, answered: str) -> None:
+    from monitor.probing.classify import same_model
+
+    assert not same_model(requested, answered)
