@@ -28,7 +28,7 @@ from monitor.domain.diagnosis import Check, Diagnosis, Role, diagnose
 from monitor.domain.redact import RedactingFilter, Redactor
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_one, token_for
-from monitor.targets import TARGET_KINDS, TargetBase, parse_target
+from monitor.targets import TargetBase, parse_target
 
 
 class Kind(StrEnum):
@@ -92,58 +92,43 @@ def hf_plan(
             },
         ),
         (Role.TOKEN, {"kind": "hf-whoami", "name": "whoami", "base_url": hub}),
+        (
+            Role.MAPPING,
+            {"kind": "hf-model", "name": "provider-mapping", "model": model, "base_url": hub},
+        ),
     ]
-    if "hf-model" in TARGET_KINDS:
-        plan.append(
-            (
-                Role.MAPPING,
-                {"kind": "hf-model", "name": "provider-mapping", "model": model, "base_url": hub},
-            )
-        )
     return [(role, raw | common) for role, raw in plan]
+
+
+# Each API's free lookup of one model, under its base URL.
+LOOKUP_PATHS = {
+    Kind.openai_chat: "/models/{model}",
+    Kind.anthropic_messages: "/v1/models/{model}",
+    Kind.gemini_generate: "/v1beta/models/{model}",
+}
 
 
 def api_plan(
     kind: Kind, model: str, token_env: str, token: str | None, *, base: str, status_page: str | None
 ) -> list[Planned]:
     """One provider's API: the model call, its free model lookup, its status page."""
-    plan: list[Planned] = [
-        (
-            Role.CALL,
-            {
-                "kind": str(kind),
-                "name": "model-call",
-                "model": model,
-                "base_url": base,
-                "token_env": token_env,
-            },
-        )
-    ]
-    lookup = _model_lookup(kind, model, token_env, token, base)
-    if lookup is not None:
-        plan.append((Role.LISTING, lookup))
+    call = {
+        "kind": str(kind),
+        "name": "model-call",
+        "model": model,
+        "base_url": base,
+        "token_env": token_env,
+    }
+    # The lookup sends what the model call sends (the key in the header its kind puts it in,
+    # the kind's version header): a plain `http` target, only the model call needs a kind.
+    headers = parse_target(call).request_headers(token)
+    path = LOOKUP_PATHS[kind].format(model=model.removeprefix("models/"))  # Gemini's spelling
+    lookup = {"kind": "http", "name": "model-lookup", "url": f"{base}{path}", "headers": headers}
+    plan: list[Planned] = [(Role.CALL, call), (Role.LISTING, lookup)]
     page = status_page or STATUS_PAGES.get(base)
     if page:
         plan.append((Role.STATUS, {"kind": "statuspage", "name": "status-page", "url": page}))
     return plan
-
-
-def _model_lookup(
-    kind: Kind, model: str, token_env: str, token: str | None, base: str
-) -> dict[str, Any] | None:
-    """The provider's free `GET …/models/{model}`, with the key in the header that provider
-    reads (an `http` target: only the model call needs a kind of its own)."""
-    lookup: dict[str, Any] = {"kind": "http", "name": "model-lookup", "method": "GET"}
-    if kind is Kind.openai_chat:
-        return lookup | {"url": f"{base}/models/{model}", "token_env": token_env}
-    if kind is Kind.anthropic_messages:
-        headers = {"anthropic-version": "2023-06-01"} | ({"x-api-key": token} if token else {})
-        return lookup | {"url": f"{base}/v1/models/{model}", "headers": headers}
-    if kind is Kind.gemini_generate:
-        headers = {"x-goog-api-key": token} if token else {}
-        name = model.removeprefix("models/")  # the API's own spelling of an id
-        return lookup | {"url": f"{base}/v1beta/models/{name}", "headers": headers}
-    return None
 
 
 async def run_checks(
@@ -235,10 +220,11 @@ def diagnose_command(
                 (Role.STATUS, {"kind": "statuspage", "name": "status-page", "url": status_page})
             )
     else:
-        if str(kind) not in TARGET_KINDS:
-            _usage(f"--kind {kind} is not available in this version of inferwatch")
         base = (base_url or DEFAULT_BASE[kind]).rstrip("/")
-        raw = api_plan(kind, model, token_env, token, base=base, status_page=status_page)
+        try:
+            raw = api_plan(kind, model, token_env, token, base=base, status_page=status_page)
+        except (ValidationError, ValueError) as exc:
+            _usage(redact(f"model-call: {_problems(exc)}"))
     plan = [(role, _target(spec, redact)) for role, spec in raw]
 
     checks = asyncio.run(run_checks(plan, env, redact, seconds))
@@ -255,14 +241,14 @@ def _target(raw: dict[str, Any], redact: Redactor) -> TargetBase:
     try:
         return parse_target(raw)
     except (ValidationError, ValueError) as exc:
-        problems = (
-            "; ".join(
-                f"{e['loc'][-1] if e['loc'] else raw['kind']}: {e['msg']}" for e in exc.errors()
-            )
-            if isinstance(exc, ValidationError)
-            else str(exc)
-        )
-        _usage(redact(f"{raw['name']}: {problems}"))
+        _usage(redact(f"{raw['name']}: {_problems(exc)}"))
+
+
+def _problems(exc: ValueError) -> str:
+    """A target's validation errors on one line, each naming its field."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def _usage(message: str) -> NoReturn:
