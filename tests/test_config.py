@@ -59,6 +59,8 @@ KIND_SAMPLES: dict[str, dict[str, Any]] = {
     "openai-chat": {"kind": "openai-chat", "model": LLAMA},
     "openai-embeddings": {"kind": "openai-embeddings", "model": "BAAI/bge-small-en-v1.5"},
     "hf-whoami": {"kind": "hf-whoami"},
+    "anthropic-messages": {"kind": "anthropic-messages", "model": "claude-haiku-4-5"},
+    "gemini-generate": {"kind": "gemini-generate", "model": "gemini-2.0-flash"},
     "hf-model": {"kind": "hf-model", "model": LLAMA},
     "statuspage": {"kind": "statuspage", "url": "https://status.claude.com/api/v2/summary.json"},
 }
@@ -388,16 +390,23 @@ def test_non_http_urls_are_rejected(kind: str, field: str, value: str) -> None:
 # ---------------------------------------------------------------- build_request
 
 
+# The kinds whose provider takes the key in its own header rather than a Bearer token.
+KEY_HEADERS = {"anthropic-messages": "x-api-key", "gemini-generate": "x-goog-api-key"}
+
+
 @pytest.mark.parametrize("kind", sorted(KIND_SAMPLES))
 def test_authorization_header_is_sent_only_with_a_token(kind: str) -> None:
     t = target(**KIND_SAMPLES[kind])
+    name = KEY_HEADERS.get(kind, "authorization")
+    value = "hf_tok123" if kind in KEY_HEADERS else "Bearer hf_tok123"
 
     with_token = t.build_request("hf_tok123")
-    assert header(with_token.headers, "authorization") == ["Bearer hf_tok123"]
+    assert header(with_token.headers, name) == [value]
     assert with_token.token_sent
 
     for no_token in (None, ""):
         spec = t.build_request(no_token)
+        assert header(spec.headers, name) == []
         assert header(spec.headers, "authorization") == []
         assert not spec.token_sent
         assert spec.url == t.endpoint
