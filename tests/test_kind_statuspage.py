@@ -3,14 +3,25 @@ provider's own word: calm, incident (minor/major/critical), maintenance, and a p
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from monitor.agent.writer import Writer
+from monitor.alerts.channels.email import render
 from monitor.config.load import ConfigError
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
+from monitor.domain.alert_event import AlertEvent, provider_status
 from monitor.domain.evidence import Outcome, OutcomeClass, ProbeResult, outcome_class
+from monitor.domain.states import TargetState
+from monitor.store import open_database
+from monitor.store.models import AlertRecord
 from tests.helpers import make_config, probe_once
 
 PATH = "/api/v2/summary.json"
@@ -101,3 +112,80 @@ def test_a_statuspage_target_cannot_name_a_status_page() -> None:
     with pytest.raises(ConfigError) as err:
         make_config([{**page, "status_page": "q"}, {**page, "name": "q"}])
     assert "a statuspage target is itself the status page" in str(err.value)
+
+
+# ------------------------------------------------------------------ the related status page
+
+
+def test_an_alert_of_a_model_target_quotes_its_status_page_incident(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
+    """Real probes of both targets through the real writer (SQLite migrated by Alembic): the
+    model's alert, stored in the outbox, says the page reports an incident, and the email
+    shows it; an alert of a target naming no page does not."""
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    mapping = f"/api/models/{model}"
+    targets = [
+        {"name": "claude-status", "kind": "statuspage", "url": provider.url + PATH},
+        {
+            "name": "llama-map",
+            "kind": "hf-model",
+            "model": model,
+            "base_url": provider.url,
+            "status_page": "claude-status",
+        },
+        {"name": "lonely", "kind": "hf-model", "model": model, "base_url": provider.url},
+    ]
+    config = make_config(targets, database=url, alerts=EMAIL)
+    writer = Writer(open_database(url), config)
+    writer.start_run()
+    t0 = datetime(2026, 11, 30, 12, 3, 20, tzinfo=UTC)
+    provider.route(PATH, sim.statuspage_summary("none"))
+    provider.route(mapping, sim.hf_model_mapping(model, {"together": "live"}))
+    writer.write_batch(stamped(probe_once(config), t0 - timedelta(minutes=1)))
+    provider.route(PATH, sim.statuspage_incident("major"))
+    writer.write_batch(stamped(probe_once(config), t0))  # only the page changes
+    provider.route(mapping, sim.hf_model_mapping(model, {}))  # the model loses its provider
+    for minutes in (1, 2):  # a contract break, confirmed by a second probe
+        writer.write_batch(stamped(probe_once(config), t0 + timedelta(minutes=minutes)))
+
+    with Session(writer.engine) as s:
+        events = {
+            e.target: e
+            for e in (AlertEvent.from_json(r.event) for r in s.scalars(select(AlertRecord)))
+            if e.to_outcome == "model_unsupported"
+        }
+    said = events["llama-map"].provider_status
+    assert said == "the provider reports an incident since 12:03 UTC (status page claude-status)"
+    assert events["lonely"].provider_status == ""
+    email = render(events["llama-map"])
+    assert f"Status page: {said}" in " ".join(email.text.split())
+    assert said in email.html
+    assert "Status page" not in render(events["lonely"]).text
+
+
+def test_the_status_page_word_is_its_latest_outcome_and_names_the_day_when_older() -> None:
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    calm = TargetState(candidate=Outcome.OK, streak_since=at)
+    assert provider_status("p", calm, at) == ""
+    assert provider_status("p", None, at) == ""
+    old = TargetState(candidate=Outcome.PROVIDER_INCIDENT, streak_since=at - timedelta(hours=10))
+    assert provider_status("p", old, at) == (
+        "the provider reports an incident since 2026-11-29 23:00 UTC (status page p)"
+    )
+
+
+EMAIL = {
+    "email": {
+        "host": "127.0.0.1",
+        "port": 2525,
+        "security": "none",
+        "sender": "inferwatch@example.com",
+        "recipients": ["oncall@example.com"],
+    }
+}
+
+
+def stamped(results: dict[str, ProbeResult], at: datetime) -> list[ProbeResult]:
+    return [replace(r, checked_at=at) for r in results.values()]

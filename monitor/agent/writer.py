@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine
 
 from monitor.config.model import Config
+from monitor.domain.alert_event import provider_status
 from monitor.domain.decide import (
     Alerting,
     Decision,
@@ -347,7 +348,8 @@ class Writer:
             return
         recent = writes.recent_probes(conn, target_id, RECENT_PROBES)
         for alert in decision.alerts:
-            event = replace(alert.event, recent=recent)
+            said = self._provider_status(batch, name, alert.event.at)
+            event = replace(alert.event, recent=recent, provider_status=said)
             if new_id is not None:  # see Decision.opens_incident
                 event = replace(event, incident_id=new_id)
             batch.enqueue(
@@ -383,9 +385,10 @@ class Writer:
             for alert in remind(
                 incident, setup.target.name, setup.target.kind, latest, setup.alerting
             ):
+                said = self._provider_status(batch, name, alert.event.at)
                 batch.enqueue(
                     NewAlert(
-                        replace(alert.event, recent=recent),
+                        replace(alert.event, recent=recent, provider_status=said),
                         alert.channel,
                         alert.recipients,
                         target_id=incident.target_id,
@@ -394,6 +397,15 @@ class Writer:
                 )
 
     # ------------------------------------------------------------ helpers
+
+    def _provider_status(self, batch: _Batch, name: str, at: datetime) -> str:
+        """What the target's related status page says now (from the states in memory: no
+        query), for its alerts."""
+        setup = self._setup.get(name)
+        page = setup.target.status_page if setup is not None else None
+        if page is None:
+            return ""
+        return provider_status(page, batch.states.get(page) or self.states.get(page), at)
 
     def _sync(self, conn: Connection) -> dict[str, int]:
         """Ids of the configured targets (inserting new ones); the caller applies them."""

@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
-from monitor.domain.states import format_span
+from monitor.domain.evidence import Outcome
+from monitor.domain.states import TargetState, format_span
 from monitor.domain.text import one_line
 
 # quiet_ended: the first probe after a maintenance window or silence, when the target's state
@@ -66,6 +67,9 @@ class AlertEvent:
     facts: Mapping[str, Any] = field(
         default_factory=dict, hash=False
     )  # structured, see evidence.py
+    # The target's related status page (`status_page:`), when it reports an incident: the
+    # provider's own word next to our measurement (see `provider_status`).
+    provider_status: str = ""
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:
@@ -105,6 +109,7 @@ class AlertEvent:
             "incident_opened_at": _time_str(self.incident_opened_at),
             "incident_id": self.incident_id,
             "facts": jsonable(dict(self.facts)),
+            "provider_status": self.provider_status,
         }
 
     @classmethod
@@ -141,6 +146,7 @@ class AlertEvent:
             incident_opened_at=_time(data.get("incident_opened_at")),
             incident_id=data.get("incident_id"),
             facts=dict(data.get("facts") or {}),
+            provider_status=data.get("provider_status") or "",
         )
 
 
@@ -197,6 +203,27 @@ def open_span(event: AlertEvent) -> str | None:
     return span_between(event.incident_opened_at or event.since, event.at)
 
 
+def provider_status(page: str, state: TargetState | None, at: datetime) -> str:
+    """What a status page target's latest probes say, for the alerts of a target naming it:
+    "the provider reports an incident since 12:03 UTC (status page claude-status)", or ""
+    when it reports none. Its latest outcome, not its confirmed one: the page is the
+    provider's own word, already deliberate, and lags reality enough as it is."""
+    if state is None or state.candidate is not Outcome.PROVIDER_INCIDENT:
+        return ""
+    since = state.streak_since
+    when = ""
+    if since is not None:
+        since_utc = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+        at_utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        same_day = since_utc.date() == at_utc.date()
+        when = (
+            f" since {since_utc:%H:%M} UTC"
+            if same_day
+            else f" since {since_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    return f"the provider reports an incident{when} (status page {page})"
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -228,6 +255,7 @@ __all__ = [
     "ProbeLine",
     "jsonable",
     "open_span",
+    "provider_status",
     "span_between",
     "subject_for",
     "transition_summary",

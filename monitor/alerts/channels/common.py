@@ -55,6 +55,7 @@ def evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
     rows = [
         ("HTTP status", str(ctx.http_status) if ctx.http_status is not None else ""),
         ("Provider said", ctx.detail),
+        ("Status page", ctx.provider_status),
         ("Request id", ctx.request_id or ""),
         ("Provider", ctx.provider or ""),
         ("Latency", latency_text(ctx.latency_ms) if ctx.latency_ms is not None else ""),
