@@ -110,6 +110,17 @@ RANKING = [
     ),
     pytest.param(
         [
+            call("inference", Outcome.NOT_FOUND, "not deployed on hf-inference"),
+            call("chat", Outcome.PAYMENT_REQUIRED, "add credits"),
+            Check(Role.MAPPING, result("mapping", Outcome.OK, live_providers=["together"])),
+        ],
+        False,
+        [CauseKind.CREDITS],
+        "add credits",
+        id="a route the model is not on is no cause while the mapping names where it is",
+    ),
+    pytest.param(
+        [
             call("chat", Outcome.MODEL_UNSUPPORTED, "enable a provider"),
             call("inference", Outcome.OK),
         ],
@@ -322,6 +333,44 @@ def test_live_providers_not_enabled_are_named(provider: FakeProvider) -> None:
     no_provider = next(c for c in verdict["causes"] if c["cause"] == "no_provider")
     assert no_provider["fix"].startswith("the model is live on novita, together; ")
     assert "https://huggingface.co/settings/inference-providers" in no_provider["fix"]
+
+
+@pytest.mark.parametrize(
+    ("chat", "cause", "fix"),
+    [
+        (sim.router_402_credits(2026), "credits", "add credits or raise the plan"),
+        (sim.router_402_credits(2025), "credits", "add credits or raise the plan"),
+        (sim.openai_429_rate_limit(), "rate_limited", "20"),
+        (sim.gated_403("meta-llama/Llama-3.1-8B-Instruct"), "gated", "accept its conditions"),
+        (sim.router_401_invalid(), "bad_token", "create a new one"),
+    ],
+)
+def test_what_the_router_says_becomes_the_cause(
+    provider: FakeProvider, chat: Reply, cause: str, fix: str
+) -> None:
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    hf_routes(
+        provider,
+        model=model,
+        legacy=sim.legacy_410(),
+        inference=sim.router_404_not_deployed(),
+        chat=chat,
+        whoami=sim.whoami(),
+        mapping=sim.hf_model_mapping(model),
+    )
+    code, verdict = run_json(provider, model)
+    assert code == 1
+    assert [c["cause"] for c in verdict["causes"]] == ["retired", cause]
+    assert verdict["causes"][1]["evidence"] == ["router-chat"]
+    assert fix in verdict["causes"][1]["fix"]
+
+
+def test_every_probe_is_in_flight_at_once(provider: FakeProvider) -> None:
+    slow = Reply(404, "Not Found", content_type="text/plain", delay=0.5)
+    hf_routes(provider, legacy=slow, inference=slow, chat=slow, whoami=slow, mapping=slow)
+    run(provider, MODEL)
+    assert len(provider.requests) == 5
+    assert provider.max_open_connections == 5
 
 
 def test_a_healthy_model_exits_0_and_says_through_what(provider: FakeProvider) -> None:

@@ -175,6 +175,8 @@ def diagnose(model: str, checks: Sequence[Check]) -> Diagnosis:
         kind = _cause_of(check)
         if kind is None or (works and kind in _CONTRADICTED_BY_A_WORKING_CALL):
             continue
+        if providers and check.result.outcome is Outcome.NOT_FOUND:
+            continue  # a route the model is not on, while the mapping names where it is
         found.setdefault(kind, []).append(check)
 
     working_calls = [c.result for c in checks if c.role is Role.CALL and _answers(c.result)]
