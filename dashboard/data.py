@@ -167,11 +167,25 @@ def load_first_probe(url: str, target: str) -> datetime | None:
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_usage(url: str, target: str) -> list[int]:
+    """The tokens the target's newest probes cost, as their providers reported."""
+    with session(url) as s:
+        return reads.recent_usage(s, target)
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_timeline(url: str, target: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Hourly (up to 7 days) or daily buckets, every one present, and the outcome mix."""
     with session(url) as s:
         buckets = reads.timeline(s, target, start, end)
     return {"buckets": [_bucket(b) for b in buckets], "mix": reads.outcome_mix(buckets)}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_stream_pace(url: str, target: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """A streamed target's time to first token and tokens per second per block; [] if none."""
+    with session(url) as s:
+        return [dataclasses.asdict(b) for b in reads.stream_pace(s, target, start, end)]
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)

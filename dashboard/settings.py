@@ -55,6 +55,8 @@ class TargetInfo:
     failure_threshold: int = 3
     success_threshold: int = 2
     contract_threshold: int = 2
+    interval_s: float | None = None  # time between probes (Config.interval_of)
+    spends_tokens: bool = False  # a model kind: every probe is billed in tokens
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def _info(config: Config, target: TargetBase) -> TargetInfo:
         rules.failure_threshold,
         rules.success_threshold,
         rules.contract_threshold,
+        config.interval_of(target),
+        target.spends_tokens,
     )
 
 

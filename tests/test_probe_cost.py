@@ -18,6 +18,7 @@ from monitor.store import reads, save_results, sync_targets
 from monitor.store.db import open_database
 from tests.helpers import make_config, probe_once, write_config
 
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 ENV = {"HF_TOKEN": "hf_costtest0123456789abcdef"}
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -148,3 +149,43 @@ def test_check_prices_a_month_of_probes_from_the_last_measured_ones(
     assert "warning" not in result.stderr
     assert "cost: 13 tokens a probe, about 112,320 a month at this interval" in result.stdout
     assert result.stdout.count("cost:") == 1  # the http target spends no tokens
+
+
+def test_the_target_page_shows_what_probing_the_target_costs(
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    db_url = f"sqlite:///{tmp_path / 'probes.db'}"
+    path = _config(tmp_path, provider, chat_every="5m")
+    path.write_text(path.read_text().replace("sqlite:///probes.db", db_url))
+    provider.route("/chat/completions", sim.chat_ok())
+    provider.route("/status", sim.ok_text())
+    config = make_config(
+        [chat(provider.url, interval="5m"), {"name": "page", "kind": "http", "url": provider.url}],
+        env=ENV,
+    )
+    results = list(probe_once(config, ENV).values())
+    with Session(engine := open_database(db_url)) as session, session.begin():
+        save_results(session, results, sync_targets(session, config.targets, config.redactor()))
+    engine.dispose()
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(path))
+    monkeypatch.delenv("INFERWATCH_DATABASE", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+    def captions(name: str) -> list[str]:
+        at = AppTest.from_file(str(DASHBOARD), default_timeout=30)
+        at.run()
+        at.query_params.update(name=name)
+        at.switch_page("views/target.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return [c.value for c in at.caption]
+
+    assert "Probe cost: 13 tokens a probe, about 112,320 a month at this interval." in captions(
+        "chat"
+    )
+    assert not [c for c in captions("page") if c.startswith("Probe cost")]
+    st.cache_data.clear()
+    st.cache_resource.clear()

@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import charts, data, tables, widgets
 from dashboard import format as f
 from dashboard.settings import START_HINT, Unavailable, database_url, settings
+from monitor.domain import cost
 from monitor.domain.history import period_for
 from monitor.domain.rollups import HOUR
 
@@ -99,6 +100,8 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
     cols[1].metric("Probes in range", f"{probes:,}")
     cols[2].metric("Failing probes", f"{probes - ok:,}")
     st.plotly_chart(charts.status_band(buckets, tz), key="band", config=CHART_CONFIG)
+    if spent := probe_cost(url, name):
+        st.caption(f"Probe cost: {spent}.")
     began = f"First probe {f.when(first, tz)}. " if band_start != start and first else ""
     st.caption(
         f"{began}One block per {block}, coloured by the worst outcome in it. {widgets.UPTIME_NOTE}"
@@ -119,6 +122,14 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
             st.plotly_chart(charts.outcome_bars(timeline["mix"]), key="mix", config=CHART_CONFIG)
         else:
             st.caption("No probes in this range.")
+    pace = data.load_stream_pace(url, name, band_start, end)
+    if pace:  # a streamed target (`stream: true`)
+        st.subheader("Time to first token")
+        st.plotly_chart(charts.stream_chart(pace, tz), key="ttft", config=CHART_CONFIG)
+        st.caption(
+            f"p50 and p95 per {block} of the time from the probe's start to the first content "
+            "token, and the median tokens per second after it."
+        )
 
     log, changes, incidents = st.tabs(["Probe log", "Transitions", "Incidents"])
     with log:
@@ -152,6 +163,15 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         else:
             st.caption("No incidents in this range.")
         st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")
+
+
+def probe_cost(url: str, name: str) -> str:
+    """What probing this target costs in tokens ("" for a kind that spends none)."""
+    info = next((t for t in settings().catalog if t.name == name), None)
+    per_probe = cost.tokens_per_probe(data.load_usage(url, name))
+    if info is not None and info.spends_tokens and info.interval_s:
+        return cost.cost_line(per_probe, info.interval_s)
+    return f"{per_probe:,} tokens a probe" if per_probe is not None else ""
 
 
 @widgets.guarded
