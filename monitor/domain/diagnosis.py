@@ -107,7 +107,7 @@ class Cause:
     kind: CauseKind
     title: str
     fix: str
-    evidence: tuple[str, ...]  # the probes showing it (their names), strongest first
+    evidence: tuple[str, ...]  # the names of the probes showing it, in probing order
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,8 +164,8 @@ def diagnose(model: str, checks: Sequence[Check]) -> Diagnosis:
     explained by a cause, the causes ranked by how much they explain (a retired host first,
     then the token, then the providers, then what passes by itself), more evidence first
     within a rank."""
-    via = tuple(c.result.target for c in checks if c.role is Role.CALL and _answers(c.result))
-    works = bool(via)
+    answering = [c.result for c in checks if c.role is Role.CALL and _answers(c.result)]
+    works = bool(answering)
     working = tuple(c.result for c in checks if _answers(c.result))
     broken = tuple(c.result for c in checks if not _answers(c.result))
     providers = _live_providers(checks)
@@ -179,12 +179,11 @@ def diagnose(model: str, checks: Sequence[Check]) -> Diagnosis:
             continue  # a route the model is not on, while the mapping names where it is
         found.setdefault(kind, []).append(check)
 
-    working_calls = [c.result for c in checks if c.role is Role.CALL and _answers(c.result)]
     causes = [
         Cause(
             kind=kind,
             title=_title(kind, shown),
-            fix=_fix(kind, shown, working_calls, providers),
+            fix=_fix(kind, shown, answering, providers),
             evidence=tuple(c.result.target for c in shown),
         )
         for kind, shown in found.items()
@@ -196,7 +195,7 @@ def diagnose(model: str, checks: Sequence[Check]) -> Diagnosis:
         broken=broken,
         causes=tuple(causes),
         providers=providers,
-        via=via,
+        via=tuple(r.target for r in answering),
     )
 
 
