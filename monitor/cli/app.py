@@ -31,10 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
-    epilog="Every command but demo reads --config FILE (default inferwatch.yaml, or "
+    epilog="Every command but demo and diagnose reads --config FILE (default inferwatch.yaml, or "
     "$INFERWATCH_CONFIG). "
-    "Exit codes: 0 done, whether targets are up or down; 1 runtime failure (e.g. the database "
-    "cannot be opened); 2 bad config or usage.",
+    "Exit codes: 0 done, whether targets are up or down (diagnose: 1 when the model does not "
+    "work); 1 runtime failure (e.g. the database cannot be opened); 2 bad config or usage.",
 )
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
