@@ -32,6 +32,7 @@ BAND_LABEL = {**CLASS_LABEL, MAINTENANCE: "maintenance"}
 BAND_COLOUR = {**CLASS_COLOUR, MAINTENANCE: MAINTENANCE_COLOUR}
 P50_COLOUR = "#0969da"
 P95_COLOUR = "#8250df"
+TOKENS_COLOUR = "#57606a"
 FONT_SIZE = 15  # readable from across the room
 
 
@@ -116,6 +117,45 @@ def latency_chart(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figu
             )
         )
     fig.update_yaxes(title_text="ms", rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def stream_chart(buckets: Sequence[Mapping[str, Any]], tz: ZoneInfo) -> go.Figure:
+    """A streamed target's time to first token (p50, p95) per block, and the median tokens
+    per second on the right axis; blocks without streamed probes break the lines."""
+    x = [_wall(b["start"], tz) for b in buckets]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for key, name, colour, dash in (
+        ("ttft_p50_ms", "TTFT p50", P50_COLOUR, "solid"),
+        ("ttft_p95_ms", "TTFT p95", P95_COLOUR, "dot"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                x=x,
+                y=[b[key] for b in buckets],
+                mode="lines+markers",
+                line={"color": colour, "dash": dash, "width": 2},
+                marker={"size": 4},
+                connectgaps=False,
+                hovertemplate=f"{name} %{{y:.0f}} ms<br>%{{x|%Y-%m-%d %H:%M}}<extra></extra>",
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            name="tokens/s p50",
+            x=x,
+            y=[b["tokens_per_s_p50"] for b in buckets],
+            mode="lines",
+            line={"color": TOKENS_COLOUR, "width": 1.5},
+            connectgaps=False,
+            hovertemplate="%{y:.1f} tokens/s<br>%{x|%Y-%m-%d %H:%M}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="ms to first token", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="tokens/s", rangemode="tozero", secondary_y=True)
     return _layout(fig, 300)
 
 

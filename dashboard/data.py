@@ -167,6 +167,15 @@ def load_first_probe(url: str, target: str) -> datetime | None:
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_provider_changes(
+    url: str, target: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """The changes in a model's live providers in the range, newest first."""
+    with session(url) as s:
+        return [dataclasses.asdict(c) for c in reads.provider_changes(s, target, start, end)]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_usage(url: str, target: str) -> list[int]:
     """The tokens the target's newest probes cost, as their providers reported."""
     with session(url) as s:

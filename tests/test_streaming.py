@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import streamlit as st
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
 
+from dashboard import charts
+from monitor.agent.writer import Writer
 from monitor.config.load import ConfigError
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, ProbeResult, StreamEvent
+from monitor.store import open_database, reads
 from monitor.targets.openai_chat import OpenAIChatTarget
 from tests.helpers import make_config, probe_once
 
 PATH = "/v1/chat/completions"
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
 def chat(provider: FakeProvider, reply: Reply, **fields: Any) -> dict[str, Any]:
@@ -227,3 +238,78 @@ def test_expect_limits_are_checked_in_the_config() -> None:
     with pytest.raises(ConfigError) as err:
         make_config([target | {"expect": {"min_tokens_per_s": 0}}])
     assert "min_tokens_per_s" in str(err.value)
+
+
+# ---------------------------------------------------------------- stored and charted
+
+T0 = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+
+
+def stored_pace(db_url: str, provider: FakeProvider) -> Writer:
+    """Ten streamed probes in the hour T0 (TTFT 100..1000 ms) and one plain probe, written
+    by the real writer into SQLite migrated by Alembic."""
+    config = make_config([chat(provider, sim.openai_stream(tuple("abc"), every=0.01))])
+    streamed = probe_once(config)["chat"]
+    assert streamed.timings.ttft_ms is not None
+    results = [
+        replace(
+            streamed,
+            checked_at=T0 + timedelta(minutes=i),
+            timings=replace(streamed.timings, ttft_ms=100.0 * (i + 1)),
+            tokens_per_s=float(10 + i),
+        )
+        for i in range(10)
+    ]
+    writer = Writer(open_database(db_url), config)
+    writer.start_run()
+    writer.write_batch(results)
+    return writer
+
+
+def test_ttft_and_pace_are_stored_and_read_per_hour(db_url: str, provider: FakeProvider) -> None:
+    writer = stored_pace(db_url, provider)
+
+    with Session(writer.engine) as s:
+        hours = reads.stream_pace(s, "chat", T0 - timedelta(hours=1), T0 + timedelta(hours=2))
+        other = reads.stream_pace(s, "no-such-target", T0, T0 + timedelta(hours=1))
+
+    assert [b.start for b in hours] == [T0 + timedelta(hours=h) for h in (-1, 0, 1)]
+    before, busy, after = hours
+    assert before.probes == 0 and before.ttft_p50_ms is None  # an hour without: a gap
+    assert busy.probes == 10
+    assert busy.ttft_p50_ms == pytest.approx(500) and busy.ttft_p95_ms == pytest.approx(1000)
+    assert busy.tokens_per_s_p50 == pytest.approx(14)
+    assert after.probes == 0 and other == []
+
+
+def test_the_stream_chart_draws_ttft_p50_p95_and_the_pace() -> None:
+    at = [T0, T0 + timedelta(hours=1)]
+    buckets = [
+        {"start": at[0], "ttft_p50_ms": 300.0, "ttft_p95_ms": 900.0, "tokens_per_s_p50": 40.0},
+        {"start": at[1], "ttft_p50_ms": None, "ttft_p95_ms": None, "tokens_per_s_p50": None},
+    ]
+
+    fig = charts.stream_chart(buckets, ZoneInfo("UTC"))
+
+    lines = {t.name: list(t.y) for t in fig.data}
+    assert lines == {
+        "TTFT p50": [300.0, None],
+        "TTFT p95": [900.0, None],
+        "tokens/s p50": [40.0, None],
+    }
+
+
+def test_the_target_page_shows_the_ttft_chart_of_a_streamed_target(
+    db_url: str, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stored_pace(db_url, provider)
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(tmp_path / "absent.yaml"))
+    monkeypatch.setenv("INFERWATCH_DATABASE", db_url)
+    st.cache_data.clear()
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    at.query_params.update({"name": "chat"})
+    at.switch_page("views/target.py").run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Time to first token" in [h.value for h in at.subheader]

@@ -6,7 +6,9 @@ another target updates it (the URL can be shared).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
@@ -88,6 +90,8 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
             f"{f.badge(row['state'])} {since if row['since'] else 'not probed yet'}",
             unsafe_allow_html=True,
         )
+    if said := provider_word(name, rows, tz):
+        st.warning(said, icon=":material/campaign:")
 
     timeline = data.load_timeline(url, name, band_start, end)
     buckets = timeline["buckets"]
@@ -131,6 +135,25 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
             "token, and the median tokens per second after it."
         )
 
+    if moves := data.load_provider_changes(url, name, start, end):
+        st.subheader("Provider changes")
+        st.dataframe(
+            [
+                {
+                    "time": f.when(m["checked_at"], tz),
+                    "added": ", ".join(m["added"]) or f.DASH,
+                    "dropped": ", ".join(m["dropped"]) or f.DASH,
+                    "live after": ", ".join(m["live"]) or "none",
+                }
+                for m in moves
+            ],
+            hide_index=True,
+        )
+        st.caption(
+            "Changes in the Inference Providers serving the model, newest first: a provider "
+            "dropped is the early warning before calls through it fail."
+        )
+
     log, changes, incidents = st.tabs(["Probe log", "Transitions", "Incidents"])
     with log:
         outcomes = st.multiselect(
@@ -163,6 +186,18 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         else:
             st.caption("No incidents in this range.")
         st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")
+
+
+def provider_word(name: str, rows: list[dict[str, Any]], tz: ZoneInfo) -> str:
+    """What the target's related status page (`status_page:`) reports, when an incident."""
+    info = next((t for t in settings().catalog if t.name == name), None)
+    page = info.status_page if info is not None else None
+    row = next((r for r in rows if r["name"] == page), None) if page else None
+    if row is None or row["candidate"] != "provider_incident":
+        return ""
+    words = f" — {row['detail']}" if row["state"] == "provider_incident" and row["detail"] else ""
+    since = f" since {f.when(row['streak_since'], tz)}" if row["streak_since"] else ""
+    return f"Status page {page}: the provider reports an incident{since}{words}"
 
 
 def probe_cost(url: str, name: str) -> str:

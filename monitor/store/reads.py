@@ -12,6 +12,7 @@ probes are read only for one target's probe log, a page at a time.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from sqlalchemy.orm import Session, load_only
 from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
 from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
 from monitor.domain.maintenance import MAINTENANCE, Silence
-from monitor.domain.rollups import DAY, HOUR, Rollup, decode_latency, period_start
+from monitor.domain.rollups import DAY, HOUR, PERIODS, Rollup, decode_latency, period_start
+from monitor.domain.sampling import PROVIDER_CHANGE
 from monitor.domain.states import TargetState
 from monitor.domain.text import utcnow
 from monitor.store.models import (
@@ -449,6 +451,59 @@ def timeline(
     return buckets
 
 
+@dataclass(frozen=True)
+class PaceBucket:
+    """One point of a streamed target's chart: time to first token and tokens per second."""
+
+    start: datetime
+    probes: int  # streamed probes with a first token in this block
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    tokens_per_s_p50: float | None
+
+
+def stream_pace(
+    session: Session, target: str, start: datetime, end: datetime, period: str | None = None
+) -> list[PaceBucket]:
+    """Every hour/day of the range with TTFT p50/p95 and the median tokens per second; empty
+    when the target never streamed. From the stored probes (the rollups keep only the whole
+    probe time), one indexed range of one target; probes in maintenance are left out."""
+    period = period or period_for(start, end)
+    rows = session.execute(
+        select(ProbeRecord.checked_at, ProbeRecord.ttft_ms, ProbeRecord.tokens_per_s)
+        .join(TargetRecord)
+        .where(
+            TargetRecord.name == target,
+            ProbeRecord.checked_at >= start,
+            ProbeRecord.checked_at < end,
+            ProbeRecord.ttft_ms.is_not(None),
+            ProbeRecord.quiet.is_(False),
+        )
+    ).all()
+    if not rows:
+        return []
+    ttft: dict[datetime, list[float]] = defaultdict(list)
+    pace: dict[datetime, list[float]] = defaultdict(list)
+    for at, first, rate in rows:
+        block = period_start(at, period)
+        ttft[block].append(first or 0.0)  # never None: the query asks for a first token
+        if rate is not None:
+            pace[block].append(rate)
+    buckets, at = [], period_start(start, period)
+    while at < end:
+        firsts, rates = sorted(ttft.get(at, ())), sorted(pace.get(at, ()))
+        buckets.append(
+            PaceBucket(at, len(firsts), _rank(firsts, 0.5), _rank(firsts, 0.95), _rank(rates, 0.5))
+        )
+        at += PERIODS[period]
+    return buckets
+
+
+def _rank(ordered: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile of sorted values (None for none)."""
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)] if ordered else None
+
+
 def outcome_mix(buckets: Iterable[Bucket]) -> dict[str, int]:
     """Pure: probes per outcome over the buckets, most frequent first."""
     total: dict[str, int] = defaultdict(int)
@@ -747,6 +802,49 @@ def probes_between(session: Session, start: datetime, end: datetime) -> list[Pro
 def probe_count(session: Session) -> int:
     """How many probes are stored, of every target."""
     return int(session.scalar(select(func.count(ProbeRecord.id))) or 0)
+
+
+@dataclass(frozen=True)
+class ProviderChange:
+    """A probe that saw a model's live providers change (monitor/domain/sampling.py)."""
+
+    checked_at: datetime
+    added: list[str]
+    dropped: list[str]
+    live: list[str]
+
+
+def provider_changes(
+    session: Session, target: str, start: datetime, end: datetime, limit: int = 50
+) -> list[ProviderChange]:
+    """The newest changes in a target's live providers with start <= checked_at < end. Such
+    a probe always keeps its evidence (its warning differs), so its facts are stored."""
+    query = (
+        select(ProbeRecord.checked_at, ProbeRecord.facts)
+        .join(TargetRecord)
+        .where(
+            TargetRecord.name == target,
+            ProbeRecord.checked_at >= start,
+            ProbeRecord.checked_at < end,
+            ProbeRecord.warning.startswith(PROVIDER_CHANGE, autoescape=True),
+        )
+        .order_by(ProbeRecord.checked_at.desc())
+        .limit(limit)
+    )
+
+    def names(facts: Any, key: str) -> list[str]:
+        value = facts.get(key) if isinstance(facts, dict) else None
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    return [
+        ProviderChange(
+            at,
+            names(facts, "providers_added"),
+            names(facts, "providers_dropped"),
+            names(facts, "live_providers"),
+        )
+        for at, facts in session.execute(query).tuples()
+    ]
 
 
 def recent_usage(session: Session, target: str, limit: int = 20) -> list[int]:
