@@ -387,6 +387,7 @@ def test_a_healthy_model_exits_0_and_says_through_what(provider: FakeProvider) -
     outcome = run(provider, model)
     assert outcome.exit_code == 0, outcome.stdout
     assert f"{model} works (through router-chat)" in outcome.stdout
+    assert "why the rest fails:\n  1. retired" in outcome.stdout
 
 
 def test_the_json_shape(provider: FakeProvider) -> None:

@@ -281,7 +281,8 @@ def verdict_text(verdict: Diagnosis, unset_env: str | None) -> Text:
         text.append("live providers: ", style="bold")
         text.append(", ".join(verdict.providers) + "\n")
     if verdict.causes:
-        text.append("causes, most likely first:\n", style="bold")
+        label = "why the rest fails" if verdict.works else "causes, most likely first"
+        text.append(f"{label}:\n", style="bold")
     for n, cause in enumerate(verdict.causes, 1):
         text.append(f"  {n}. {cause.title}", style="bold" if n == 1 else "")
         text.append(f"  [{', '.join(cause.evidence)}]\n", style="dim")
