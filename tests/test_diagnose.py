@@ -189,6 +189,21 @@ def test_more_evidence_ranks_first_within_a_rank_and_names_every_probe() -> None
     assert verdict.headline.startswith("m does not work: the provider is overloaded")
 
 
+def test_a_long_list_of_providers_is_cut_in_the_fix() -> None:
+    live = [f"p{i:02}" for i in range(30)]
+    verdict = diagnose(
+        "m",
+        [
+            call("chat", Outcome.MODEL_UNSUPPORTED, "enable one"),
+            Check(Role.MAPPING, result("mapping", Outcome.OK, live_providers=live)),
+        ],
+    )
+    assert verdict.causes[0].fix == (
+        "the model is live on p00, p01, p02, p03, p04, p05, p06, p07 and 22 more; enable one"
+    )
+    assert verdict.providers == tuple(live)  # all of them in the JSON
+
+
 def test_the_permission_a_token_lacks_is_named() -> None:
     missing = "Make calls to Inference Providers"
     verdict = diagnose("m", [call("chat", Outcome.TOKEN_SCOPE, missing_permission=missing)])

@@ -241,8 +241,14 @@ def _fix(
             return f"switch to {now} (answers for this model now)"
         return named if replacement else hint
     if kind is CauseKind.NO_PROVIDER and providers:
-        return f"the model is live on {', '.join(providers)}; {hint}"
+        return f"the model is live on {_listing(providers)}; {hint}"
     return hint
+
+
+def _listing(names: Sequence[str], shown: int = 8) -> str:
+    """Names for a line of text: a mapping may list dozens of providers."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _hint_order(kind: CauseKind) -> Callable[[Check], tuple[bool, bool]]:
