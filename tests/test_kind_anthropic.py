@@ -183,11 +183,16 @@ CASES: list[tuple[str, Reply, bool, Outcome, str, tuple[str, ...], dict[str, Any
     ),
     (
         "max_tokens refused",
-        error(400, "invalid_request_error", "max_tokens: Input should be greater than 1"),
+        error(
+            400,
+            "invalid_request_error",
+            "max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens "
+            "for claude-sonnet-4-5-20250929",
+        ),
         True,
         Outcome.REQUEST_REJECTED,
         "max_tokens",
-        ("`payload`",),
+        ("set `max_tokens`",),
         {},
     ),
     (
@@ -416,3 +421,109 @@ def test_the_example_configs_commented_target_is_valid() -> None:
     line = next(line for line in example.splitlines() if "kind: anthropic-messages" in line)
     config = make_config([yaml.safe_load(line.split("# - ", 1)[1])])
     assert config.targets[0].endpoint == "https://api.anthropic.com/v1/messages"
+
+
+# ---------------------------------------------------------------- a silent substitution
+
+
+def test_another_model_answering_is_a_warning_but_a_snapshot_is_the_same_model(
+    provider: FakeProvider,
+) -> None:
+    swapped = Reply(200, {**OK.body, "model": "claude-3-5-haiku-20241022"}, OK.headers)
+    provider.route("/v1/messages", [OK, swapped])
+    config = make_config([raw(provider.url)], env=ENV)
+
+    same, other = probe_once(config, ENV)["t"], probe_once(config, ENV)["t"]
+
+    assert same.outcome == Outcome.OK and same.warning == ""  # claude-haiku-4-5-20251001
+    assert other.outcome == Outcome.OK
+    assert "asked for model 'claude-haiku-4-5' but 'claude-3-5-haiku-20241022'" in other.warning
+
+
+# ---------------------------------------------------------------- streamed: first token, pace
+
+
+def streamed(provider: FakeProvider, reply: Reply, **extra: Any) -> Any:
+    provider.route("/v1/messages", reply)
+    return probe_once(make_config([raw(provider.url, stream=True, **extra)], env=ENV), ENV)["t"]
+
+
+def test_a_stream_times_the_first_text_token_past_pings(provider: FakeProvider) -> None:
+    # message_start, content_block_start and a ping at once; the first text delta 300 ms on.
+    result = streamed(provider, sim.anthropic_stream(("O", "K"), first_after=0.3))
+
+    assert result.outcome == Outcome.OK, result.detail
+    ttft = result.timings.ttft_ms
+    assert ttft is not None and abs(ttft - 300) <= 20, ttft
+    assert result.request_id == REQ
+
+
+def test_a_stream_reports_its_pace_and_the_usage_it_says(provider: FakeProvider) -> None:
+    # 11 tokens 30 ms apart: 10 tokens after the first over 300 ms = 33.3 tokens/s.
+    result = streamed(provider, sim.anthropic_stream(tuple("abcdefghijk"), every=0.03))
+
+    assert result.outcome == Outcome.OK, result.detail
+    assert result.tokens_per_s is not None and 30 <= result.tokens_per_s <= 34.5
+    assert result.usage_tokens == 12 + 11  # message_start's input, message_delta's output
+
+
+def test_a_streamed_request_asks_for_a_small_stream(provider: FakeProvider) -> None:
+    streamed(provider, sim.anthropic_stream())
+    streamed(provider, sim.anthropic_stream(), max_tokens=32)
+
+    first, second = (json.loads(seen.body) for seen in provider.requests)
+    assert first["stream"] is True and first["max_tokens"] == 16
+    assert second["max_tokens"] == 32
+    seen = provider.requests[0]
+    assert seen.headers["accept"] == "text/event-stream"
+    assert seen.headers["x-api-key"] == KEY and seen.headers["anthropic-version"] == "2023-06-01"
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "outcome"),
+    [
+        ("overloaded_error", "Overloaded", Outcome.OVERLOADED),
+        (
+            "rate_limit_error",
+            "Number of concurrent connections has exceeded your rate limit.",
+            Outcome.RATE_LIMITED,
+        ),
+        ("api_error", "Internal server error", Outcome.SERVER_ERROR),
+    ],
+)
+def test_an_error_event_after_the_200_is_judged_like_that_error(
+    provider: FakeProvider, kind: str, message: str, outcome: Outcome
+) -> None:
+    result = streamed(provider, sim.anthropic_stream_error(kind, message))
+
+    assert result.outcome == outcome, result.detail
+    assert result.http_status == 200
+    assert result.detail == f"HTTP 200, then an error event: {message}"
+
+
+def test_a_streamed_answer_names_its_model_in_message_start(provider: FakeProvider) -> None:
+    same = streamed(provider, sim.anthropic_stream(model="claude-haiku-4-5-20251001"))
+    other = streamed(provider, sim.anthropic_stream(model="claude-3-haiku-20240307"))
+
+    assert same.outcome == Outcome.OK and same.warning == ""
+    assert "but 'claude-3-haiku-20240307' answered" in other.warning
+
+
+def test_a_thinking_delta_is_no_first_token() -> None:
+    from monitor.domain.evidence import StreamEvent
+
+    def at(ms: float, kind: str, data: dict[str, Any]) -> StreamEvent:
+        return StreamEvent(kind, json.dumps({"type": kind, **data}), ms)
+
+    thinking = {"index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me"}}
+    text = {"index": 1, "delta": {"type": "text_delta", "text": "OK"}}
+    events = [
+        at(5, "ping", {}),
+        at(10, "content_block_delta", thinking),
+        at(400, "content_block_delta", text),
+        at(410, "message_stop", {}),
+    ]
+
+    reading = target().read_stream(events)
+
+    assert reading.ttft_ms == 400 and reading.ended

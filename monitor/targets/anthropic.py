@@ -1,19 +1,32 @@
-"""`anthropic-messages`: Anthropic's Messages API, one user message, one token.
+"""`anthropic-messages`: Anthropic's Messages API, one user message, one token (or a small
+streamed answer, to time its first token and pace).
 
 Errors are `{"type": "error", "error": {"type", "message"}, "request_id"}` with the same id in
 the `request-id` header (../shared/provider-errors.md); the error type decides the outcome.
 A 429 says when it resets in `retry-after` and in `anthropic-ratelimit-<limit>-reset` (RFC 3339).
+A stream is named events (message_start, content_block_delta, message_delta, message_stop) with
+`ping` keep-alives; a failure after the 200 is `event: error` carrying the same error shape.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
 from monitor.domain.answers import provider_message
-from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
+from monitor.domain.evidence import (
+    Evidence,
+    Outcome,
+    RequestSpec,
+    StreamEvent,
+    StreamReading,
+    Verdict,
+)
 from monitor.targets.base import (
     BaseUrl,
     ModelTarget,
@@ -21,6 +34,7 @@ from monitor.targets.base import (
     error_verdict,
     retry_facts,
 )
+from monitor.targets.streaming import STREAM_MAX_TOKENS, Step, number, read_events
 
 KEYS_URL = "https://console.anthropic.com/settings/keys"
 BILLING_URL = "https://console.anthropic.com/settings/billing"
@@ -29,6 +43,19 @@ STATUS_URL = "https://status.claude.com"
 # The limits a 429 names, in the order a hint names the one used up.
 LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
 _MAX_ID = 200  # a request id longer than this is not one
+# The status each error type is sent with: an error event after a 200 is judged as that answer.
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
 
 
 class AnthropicMessagesTarget(ModelTarget):
@@ -38,18 +65,39 @@ class AnthropicMessagesTarget(ModelTarget):
     anthropic_version: str = Field(
         default="2023-06-01", min_length=1, description="the anthropic-version header sent"
     )
+    max_tokens: int = Field(
+        default=1, ge=1, le=100_000, description="the answer's token budget (what a probe costs)"
+    )
+    stream: bool = Field(
+        default=False,
+        description="stream the answer to measure time to first token and tokens per second "
+        f"(max_tokens defaults to {STREAM_MAX_TOKENS} then)",
+    )
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/v1/messages"
 
     def build_request(self, token: str | None) -> RequestSpec:
-        body = {
+        body: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": 1,
+            "max_tokens": self._budget,
             "messages": [{"role": "user", "content": self.prompt}],
         }
-        return self.post(self.endpoint, body, token)
+        if not self.stream:
+            return self.post(self.endpoint, body, token)
+        spec = self.post(self.endpoint, body | {"stream": True}, token)
+        return replace(spec, headers=spec.headers | {"accept": "text/event-stream"}, stream=True)
+
+    @property
+    def _budget(self) -> int:
+        """max_tokens as set; unset, one token, or enough to time their pace when streaming."""
+        if "max_tokens" in self.model_fields_set or not self.stream:
+            return self.max_tokens
+        return STREAM_MAX_TOKENS
+
+    def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
+        return read_events(events, _event_step)
 
     def request_headers(self, token: str | None) -> dict[str, str]:
         # Sent even without a key, so a missing key is answered as such; `headers` may override.
@@ -78,7 +126,8 @@ class AnthropicMessagesTarget(ModelTarget):
         return sum(counts)  # type: ignore[arg-type]  # checked to be ints just above
 
     def answered_model(self, ev: Evidence) -> str | None:
-        model = ev.json.get("model") if isinstance(ev.json, dict) else None
+        data = ev.json if ev.events is None else _message_start(ev.events)
+        model = data.get("model") if isinstance(data, dict) else None
         return model if isinstance(model, str) and model else None
 
     def request_id(self, ev: Evidence) -> str | None:
@@ -188,7 +237,7 @@ def _rejected_hint(low: str) -> str:
             "(2023-06-01) and do not override it in `headers`"
         )
     if "max_tokens" in low:
-        return "the model does not take max_tokens 1: send a larger one in `payload`"
+        return "the model does not take this token budget: set `max_tokens` as the message says"
     return (
         "Anthropic refused the probe's own request (the model may be fine): fix `payload`, "
         "`prompt` or `headers` as the message says"
@@ -226,3 +275,38 @@ def _rfc3339(value: str) -> datetime | None:
 
 def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _event_step(event: StreamEvent, data: Any) -> Step:
+    """One event of a Messages stream. message_start carries the input usage, each text delta
+    a token (a thinking delta is not one), message_delta the output usage so far."""
+    kind = data.get("type") if isinstance(data, dict) else event.event
+    if kind == "error" or event.event == "error":
+        error = data.get("error") if isinstance(data, dict) else None
+        error_type = error.get("type") if isinstance(error, dict) else None
+        return Step(error_status=ERROR_STATUS.get(str(error_type), 500))
+    if kind == "message_start":
+        return Step(
+            input_tokens=number(data, "message", "usage", "input_tokens"),
+            output_tokens=number(data, "message", "usage", "output_tokens"),
+        )
+    if kind == "content_block_delta":
+        delta = data.get("delta") if isinstance(data, dict) else None
+        text = delta.get("text") if isinstance(delta, dict) else None
+        is_text = isinstance(delta, dict) and delta.get("type") == "text_delta"
+        return Step(text=text if is_text and isinstance(text, str) else "")
+    if kind == "message_delta":
+        return Step(output_tokens=number(data, "usage", "output_tokens"))
+    return Step(end=kind == "message_stop")  # ping, block start and stop: nothing yet
+
+
+def _message_start(events: Sequence[StreamEvent]) -> dict[str, Any] | None:
+    """The message a stream starts with (its model, id and input usage)."""
+    for event in events:
+        if event.event == "message_start":
+            try:
+                message = json.loads(event.data).get("message")
+            except (ValueError, AttributeError):
+                return None
+            return message if isinstance(message, dict) else None
+    return None
