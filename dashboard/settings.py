@@ -57,6 +57,7 @@ class TargetInfo:
     contract_threshold: int = 2
     interval_s: float | None = None  # time between probes (Config.interval_of)
     spends_tokens: bool = False  # a model kind: every probe is billed in tokens
+    status_page: str | None = None  # the statuspage target naming the provider's word
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def _info(config: Config, target: TargetBase) -> TargetInfo:
         rules.contract_threshold,
         config.interval_of(target),
         target.spends_tokens,
+        target.status_page,
     )
 
 

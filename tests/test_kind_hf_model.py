@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
 
 from monitor.agent.writer import Writer
-from monitor.config.load import ConfigError
+from monitor.config.load import ConfigError, load_config
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, ProbeResult
 from monitor.store import open_database
 from monitor.store.models import ProbeRecord
-from tests.helpers import make_config, probe_once
+from tests.helpers import make_config, probe_once, write_config
 
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 PATH = f"/api/models/{MODEL}"
+STATUS = "/api/v2/summary.json"
 TOKEN = "hf_mappingProbeTokenThatMustStaySecret01"
 
 
@@ -158,3 +162,50 @@ def test_status_page_must_name_a_statuspage_target() -> None:
     message = str(typo.value)
     assert "target 'llama-map': field 'status_page'" in message
     assert "(did you mean 'claude-status'?)" in message
+
+
+# ------------------------------------------------------------------ the target page
+
+
+def test_the_target_page_shows_provider_changes_and_the_status_page_incident(
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real probes through the real writer, then the real dashboard page (AppTest)."""
+    url = f"sqlite:///{tmp_path / 'page.db'}"
+    targets = [
+        {
+            "name": "llama-map",
+            "kind": "hf-model",
+            "model": MODEL,
+            "base_url": provider.url,
+            "status_page": "claude-status",
+        },
+        {"name": "claude-status", "kind": "statuspage", "url": provider.url + STATUS},
+    ]
+    config_file = write_config(tmp_path / "inferwatch.yaml", targets, database=url)
+    config = load_config(config_file)
+    writer = Writer(open_database(url), config)
+    writer.start_run()
+    now = datetime.now(UTC).replace(microsecond=0)
+    provider.route(STATUS, sim.statuspage_incident("major"))
+    for i, mapping in enumerate([{"together": "live"}, {"novita": "live", "together": "live"}]):
+        provider.route(PATH, sim.hf_model_mapping(MODEL, mapping))
+        at = now - timedelta(minutes=10 - i)
+        writer.write_batch([replace(r, checked_at=at) for r in probe_once(config).values()])
+
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config_file))
+    monkeypatch.delenv("INFERWATCH_DATABASE", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    at.query_params.update({"name": "llama-map"})
+    at.switch_page("views/target.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    (said,) = [w.value for w in at.warning if "Status page" in w.value]
+    assert said.startswith("Status page claude-status: the provider reports an incident since ")
+    assert "Provider changes" in [h.value for h in at.subheader]
+    (changes,) = [d.value for d in at.dataframe if "added" in d.value.columns]
+    assert changes.iloc[0].to_dict()["added"] == "novita"
+    assert changes.iloc[0].to_dict()["live after"] == "novita, together"

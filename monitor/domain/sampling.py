@@ -23,6 +23,8 @@ from typing import Any
 
 from monitor.domain.evidence import Outcome, ProbeResult
 
+PROVIDER_CHANGE = "providers changed: "  # how a provider-change warning begins
+
 
 @dataclass(frozen=True)
 class LastStored:
@@ -62,7 +64,7 @@ def provider_change(result: ProbeResult, last: LastStored | None) -> ProbeResult
     added = sorted(set(now) - set(before))
     dropped = sorted(set(before) - set(now))
     signed = [f"+{p}" for p in added] + [f"-{p}" for p in dropped]
-    change = "providers changed: " + ", ".join(signed)
+    change = PROVIDER_CHANGE + ", ".join(signed)
     warning = f"{change}; {result.warning}" if result.warning else change
     facts: dict[str, Any] = {"providers_added": added, "providers_dropped": dropped}
     return replace(result, warning=warning, facts=result.facts | facts)

@@ -838,12 +838,12 @@ def provider_changes(
 
     return [
         ProviderChange(
-            at,
-            names(facts, "providers_added"),
-            names(facts, "providers_dropped"),
-            names(facts, "live_providers"),
+            row.checked_at,
+            names(row.facts, "providers_added"),
+            names(row.facts, "providers_dropped"),
+            names(row.facts, "live_providers"),
         )
-        for at, facts in session.execute(query).tuples()
+        for row in session.execute(query)
     ]
 
 
