@@ -184,6 +184,63 @@ def test_a_stream_without_a_token_or_an_end_is_no_success(provider: FakeProvider
     assert cut_off.timings.ttft_ms is not None  # what did arrive is kept
 
 
+# ---------------------------------------------------------------- Anthropic's named events
+
+
+def claude(provider: FakeProvider, reply: Reply, **fields: Any) -> dict[str, Any]:
+    provider.route("/v1/messages", reply)
+    return {
+        "name": "chat",
+        "kind": "anthropic-messages",
+        "model": "claude-sonnet-4-5",
+        "base_url": provider.url,
+        "token_env": "ANTHROPIC_API_KEY",
+        "stream": True,
+        "timeout": "5s",
+        **fields,
+    }
+
+
+ANTHROPIC_ENV = {"ANTHROPIC_API_KEY": "sk-ant-api03-streamedprobe0123456789"}
+
+
+def test_anthropic_ttft_skips_the_ping_and_pace_comes_from_its_usage(
+    provider: FakeProvider,
+) -> None:
+    # message_start, content_block_start and a ping at once; 6 text deltas, the first at
+    # 250 ms, then one every 30 ms: 5 tokens over 150 ms = 33.3 tokens/s.
+    reply = sim.anthropic_stream(tuple("abcdef"), first_after=0.25, every=0.03)
+
+    result = probe(claude(provider, reply), env=ANTHROPIC_ENV)
+
+    assert result.outcome == Outcome.OK, result.detail
+    assert result.timings.ttft_ms is not None and abs(result.timings.ttft_ms - 250) <= 20
+    assert result.tokens_per_s is not None and 30 <= result.tokens_per_s <= 34.5
+    assert result.usage_tokens == 12 + 6  # message_start's input, message_delta's output
+    sent = json.loads(provider.requests[0].body)
+    assert sent["stream"] is True and sent["max_tokens"] == 16
+    assert provider.requests[0].headers["accept"] == "text/event-stream"
+    assert result.body_excerpt.startswith("event: message_start\ndata: {")
+
+
+def test_anthropic_error_event_after_the_200_is_read_as_that_error(
+    provider: FakeProvider,
+) -> None:
+    result = probe(claude(provider, sim.anthropic_stream_error()), env=ANTHROPIC_ENV)
+
+    assert result.http_status == 200
+    assert result.outcome == Outcome.OVERLOADED
+    assert result.detail == "HTTP 200, then an error event: Overloaded"
+    assert "overloaded for everyone" in result.hint
+
+
+def test_anthropic_stream_without_a_text_delta_is_no_success(provider: FakeProvider) -> None:
+    result = probe(claude(provider, sim.anthropic_stream(())), env=ANTHROPIC_ENV)
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert "but no content token" in result.detail
+
+
 # ---------------------------------------------------------------- hostile streams end
 
 
@@ -238,6 +295,23 @@ def test_expect_limits_are_checked_in_the_config() -> None:
     with pytest.raises(ConfigError) as err:
         make_config([target | {"expect": {"min_tokens_per_s": 0}}])
     assert "min_tokens_per_s" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "fix"),
+    [
+        ({"kind": "openai-chat", "model": "m"}, "set stream: true"),
+        ({"kind": "http", "url": "https://example.com/health"}, "remove it"),
+    ],
+)
+def test_stream_limits_on_a_target_that_does_not_stream_are_a_config_error(
+    target: dict[str, Any], fix: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_config([{"name": "t", **target, "expect": {"max_ttft": "2s"}}])
+    assert str(err.value) == (
+        f"test.yaml:2: target 't': field 'expect.max_ttft': applies only to streamed probes: {fix}"
+    )
 
 
 # ---------------------------------------------------------------- stored and charted

@@ -145,14 +145,23 @@ class TargetBase(StrictModel):
 
     def config_errors(self) -> list[tuple[str, str]]:
         """(field, message) pairs for combinations of fields that cannot work."""
+        errors = self._stream_limit_errors()
         if not self.token_env:
-            return []
+            return errors
         mine = {name.lower() for name in self.headers}
         for name in self.auth_headers("token"):
             if name in mine:
                 label = "an Authorization" if name == "authorization" else f"a {name}"
                 return [("headers", f"{label} header and token_env both set the token; keep one")]
-        return []
+        return errors
+
+    def _stream_limit_errors(self) -> list[tuple[str, str]]:
+        """A streamed probe's limits on a target that does not stream would never apply."""
+        if getattr(self, "stream", False):  # the kinds that stream have a `stream` field
+            return []
+        limits = [f for f in ("max_ttft", "min_tokens_per_s") if getattr(self.expect, f)]
+        how = "set stream: true" if "stream" in type(self).model_fields else "remove it"
+        return [(f"expect.{limit}", f"applies only to streamed probes: {how}") for limit in limits]
 
     def config_warnings(self) -> list[tuple[str, str]]:
         """(field, message) pairs for settings that work but are probably unwanted."""
