@@ -1250,3 +1250,21 @@ def test_another_model_is_a_substitution(requested: str, answered: str) -> None:
     from monitor.probing.classify import same_model
 
     assert not same_model(requested, answered)
+
+
+def test_the_limit_that_ran_out_names_the_reset(provider: FakeProvider) -> None:
+    """OpenAI sends both limits' headers; a tokens-per-minute 429 waits for the tokens one."""
+    config = make_config([_target(GPT, provider.url)], env=OPENAI_KEY)
+    requests_too = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        **OPENAI_TPM.headers,
+    }
+    provider.route("/chat/completions", Reply(429, OPENAI_TPM.body, requests_too))
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert result.outcome == Outcome.RATE_LIMITED
+    assert "resets in 3.89s (x-ratelimit-reset-tokens)" in result.hint
+    assert result.facts["retry_after_s"] == 3.89
