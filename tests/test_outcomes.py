@@ -1268,3 +1268,18 @@ def test_the_limit_that_ran_out_names_the_reset(provider: FakeProvider) -> None:
     assert result.outcome == Outcome.RATE_LIMITED
     assert "resets in 3.89s (x-ratelimit-reset-tokens)" in result.hint
     assert result.facts["retry_after_s"] == 3.89
+
+
+def test_a_rejected_probe_request_never_counts_as_working(provider: FakeProvider) -> None:
+    """LiteLLM's health check once called such an endpoint healthy; here it is a contract break."""
+    from monitor.domain.evidence import OutcomeClass, outcome_class
+    from monitor.domain.states import WORKING_OUTCOMES
+
+    config = make_config([_target(GPT, provider.url)], env=OPENAI_KEY)
+    provider.route("/chat/completions", OPENAI_UNSUPPORTED_MAX_TOKENS)
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert result.outcome == Outcome.REQUEST_REJECTED
+    assert result.outcome not in WORKING_OUTCOMES
+    assert outcome_class(result.outcome) is OutcomeClass.CONTRACT
