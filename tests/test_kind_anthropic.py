@@ -336,6 +336,7 @@ def test_the_request_is_the_messages_api_with_the_key_and_version(provider: Fake
     }
     assert result.outcome == Outcome.OK and result.request_id == REQ
     assert result.url == f"{provider.url}/v1/messages"
+    assert result.usage_tokens == 12 + 1  # usage.input_tokens + output_tokens
 
 
 def test_the_version_goes_out_without_a_key_and_is_configurable(provider: FakeProvider) -> None:

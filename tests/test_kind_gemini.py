@@ -445,3 +445,53 @@ def test_the_example_configs_commented_target_is_valid() -> None:
     line = next(line for line in example.splitlines() if "kind: gemini-generate" in line)
     config = make_config([yaml.safe_load(line.split("# - ", 1)[1])])
     assert config.targets[0].endpoint == f"https://generativelanguage.googleapis.com{PATH}"
+
+
+# ---------------------------------------------------------------- what an ok answer says
+
+# Gemini 2.5 thinks first: with a small budget the candidate ends at MAX_TOKENS with no text.
+THOUGHT_ONLY = Reply(
+    200,
+    {
+        "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 28, "thoughtsTokenCount": 24},
+        "modelVersion": "gemini-2.5-pro",
+        "responseId": "Ri8kaYGNI_SrvdIPgJvdwAw",
+    },
+)
+
+
+def test_a_budget_spent_thinking_is_ok_with_a_warning(provider: FakeProvider) -> None:
+    provider.route("/v1beta/models/gemini-2.5-pro:generateContent", THOUGHT_ONLY)
+    config = make_config([raw(provider.url, model="gemini-2.5-pro")], env=ENV)
+
+    result = probe_once(config, ENV)["t"]
+
+    assert result.outcome == Outcome.OK  # the model answered: it is up
+    assert "spent the 1-token budget thinking (24 thought tokens)" in result.warning
+    assert "max_tokens: 256" in result.warning
+    assert result.usage_tokens == 28
+
+
+def test_the_answer_reports_its_cost_and_another_model_is_a_warning(
+    provider: FakeProvider,
+) -> None:
+    swapped = Reply(200, {**OK.body, "modelVersion": "gemini-1.5-flash-002"})
+    snapshot = Reply(200, {**OK.body, "modelVersion": f"{MODEL}-001"})
+    provider.route(PATH, [OK, snapshot, swapped])
+    config = make_config([raw(provider.url)], env=ENV)
+
+    results = [probe_once(config, ENV)["t"] for _ in range(3)]
+
+    assert [r.outcome for r in results] == [Outcome.OK] * 3
+    assert [r.usage_tokens for r in results] == [5, 5, 5]  # usageMetadata.totalTokenCount
+    assert results[0].warning == results[1].warning == ""
+    assert "asked for model 'gemini-2.0-flash' but 'gemini-1.5-flash-002'" in results[2].warning
+
+
+def test_max_tokens_sets_the_output_budget(provider: FakeProvider) -> None:
+    provider.route(PATH, OK)
+
+    probe_once(make_config([raw(provider.url, max_tokens=256)], env=ENV), ENV)
+
+    assert json.loads(provider.requests[-1].body)["generationConfig"] == {"maxOutputTokens": 256}

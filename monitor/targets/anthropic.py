@@ -117,13 +117,9 @@ class AnthropicMessagesTarget(ModelTarget):
         return None
 
     def usage_tokens(self, ev: Evidence) -> int | None:
-        usage = ev.json.get("usage") if isinstance(ev.json, dict) else None
-        if not isinstance(usage, dict):
-            return None
-        counts = [usage.get("input_tokens"), usage.get("output_tokens")]
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
-            return None
-        return sum(counts)  # type: ignore[arg-type]  # checked to be ints just above
+        inputs = number(ev.json, "usage", "input_tokens")
+        outputs = number(ev.json, "usage", "output_tokens")
+        return inputs + outputs if inputs is not None and outputs is not None else None
 
     def answered_model(self, ev: Evidence) -> str | None:
         data = ev.json if ev.events is None else _message_start(ev.events)

@@ -16,6 +16,7 @@ from pydantic import Field
 from monitor.domain.answers import provider_message
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import BaseUrl, ModelTarget, bad_response, error_verdict, retry_facts
+from monitor.targets.streaming import number
 
 KEYS_URL = "https://aistudio.google.com/apikey"
 LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
@@ -31,6 +32,9 @@ class GeminiGenerateTarget(ModelTarget):
     kind: Literal["gemini-generate"]
     base_url: BaseUrl = "https://generativelanguage.googleapis.com"
     prompt: str = Field(default="Say OK.", description="the one user message sent")
+    max_tokens: int = Field(
+        default=1, ge=1, le=100_000, description="maxOutputTokens: the answer's token budget"
+    )
 
     @property
     def endpoint(self) -> str:
@@ -40,7 +44,7 @@ class GeminiGenerateTarget(ModelTarget):
     def build_request(self, token: str | None) -> RequestSpec:
         body = {
             "contents": [{"role": "user", "parts": [{"text": self.prompt}]}],
-            "generationConfig": {"maxOutputTokens": 1},
+            "generationConfig": {"maxOutputTokens": self.max_tokens},
         }
         return self.post(self.endpoint, body, token)
 
@@ -64,10 +68,27 @@ class GeminiGenerateTarget(ModelTarget):
             )
         return bad_response("the answer has no candidates")
 
+    def ok_notes(self, ev: Evidence) -> tuple[str, dict[str, Any]]:
+        """A thinking model (Gemini 2.5) may spend the whole budget on thoughts and answer no
+        text: the model is up, but say so, since no text was checked."""
+        data = ev.json
+        candidates = data.get("candidates") if isinstance(data, dict) else None
+        first = candidates[0] if isinstance(candidates, list) and candidates else None
+        if not isinstance(first, dict) or first.get("finishReason") != "MAX_TOKENS":
+            return "", {}
+        content = first.get("content")
+        if isinstance(content, dict) and content.get("parts"):
+            return "", {}
+        thoughts = number(data, "usageMetadata", "thoughtsTokenCount")
+        spent = f" ({thoughts} thought tokens)" if thoughts else ""
+        return (
+            f"no text: the model spent the {self.max_tokens}-token budget thinking{spent}; it "
+            "is up, but set max_tokens: 256 to have its text checked",
+            {},
+        )
+
     def usage_tokens(self, ev: Evidence) -> int | None:
-        usage = ev.json.get("usageMetadata") if isinstance(ev.json, dict) else None
-        total = usage.get("totalTokenCount") if isinstance(usage, dict) else None
-        return total if isinstance(total, int) and not isinstance(total, bool) else None
+        return number(ev.json, "usageMetadata", "totalTokenCount")
 
     def answered_model(self, ev: Evidence) -> str | None:
         version = ev.json.get("modelVersion") if isinstance(ev.json, dict) else None
