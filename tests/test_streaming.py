@@ -4,6 +4,7 @@ tokens per second, keep-alives, errors after the 200, endless and oversized stre
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import streamlit as st
+import yaml
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
@@ -295,6 +297,19 @@ def test_expect_limits_are_checked_in_the_config() -> None:
     with pytest.raises(ConfigError) as err:
         make_config([target | {"expect": {"min_tokens_per_s": 0}}])
     assert "min_tokens_per_s" in str(err.value)
+
+
+def test_the_readme_streamed_example_is_a_valid_config() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Streamed probes", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+
+    (target,) = make_config(yaml.safe_load(block.group(1))).targets
+
+    assert isinstance(target, OpenAIChatTarget) and target.stream
+    assert target.expect.max_ttft == 2.0 and target.expect.min_tokens_per_s == 20
+    assert target.build_request("sk-test").json["max_tokens"] == 16
 
 
 @pytest.mark.parametrize(
