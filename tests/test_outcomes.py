@@ -1283,3 +1283,20 @@ def test_a_rejected_probe_request_never_counts_as_working(provider: FakeProvider
     assert result.outcome == Outcome.REQUEST_REJECTED
     assert result.outcome not in WORKING_OUTCOMES
     assert outcome_class(result.outcome) is OutcomeClass.CONTRACT
+
+
+def test_a_floor_on_another_parameter_is_not_a_token_budget(provider: FakeProvider) -> None:
+    config = make_config([_target({**GPT, "payload": {"temperature": -1}}, provider.url)])
+    floor = openai_error(
+        400,
+        "Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got -1 "
+        "instead.",
+        code="decimal_below_min_value",
+        param="temperature",
+    )
+    provider.route("/chat/completions", floor)
+
+    result = probe_once(config, OPENAI_KEY)["t"]
+
+    assert result.outcome == Outcome.CLIENT_ERROR
+    assert "max_tokens" not in result.hint

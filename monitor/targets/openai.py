@@ -32,7 +32,6 @@ class Rejection:
     reason: Literal["parameter", "token_floor", "budget", "context", "too_large"]
     param: str | None = None  # the refused parameter, for "parameter"
     floor: int | None = None  # the least max_tokens accepted, for "token_floor"
-    message: str = ""  # the provider's words
 
 
 def request_rejection(ev: Evidence) -> Rejection | None:
@@ -44,17 +43,17 @@ def request_rejection(ev: Evidence) -> Rejection | None:
     codes = error_codes(ev)
     if ev.status == 429:
         # A request larger than the whole tokens-per-minute limit fails every time.
-        return Rejection("too_large", message=message) if "request too large" in low else None
-    if floor := _FLOOR.search(message):
-        return Rejection("token_floor", floor=int(floor.group(1)), message=message)
+        return Rejection("too_large") if "request too large" in low else None
+    if (floor := _FLOOR.search(message)) and "token" in low:  # not a temperature's floor
+        return Rejection("token_floor", floor=int(floor.group(1)))
     if "could not finish the message because max_tokens" in low:
-        return Rejection("budget", message=message)
+        return Rejection("budget")
     if "context_length_exceeded" in codes or "maximum context length" in low:
-        return Rejection("context", message=message)
+        return Rejection("context")
     named = _PARAM.search(message)
     if "unsupported_parameter" in codes or named:
         param = _param(ev) or (named.group(1) if named else None)
-        return Rejection("parameter", param=param, message=message)
+        return Rejection("parameter", param=param)
     return None
 
 
