@@ -48,6 +48,10 @@ from tests.test_launch import db_count, get, start_cli, stop, wait_for
         ("llama-chat", 52, 403, Outcome.TOKEN_SCOPE),
         ("mistral-chat", 64, 429, Outcome.RATE_LIMITED),
         ("mistral-chat", 80, 200, Outcome.OK),
+        ("llama-providers", 28, 200, Outcome.OK),  # together dropped: a warning, still ok
+        ("claude-status", 56, 200, Outcome.PROVIDER_INCIDENT),
+        ("claude-chat", 60, 529, Outcome.OVERLOADED),
+        ("claude-chat", 100, 200, Outcome.OK),
     ],
 )
 def test_the_story_is_a_table_of_time_to_answer(
@@ -75,8 +79,10 @@ def test_every_answer_is_judged_as_the_story_says(provider: FakeProvider) -> Non
         for name, result in results.items():
             assert result.outcome is beat_at(name, second).outcome, (name, second, result.detail)
     assert "https://router.huggingface.co" in results["gpt2-legacy"].hint  # named by the 410
-    seen = provider.requests[-1]
-    assert seen.headers["authorization"] == f"Bearer {DEMO_TOKEN}"
+    last = {r.path.split("/")[1]: r for r in provider.requests}  # each target's last request
+    assert last["llama-chat"].headers["authorization"] == f"Bearer {DEMO_TOKEN}"
+    assert last["claude-chat"].headers["x-api-key"] == DEMO_TOKEN
+    assert not {"authorization", "x-api-key"} & set(last["claude-status"].headers)  # public
 
 
 def test_the_timeline_shows_everything_within_two_minutes() -> None:
@@ -127,7 +133,8 @@ def test_a_short_demo_catches_emails_and_records_the_flags(tmp_path: Path, free_
             lambda: (
                 db_count(db, per_state.format("deprecated")) >= 1
                 and db_count(db, per_state.format("token_scope")) >= 2
-                and len(list((folder / "mail").glob("*.eml"))) >= 3
+                and db_count(db, per_state.format("overloaded")) >= 1
+                and len(list((folder / "mail").glob("*.eml"))) >= 4
             ),
             proc,
             log,
@@ -146,6 +153,10 @@ def test_a_short_demo_catches_emails_and_records_the_flags(tmp_path: Path, free_
     first = email.message_from_bytes(emails[0].read_bytes(), policy=default)
     assert str(first["subject"]) == "[inferwatch] gpt2-legacy: ok → deprecated (404)"
     assert "move to https://router.huggingface.co" in first.get_body(("plain",)).get_content()
+    overload = next(e for e in emails if "claude-chat" in e.name)
+    said = email.message_from_bytes(overload.read_bytes(), policy=default)
+    body = " ".join(said.get_body(("plain",)).get_content().split())
+    assert "the provider reports an incident since" in body and "claude-status" in body
     for stored in [db, *emails]:
         data = stored.read_bytes()
         assert DEMO_TOKEN.encode() not in data and b"hf_real_token" not in data

@@ -1,6 +1,6 @@
 """`inferwatch demo`: the seeds' story, live, in about two minutes, with no network and no token.
 
-A local fake provider answers for six targets following `SCRIPT` (a pure function of the story
+A local fake provider answers for nine targets following `SCRIPT` (a pure function of the story
 time: `reply_at`); a local SMTP server catches the alert emails (printed as they arrive and
 saved as .eml files); the real monitor probes every few seconds with the default thresholds, so
 the confirmation logic is visible; the real dashboard shows it all.
@@ -40,6 +40,8 @@ LEGACY_MODEL = "gpt2"
 CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 SECOND_CHAT_MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 CLASSIFIER = "distilbert-base-uncased-finetuned-sst-2-english"
+CLAUDE_MODEL = "claude-sonnet-4-5"
+STATUS_PAGE = "claude-status"
 
 TARGETS: list[dict[str, Any]] = [
     {
@@ -59,6 +61,14 @@ TARGETS: list[dict[str, Any]] = [
         "model": CLASSIFIER,
         "task": "text-classification",
     },
+    {"name": "llama-providers", "kind": "hf-model", "model": CHAT_MODEL},
+    {
+        "name": "claude-chat",
+        "kind": "anthropic-messages",
+        "model": CLAUDE_MODEL,
+        "status_page": STATUS_PAGE,
+    },
+    {"name": STATUS_PAGE, "kind": "statuspage"},  # its url: demo_config
 ]
 
 
@@ -74,6 +84,25 @@ def legacy_ok() -> Reply:
 def classification_ok() -> Reply:
     body = [[{"label": "POSITIVE", "score": 0.9998}, {"label": "NEGATIVE", "score": 0.0002}]]
     return Reply(200, body, {"x-inference-provider": "hf-inference", "x-request-id": "Root=1-c"})
+
+
+def claude_ok() -> Reply:
+    """An Anthropic Messages answer to the one-token probe."""
+    body = {
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": CLAUDE_MODEL,
+        "content": [{"type": "text", "text": "OK"}],
+        "stop_reason": "max_tokens",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
+    return Reply(200, body, {"request-id": "req_011CSHoEeqs5C35K2UUqR7Fy"})
+
+
+def llama_mapping(*providers: str) -> Callable[[], Reply]:
+    return lambda: sim.hf_model_mapping(CHAT_MODEL, dict.fromkeys(providers, "live"))
 
 
 def token_without_inference() -> Reply:
@@ -99,6 +128,9 @@ SCRIPT: tuple[Beat, ...] = (
     Beat(0, "hf-token", sim.whoami, Outcome.OK),
     Beat(0, "mistral-chat", lambda: sim.chat_ok(SECOND_CHAT_MODEL, "novita"), Outcome.OK),
     Beat(0, "sst2-classifier", classification_ok, Outcome.OK),
+    Beat(0, "llama-providers", llama_mapping("together", "novita"), Outcome.OK),
+    Beat(0, "claude-chat", claude_ok, Outcome.OK),
+    Beat(0, STATUS_PAGE, sim.statuspage_summary, Outcome.OK),
     Beat(
         12,
         "gpt2-legacy",
@@ -124,6 +156,14 @@ SCRIPT: tuple[Beat, ...] = (
         "dashboard shows the fix: switch to https://router.huggingface.co",
     ),
     Beat(
+        28,
+        "llama-providers",
+        llama_mapping("novita"),
+        Outcome.OK,
+        "together stops serving Llama: the free provider mapping shows it while calls still "
+        "work, so the probe stays ok but keeps a warning (providers changed: -together)",
+    ),
+    Beat(
         45,
         "hf-token",
         token_without_inference,
@@ -146,6 +186,21 @@ SCRIPT: tuple[Beat, ...] = (
         "rate limited (429, retry after 20 s): transient, so alerted only after 3 in a row",
     ),
     Beat(
+        56,
+        STATUS_PAGE,
+        sim.statuspage_incident,
+        Outcome.PROVIDER_INCIDENT,
+        "Anthropic's status page reports an incident (major): the provider's own word",
+    ),
+    Beat(
+        60,
+        "claude-chat",
+        sim.anthropic_529_overloaded,
+        Outcome.OVERLOADED,
+        "Claude answers 529 overloaded_error: transient, alerted after 3 in a row, and the "
+        "email quotes the status page's incident",
+    ),
+    Beat(
         80,
         "mistral-chat",
         lambda: sim.chat_ok(SECOND_CHAT_MODEL, "novita"),
@@ -160,10 +215,13 @@ SCRIPT: tuple[Beat, ...] = (
         "the model was scaled to zero and loads for about 15 s (503 with estimated_time)",
     ),
     Beat(98, "sst2-classifier", classification_ok, Outcome.OK, "the model is loaded: recovered"),
+    Beat(100, "claude-chat", claude_ok, Outcome.OK, "Claude answers again: recovered"),
+    Beat(108, STATUS_PAGE, sim.statuspage_summary, Outcome.OK),
 )
 ENDING = (
     "the story is over; it stays as it is now: gpt2-legacy deprecated (410, with its "
-    "replacement), hf-token and llama-chat missing the Inference Providers permission. "
+    "replacement), hf-token and llama-chat missing the Inference Providers permission, "
+    "llama-providers with novita alone. "
     "Look around the dashboard; Ctrl-C stops the demo"
 )
 
@@ -214,14 +272,12 @@ def demo_config(
     interval_ms = max(100, round(PROBE_EVERY * minutes * 60.0 / STORY_SECONDS * 1000))
     targets = []
     for spec in TARGETS:
-        targets.append(
-            {
-                **spec,
-                "base_url": f"{provider_url}/{spec['name']}",  # one path prefix per target
-                "token_env": "HF_TOKEN",
-                "interval": f"{interval_ms}ms",
-            }
-        )
+        prefix = f"{provider_url}/{spec['name']}"  # one path prefix per target
+        if spec["kind"] == "statuspage":  # a public page: no token
+            where = {"url": f"{prefix}/api/v2/summary.json"}
+        else:
+            where = {"base_url": prefix, "token_env": "HF_TOKEN"}
+        targets.append({**spec, **where, "interval": f"{interval_ms}ms"})
     return {
         "database": "sqlite:///inferwatch.db",
         "defaults": {"interval": f"{interval_ms}ms", "timeout": "5s"},
