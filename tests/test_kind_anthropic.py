@@ -528,3 +528,54 @@ def test_a_thinking_delta_is_no_first_token() -> None:
     reading = target().read_stream(events)
 
     assert reading.ttft_ms == 400 and reading.ended
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "outcome"),
+    [
+        (529, {"type": "error", "error": {"type": 5}}, {}, Outcome.OVERLOADED),
+        (
+            429,
+            {"type": "error", "error": {"type": "rate_limit_error"}},
+            {
+                "retry-after": "soon",
+                "anthropic-ratelimit-requests-remaining": "0",
+                "anthropic-ratelimit-requests-reset": "not a date",
+            },
+            Outcome.RATE_LIMITED,
+        ),
+        (
+            429,
+            {"type": "error", "error": {"type": "rate_limit_error"}},
+            {"retry-after": "99999999999"},
+            Outcome.RATE_LIMITED,
+        ),
+        (401, {"type": "error", "error": ["authentication_error"]}, {}, Outcome.AUTH_INVALID),
+        (
+            400,
+            {"type": "error", "error": {"type": "invalid_request_error", "message": {"x": 1}}},
+            {},
+            Outcome.REQUEST_REJECTED,
+        ),
+        (
+            200,
+            {"content": "OK", "usage": {"input_tokens": -1, "output_tokens": 1}},
+            {},
+            Outcome.BAD_RESPONSE,
+        ),
+        (200, [1, 2], {}, Outcome.BAD_RESPONSE),
+    ],
+)
+def test_odd_shapes_are_judged_never_raised(
+    status: int, body: Any, headers: dict[str, str], outcome: Outcome
+) -> None:
+    """Whatever the JSON holds, the probe gets a verdict (no 'could not judge'), and no
+    retry time is made up."""
+    t = target()
+    odd = evidence(Reply(status, body, headers), True)
+
+    verdict = classify(t, odd)
+
+    assert verdict.outcome == outcome, verdict.detail
+    assert verdict.facts == {}
+    assert t.usage_tokens(odd) is None and t.request_id(odd) is None

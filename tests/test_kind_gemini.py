@@ -495,3 +495,72 @@ def test_max_tokens_sets_the_output_budget(provider: FakeProvider) -> None:
     probe_once(make_config([raw(provider.url, max_tokens=256)], env=ENV), ENV)
 
     assert json.loads(provider.requests[-1].body)["generationConfig"] == {"maxOutputTokens": 256}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (429, {"error": {"status": "RESOURCE_EXHAUSTED", "details": 5}}, Outcome.RATE_LIMITED),
+        (
+            429,
+            {
+                "error": {
+                    "status": "RESOURCE_EXHAUSTED",
+                    "details": [
+                        {"@type": RPC + "QuotaFailure", "violations": "all"},
+                        {"@type": RPC + "RetryInfo", "retryDelay": 37},
+                    ],
+                }
+            },
+            Outcome.RATE_LIMITED,
+        ),
+        (
+            429,
+            {"error": {"details": [{"@type": RPC + "RetryInfo", "retryDelay": "999999999s"}]}},
+            Outcome.RATE_LIMITED,
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "status": 7,
+                    "details": [{"@type": RPC + "ErrorInfo", "reason": ["x"], "metadata": "m"}],
+                }
+            },
+            Outcome.FORBIDDEN,
+        ),
+        (
+            403,
+            {
+                "error": {
+                    "status": "PERMISSION_DENIED",
+                    "details": [
+                        {
+                            "@type": RPC + "ErrorInfo",
+                            "reason": "SERVICE_DISABLED",
+                            "metadata": {"activationUrl": "javascript:alert(1)"},
+                        }
+                    ],
+                }
+            },
+            Outcome.FORBIDDEN,
+        ),
+        (400, {"error": "plain words"}, Outcome.CLIENT_ERROR),
+        (500, [], Outcome.SERVER_ERROR),
+        (200, {"candidates": [5]}, Outcome.BAD_RESPONSE),
+        (200, {"candidates": "many", "promptFeedback": {"blockReason": 3}}, Outcome.BAD_RESPONSE),
+        (
+            200,
+            {"candidates": [{"finishReason": "MAX_TOKENS", "content": "x"}], "usageMetadata": 3},
+            Outcome.OK,
+        ),
+    ],
+)
+def test_odd_shapes_are_judged_never_raised(status: int, body: Any, outcome: Outcome) -> None:
+    """Whatever the JSON holds where the details should be, the probe gets a verdict (no
+    'could not judge'), and no fact or URL is made up from it."""
+    verdict = classify(target(), evidence(Reply(status, body), True))
+
+    assert verdict.outcome == outcome, verdict.detail
+    assert verdict.facts == {}
+    assert "javascript:" not in verdict.hint

@@ -58,7 +58,7 @@ class GeminiGenerateTarget(ModelTarget):
         # (A 200 carrying an `error` object is read by the classifier for every kind.)
         data = ev.json
         candidates = data.get("candidates") if isinstance(data, dict) else None
-        if isinstance(candidates, list) and candidates:
+        if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
             return None
         feedback = data.get("promptFeedback") if isinstance(data, dict) else None
         blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
@@ -108,7 +108,7 @@ def judge_gemini_answer(ev: Evidence, token_env: str | None) -> Verdict | None:
     if not isinstance(error, dict):
         return None
     status = _text(error.get("status"))
-    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    details = _dicts(error.get("details"))
     info = _detail(details, "ErrorInfo")
     reason = _text(info.get("reason"))
     message = provider_message(ev)
@@ -177,6 +177,11 @@ def judge_gemini_answer(ev: Evidence, token_env: str | None) -> Verdict | None:
     return None
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list; nothing of anything else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -198,12 +203,8 @@ def _activation_url(info: dict[str, Any], message: str) -> str:
 
 def _quota(ev: Evidence, details: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """Which quota ran out and when to retry (RetryInfo, else Retry-After)."""
-    violations = _detail(details, "QuotaFailure").get("violations")
-    quota_ids = [
-        v["quotaId"]
-        for v in violations or []
-        if isinstance(v, dict) and isinstance(v.get("quotaId"), str)
-    ]
+    violations = _dicts(_detail(details, "QuotaFailure").get("violations"))
+    quota_ids = [v["quotaId"] for v in violations if isinstance(v.get("quotaId"), str)]
     delay = _detail(details, "RetryInfo").get("retryDelay")
     match = _DELAY.fullmatch(delay) if isinstance(delay, str) else None
     retry = ev.headers.get("retry-after", "").strip()
