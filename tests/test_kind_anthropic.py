@@ -579,3 +579,16 @@ def test_odd_shapes_are_judged_never_raised(
     assert verdict.outcome == outcome, verdict.detail
     assert verdict.facts == {}
     assert t.usage_tokens(odd) is None and t.request_id(odd) is None
+
+
+def test_check_warns_about_a_target_without_a_key(tmp_path: Path) -> None:
+    keyless = {k: v for k, v in raw().items() if k != "token_env"}
+    cfg = write_config(tmp_path / "c.yaml", [keyless])
+
+    check = CliRunner().invoke(app, ["check", "-c", str(cfg)])
+
+    assert check.exit_code == 0, check.output
+    assert (
+        "target 't': field 'token_env': anthropic-messages without a key can only answer 401"
+        in (" ".join(check.output.split()))
+    )

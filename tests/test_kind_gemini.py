@@ -564,3 +564,15 @@ def test_odd_shapes_are_judged_never_raised(status: int, body: Any, outcome: Out
     assert verdict.outcome == outcome, verdict.detail
     assert verdict.facts == {}
     assert "javascript:" not in verdict.hint
+
+
+def test_check_warns_about_a_target_without_a_key(tmp_path: Path) -> None:
+    keyless = {k: v for k, v in raw().items() if k != "token_env"}
+    cfg = write_config(tmp_path / "c.yaml", [keyless])
+
+    check = CliRunner().invoke(app, ["check", "-c", str(cfg)])
+
+    assert check.exit_code == 0, check.output
+    assert "target 't': field 'token_env': gemini-generate without a key can only answer 403" in (
+        " ".join(check.output.split())
+    )

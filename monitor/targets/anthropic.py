@@ -145,9 +145,10 @@ class AnthropicMessagesTarget(ModelTarget):
         return super().config_errors()
 
     def config_warnings(self) -> list[tuple[str, str]]:
+        warnings = super().config_warnings()
         if not self.token_env:
-            return [("token_env", "anthropic-messages without a key can only answer 401")]
-        return []
+            warnings.append(("token_env", "anthropic-messages without a key can only answer 401"))
+        return warnings
 
 
 def judge_anthropic_answer(ev: Evidence, token_env: str | None) -> Verdict | None:

@@ -95,9 +95,10 @@ class GeminiGenerateTarget(ModelTarget):
         return version if isinstance(version, str) and version else None
 
     def config_warnings(self) -> list[tuple[str, str]]:
+        warnings = super().config_warnings()
         if not self.token_env:
-            return [("token_env", "gemini-generate without a key can only answer 403")]
-        return []
+            warnings.append(("token_env", "gemini-generate without a key can only answer 403"))
+        return warnings
 
 
 def judge_gemini_answer(ev: Evidence, token_env: str | None) -> Verdict | None:
