@@ -3,6 +3,7 @@ tokens per second, keep-alives, errors after the 200, endless and oversized stre
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -24,6 +25,7 @@ from monitor.config.load import ConfigError
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, ProbeResult, StreamEvent
+from monitor.probing.stream import MAX_EVENTS
 from monitor.store import open_database, reads
 from monitor.targets.openai_chat import OpenAIChatTarget
 from tests.helpers import make_config, probe_once
@@ -251,9 +253,33 @@ def test_an_endless_stream_of_keep_alives_ends_at_the_timeout(provider: FakeProv
     result = probe(chat(provider, sim.endless_pings(), timeout="0.5s"))
 
     assert result.outcome == Outcome.TIMEOUT
+    assert result.detail.endswith("(HTTP 200, 0 events, no content token)")  # comments only
     assert time.monotonic() - began < 3
     assert result.latency_ms is not None and 500 <= result.latency_ms < 1000
     assert result.body_excerpt.startswith(": ping\n\n")  # what arrived before it is kept
+
+
+def test_a_model_stalling_mid_answer_times_out_with_its_first_token_kept(
+    provider: FakeProvider,
+) -> None:
+    started = sim.openai_stream(("O",), first_after=0.1)
+    assert started.chunks is not None
+    stalled = [*list(started.chunks)[:2], *itertools.repeat((0.05, ": keep-alive\n\n"), 40)]
+
+    result = probe(chat(provider, Reply(200, chunks=stalled), timeout="0.5s"))
+
+    assert result.outcome == Outcome.TIMEOUT
+    assert result.timings.ttft_ms is not None and abs(result.timings.ttft_ms - 100) <= 20
+    assert re.search(r"\(HTTP 200, 2 events, first token after \d+ ms\)$", result.detail)
+
+
+def test_millions_of_tiny_events_end_at_the_event_cap(provider: FakeProvider) -> None:
+    flood = Reply(200, chunks=itertools.repeat((0.0, "data: {}\n\n" * 500)))
+
+    result = probe(chat(provider, flood))
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert result.detail.startswith(f"the stream was cut at the read limit after {MAX_EVENTS} ")
 
 
 def test_an_endless_flood_ends_at_the_byte_cap(provider: FakeProvider) -> None:

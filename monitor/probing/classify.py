@@ -46,7 +46,8 @@ def classify(target: TargetBase, ev: Evidence) -> Verdict:
 
 def _judge(target: TargetBase, ev: Evidence) -> Verdict:
     if ev.error is not None or ev.status is None:
-        return transport_verdict(target, ev)
+        verdict = transport_verdict(target, ev)
+        return _stream_so_far(verdict, ev) if ev.stream is not None and ev.status else verdict
     expect = target.expect
     if not expect.accepts_status(ev.status):
         return target.judge_error(ev) or status_verdict(target, ev)
@@ -260,6 +261,16 @@ def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
             hint="the provider or a proxy cut the answer off; it is not your request",
         )
     return None
+
+
+def _stream_so_far(verdict: Verdict, ev: Evidence) -> Verdict:
+    """A stream cut off (its timeout, a dropped connection): how far it had come, so endless
+    keep-alives read differently from a model that stalled mid-answer."""
+    assert ev.stream is not None
+    first = ev.stream.ttft_ms
+    token = f"first token after {first:.0f} ms" if first is not None else "no content token"
+    came = f"HTTP {ev.status}, {len(ev.events or ())} events, {token}"
+    return replace(verdict, detail=f"{verdict.detail} ({came})")
 
 
 def _stream_pace(target: TargetBase, reading: StreamReading, head: str, total: float) -> Verdict:
