@@ -182,6 +182,15 @@ CASES: list[tuple[str, Reply, bool, Outcome, str, tuple[str, ...], dict[str, Any
         {},
     ),
     (
+        "timeout",
+        error(504, "timeout_error", "Request timed out"),
+        True,
+        Outcome.SERVER_ERROR,
+        "HTTP 504: Request timed out",
+        ("(timeout_error)", "not your request"),
+        {},
+    ),
+    (
         "max_tokens refused",
         error(
             400,

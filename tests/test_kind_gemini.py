@@ -187,6 +187,18 @@ CASES: list[tuple[str, Reply, bool, Outcome, str, tuple[str, ...], dict[str, Any
         {},
     ),
     (
+        "region not served",
+        rpc(400, "FAILED_PRECONDITION", "User location is not supported for the API use."),
+        True,
+        Outcome.FORBIDDEN,
+        "User location is not supported",
+        (
+            "not offered where the probe runs",
+            "https://ai.google.dev/gemini-api/docs/available-regions",
+        ),
+        {},
+    ),
+    (
         "quota used up",
         QUOTA,
         True,
