@@ -147,6 +147,39 @@ def test_a_dropped_provider_is_recorded_with_evidence_and_a_warning(
     assert "novita" in changed.body_excerpt  # the answer that showed it
 
 
+def test_a_change_while_the_monitor_was_down_is_marked_after_a_restart(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
+    """The set is read back from the stored facts at start: the first probe of the next run
+    is compared with it (a timeout in between forgets nothing)."""
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    config = make_config(
+        [{"name": "llama-map", "kind": "hf-model", "model": MODEL, "base_url": provider.url}],
+        database=url,
+        defaults={"timeout": "1s"},
+    )
+
+    def probed(mapping: dict[str, str] | None, minute: int) -> ProbeResult:
+        reply = Reply(delay=1.5) if mapping is None else sim.hf_model_mapping(MODEL, mapping)
+        provider.route(PATH, reply)
+        return replace(probe_once(config)["llama-map"], checked_at=T0 + timedelta(minutes=minute))
+
+    first = Writer(open_database(url), config)
+    first.start_run()
+    first.write_batch([probed({"together": "live", "novita": "live"}, 0)])
+    first.write_batch([probed({"together": "live", "novita": "live"}, 1)])  # lean: no facts
+    first.stop_run()
+
+    second = Writer(open_database(url), config)
+    second.start_run()
+    timeout = probed(None, 30)
+    assert timeout.outcome is Outcome.TIMEOUT
+    second.write_batch([timeout, probed({"together": "live"}, 31)])
+    with Session(second.engine) as s:
+        rows = list(s.scalars(select(ProbeRecord).order_by(ProbeRecord.checked_at)))
+    assert [r.warning for r in rows] == ["", "", "", "providers changed: -novita"]
+
+
 def test_status_page_must_name_a_statuspage_target() -> None:
     model = {"name": "llama-map", "kind": "hf-model", "model": MODEL}
     page = {"name": "claude-status", "kind": "statuspage", "url": "https://status.claude.com/x"}

@@ -75,6 +75,9 @@ class Writer:
         self._open: list[OpenIncident] | None = None
         # Per target, what its last stored probe said: decides which probes keep evidence.
         self._stored: dict[str, LastStored] = {}
+        # Per target that tracks providers (hf-model), the live set its stored probes last
+        # showed, read once at a start or reload: what its first probe is compared with.
+        self._live_at_start: dict[str, list[str]] = {}
         # The rollups of the buckets being filled, as committed. Only this writer writes
         # rollups, so each is read once (after a start, or for a late result), not per batch.
         self._rollups: dict[RollupKey, Rollup] = {}
@@ -110,7 +113,9 @@ class Writer:
                 )
             ids = self._sync(conn)
             states = self._load_states(conn, ids)
+            live = self._load_live(conn, ids)
         self.run_id, self.target_ids, self.states = run_id, ids, states
+        self._live_at_start = live
 
     def stop_run(self) -> None:
         with self.engine.begin() as conn:
@@ -122,7 +127,10 @@ class Writer:
         with self.engine.begin() as conn:
             ids = self._sync(conn)
             states = self._load_states(conn, ids)
+            fresh = {name: i for name, i in ids.items() if name not in self._stored}
+            live = self._load_live(conn, fresh)
         self.target_ids.update(ids)
+        self._live_at_start.update(live)
         for name, state in states.items():
             self.states.setdefault(name, state)
 
@@ -264,7 +272,10 @@ class Writer:
         evidence = []
         for result in results:
             last = stored.get(result.target) or self._stored.get(result.target)
-            result = provider_change(result, last)
+            before: Sequence[str] | None = last.live_providers if last is not None else None
+            if before is None:
+                before = self._live_at_start.get(result.target)
+            result = provider_change(result, before)
             kept = keeps_evidence(result, last)
             marked.append(result)
             evidence.append(kept)
@@ -410,6 +421,15 @@ class Writer:
     def _sync(self, conn: Connection) -> dict[str, int]:
         """Ids of the configured targets (inserting new ones); the caller applies them."""
         return writes.sync_targets(conn, self.config.targets, self.config.redactor())
+
+    def _load_live(self, conn: Connection, ids: dict[str, int]) -> dict[str, list[str]]:
+        found = {}
+        for name, setup in self._setup.items():
+            if setup.target.tracks_providers and name in ids:
+                live = writes.last_live_providers(conn, ids[name])
+                if live is not None:
+                    found[name] = live
+        return found
 
     @staticmethod
     def _load_states(conn: Connection, ids: dict[str, int]) -> dict[str, TargetState]:

@@ -12,11 +12,13 @@ A change in a model's live providers (an `hf-model` probe's fact `live_providers
 here too, by `provider_change`, against the set this record remembers: the writer calls it
 before sampling, so the probe with the changed set carries a warning ("providers changed:
 +novita, -together") and therefore keeps its evidence, even while the outcome stays ok. The
-record lives in the writer's memory: after a restart the first probe sets it afresh.
+record lives in the writer's memory; after a start the set is read back from the target's
+newest stored facts, so a change while the monitor was down is marked too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -54,11 +56,11 @@ def after(result: ProbeResult, last: LastStored | None, kept: bool) -> LastStore
     return LastStored(str(result.outcome), result.warning, evidence_at, live)
 
 
-def provider_change(result: ProbeResult, last: LastStored | None) -> ProbeResult:
-    """`result` with the providers added and dropped since the last known set, as a warning
-    and as the facts providers_added / providers_dropped; as it was when nothing changed or
-    no earlier set is known."""
-    now, before = _live(result), last.live_providers if last is not None else None
+def provider_change(result: ProbeResult, before: Sequence[str] | None) -> ProbeResult:
+    """`result` with the providers added and dropped since the last known set `before`, as a
+    warning and as the facts providers_added / providers_dropped; as it was when nothing
+    changed or no earlier set is known."""
+    now = _live(result)
     if now is None or before is None or set(now) == set(before):
         return result
     added = sorted(set(now) - set(before))

@@ -198,6 +198,23 @@ def recent_probes(conn: Connection, target_id: int, limit: int) -> tuple[ProbeLi
     )
 
 
+def last_live_providers(conn: Connection, target_id: int, look_back: int = 20) -> list[str] | None:
+    """The live providers (fact `live_providers`) its newest probes with facts recorded, or
+    None: what the first probe after a start is compared with (monitor/domain/sampling.py).
+    Once per target and start; lean rows (facts NULL) are skipped by the index scan."""
+    rows = conn.execute(
+        select(PROBES.c.facts)
+        .where(PROBES.c.target_id == target_id, PROBES.c.facts.is_not(None))
+        .order_by(PROBES.c.checked_at.desc())
+        .limit(look_back)
+    )
+    for row in rows:
+        live = row.facts.get("live_providers") if isinstance(row.facts, dict) else None
+        if isinstance(live, list):
+            return [str(p) for p in live]
+    return None
+
+
 def latest_probe(conn: Connection, target_id: int) -> ProbeView | None:
     """The evidence of the target's latest probe (what a reminder repeats)."""
     row = conn.execute(

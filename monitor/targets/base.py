@@ -85,6 +85,9 @@ class TargetBase(StrictModel):
     spends_tokens: ClassVar[bool] = False
     # Headers a kind always sends (e.g. an API version); the user's `headers` override them.
     default_headers: ClassVar[Mapping[str, str]] = {}
+    # Whether its probes report a model's live providers (fact `live_providers`), whose
+    # changes the writer marks (monitor/domain/sampling.py).
+    tracks_providers: ClassVar[bool] = False
     # What an answer that is not JSON most likely means for this kind.
     not_json_hint: ClassVar[str] = "a proxy or gateway may be answering instead of the model API"
 

@@ -32,6 +32,7 @@ class HfModelTarget(TargetBase):
         description="the provider your calls use: ok only while this one is live",
     )
     default_interval: ClassVar[float | None] = 300.0  # mappings change over days, not seconds
+    tracks_providers: ClassVar[bool] = True
 
     @property
     def endpoint(self) -> str:
