@@ -227,6 +227,20 @@ CASES: list[tuple[str, Reply, bool, Outcome, str, tuple[str, ...], dict[str, Any
         {},
     ),
     (
+        "retired model",
+        rpc(
+            404,
+            "NOT_FOUND",
+            "Gemini 1.0 Pro Vision has been deprecated on July 12, 2024. Consider switching to "
+            "different model, for example gemini-1.5-flash.",
+        ),
+        True,
+        Outcome.DEPRECATED,
+        "has been deprecated on July 12, 2024",
+        ("change `model` (it names gemini-1.5-flash)",),
+        {},
+    ),
+    (
         "probe field refused",
         rpc(
             400,

@@ -40,6 +40,7 @@ KEYS_URL = "https://console.anthropic.com/settings/keys"
 BILLING_URL = "https://console.anthropic.com/settings/billing"
 LIMITS_URL = "https://console.anthropic.com/settings/limits"
 STATUS_URL = "https://status.claude.com"
+MODELS_URL = "https://docs.anthropic.com/en/docs/about-claude/models"
 # The limits a 429 names, in the order a hint names the one used up.
 LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
 _MAX_ID = 200  # a request id longer than this is not one
@@ -200,7 +201,7 @@ def judge_anthropic_answer(ev: Evidence, token_env: str | None) -> Verdict | Non
         return verdict(
             Outcome.NOT_FOUND,
             "Anthropic knows no such model (retired ones answer this too): check `model` "
-            "against https://docs.anthropic.com/en/docs/about-claude/models, and `base_url`",
+            f"against {MODELS_URL}, and `base_url`",
         )
     if kind == "rate_limit_error":
         hint, facts = _rate_limit(ev)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from monitor.domain.answers import provider_message
+from monitor.domain.answers import provider_message, says_retired
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, Verdict
 from monitor.targets.base import BaseUrl, ModelTarget, bad_response, error_verdict, retry_facts
 from monitor.targets.streaming import number
@@ -25,6 +25,8 @@ REGIONS_URL = "https://ai.google.dev/gemini-api/docs/available-regions"
 ENABLE_URL = "https://console.cloud.google.com/apis/library/generativelanguage.googleapis.com"
 _RPC = "type.googleapis.com/google.rpc."
 _DELAY = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)s")  # google.protobuf.Duration: "37s", "0.5s"
+# "Consider switching to different model, for example gemini-1.5-flash."
+_SUCCESSOR = re.compile(r"for example,? ([\w.-]{1,100}?)\.?(?:\s|$)")
 _URL = re.compile(r"https://[^\s\"'<>]{1,2048}")
 
 
@@ -163,6 +165,10 @@ def judge_gemini_answer(ev: Evidence, token_env: str | None) -> Verdict | None:
     if status == "RESOURCE_EXHAUSTED" or ev.status == 429:
         hint, facts = _quota(ev, details)
         return verdict(Outcome.RATE_LIMITED, hint, facts)
+    if status == "NOT_FOUND" and says_retired(message):
+        instead = _SUCCESSOR.search(message)
+        named = f" (it names {instead.group(1)})" if instead else ""
+        return verdict(Outcome.DEPRECATED, f"Gemini retired this model: change `model`{named}")
     if status == "NOT_FOUND":
         return verdict(
             Outcome.NOT_FOUND,
