@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from monitor.agent.writer import Writer
-from monitor.config.load import ConfigError, load_config
+from monitor.config.load import ConfigError, config_warnings, load_config
 from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Outcome, ProbeResult
@@ -97,6 +97,16 @@ def test_hub_errors_read_as_the_hub_means_them(provider: FakeProvider) -> None:
     assert gated.outcome is Outcome.GATED
     limited = probe(provider, sim.hub_429())
     assert limited.outcome is Outcome.RATE_LIMITED and limited.facts["retry_after_s"] == 293
+
+
+def test_probing_the_hub_more_often_than_every_minute_is_warned_about() -> None:
+    target = {"name": "m", "kind": "hf-model", "model": MODEL}
+    warnings = config_warnings(make_config([{**target, "interval": "30s"}]), env={})
+    (warning,) = [w for w in warnings if w.field == "interval"]
+    assert (warning.target, warning.field) == ("m", "interval")
+    assert "500 API calls per 5 minutes" in warning.message
+    assert config_warnings(make_config([target]), env={}) == []  # the default: every 5m
+    assert make_config([target]).interval_of(make_config([target]).targets[0]) == 300
 
 
 def test_an_answer_without_the_mapping_is_a_bad_response(provider: FakeProvider) -> None:

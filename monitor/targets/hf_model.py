@@ -20,6 +20,7 @@ from monitor.targets.hf import judge_hf_answer
 
 LIVE = "live"
 ENDPOINTS_PAGE = "https://endpoints.huggingface.co"
+MIN_SENSIBLE_INTERVAL = 60.0
 
 
 class HfModelTarget(TargetBase):
@@ -74,6 +75,17 @@ class HfModelTarget(TargetBase):
 
     def ok_notes(self, ev: Evidence) -> tuple[str, dict[str, Any]]:
         return "", {"live_providers": live_providers(_statuses_of(ev) or {})}
+
+    def config_warnings(self) -> list[tuple[str, str]]:
+        if self.interval is not None and self.interval < MIN_SENSIBLE_INTERVAL:
+            return [
+                (
+                    "interval",
+                    "provider mappings change over days and the Hub allows 500 API calls per "
+                    "5 minutes for everything you run: probe every 5m (at least every 1m)",
+                )
+            ]
+        return []
 
     def _unserved_detail(self, statuses: dict[str, str], live: list[str]) -> str:
         if self.provider is not None:
