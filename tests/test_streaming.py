@@ -282,6 +282,15 @@ def test_millions_of_tiny_events_end_at_the_event_cap(provider: FakeProvider) ->
     assert result.detail.startswith(f"the stream was cut at the read limit after {MAX_EVENTS} ")
 
 
+def test_one_endless_line_ends_at_the_byte_cap(provider: FakeProvider) -> None:
+    line = Reply(200, chunks=itertools.repeat((0.0, "data: " + "y" * 65536)))
+
+    result = probe(chat(provider, line), max_body_bytes=256 * 1024)
+
+    assert result.outcome == Outcome.BAD_RESPONSE
+    assert result.detail == "the stream was cut at the read limit after 0 events, before its end"
+
+
 def test_an_endless_flood_ends_at_the_byte_cap(provider: FakeProvider) -> None:
     began = time.monotonic()
     result = probe(chat(provider, sim.endless_flood()), max_body_bytes=256 * 1024)

@@ -231,8 +231,9 @@ def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
         verdict = target.judge_error(failed) or status_verdict(target, failed)
         said = provider_message(failed) or f"HTTP {reading.error_status}"
         return replace(verdict, detail=f"HTTP {ev.status}, then an error event: {said}")
-    if not ev.events:
-        what = ev.headers.get("content-type", "no content type").split(";")[0]
+    events = ev.events or ()
+    what = ev.headers.get("content-type", "no content type").split(";")[0].strip().lower()
+    if not events and what != "text/event-stream":
         return Verdict(
             Outcome.BAD_RESPONSE,
             detail=f"expected an event stream, got {what}",
@@ -242,7 +243,7 @@ def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
     if ev.body_truncated and not reading.ended:
         return Verdict(
             Outcome.BAD_RESPONSE,
-            detail=f"the stream was cut at the read limit after {len(ev.events)} events, "
+            detail=f"the stream was cut at the read limit after {len(events)} events, "
             "before its end",
             hint="the endpoint streams far more than a small answer; check `base_url` and "
             "max_tokens",
@@ -250,14 +251,14 @@ def _stream_problem(target: TargetBase, ev: Evidence) -> Verdict | None:
     if reading.ttft_ms is None:
         return Verdict(
             Outcome.BAD_RESPONSE,
-            detail=f"the stream sent {len(ev.events)} events but no content token",
+            detail=f"the stream sent {len(events)} events but no content token",
             hint="the model answered nothing visible: a reasoning model may spend the whole "
             "max_tokens thinking; raise max_tokens",
         )
     if not reading.ended:
         return Verdict(
             Outcome.SERVER_ERROR,
-            detail=f"the stream stopped after {len(ev.events)} events, before its end",
+            detail=f"the stream stopped after {len(events)} events, before its end",
             hint="the provider or a proxy cut the answer off; it is not your request",
         )
     return None
