@@ -309,6 +309,9 @@ def test_it_reads_every_anthropic_answer_end_to_end(
     assert {k: v for k, v in result.facts.items() if k != "retry_at"} == facts
     if reply.headers.get("request-id"):
         assert result.request_id == REQ
+    if outcome == Outcome.RATE_LIMITED:  # the limit's state is kept as evidence
+        assert result.headers["anthropic-ratelimit-requests-remaining"] == "0"
+        assert result.headers["anthropic-ratelimit-requests-reset"] == "2026-11-20T12:00:12Z"
     assert ("x-api-key" in provider.requests[-1].headers) is sent
     assert not leaks(json.dumps([result.as_dict(), result.facts]), [KEY])
 
