@@ -30,11 +30,12 @@ STATUS = "/api/v2/summary.json"
 TOKEN = "hf_mappingProbeTokenThatMustStaySecret01"
 
 
-def probe(fake: FakeProvider, reply: Reply, **extra: Any) -> ProbeResult:
+def probe(fake: FakeProvider, reply: Reply, token: str = TOKEN, **extra: Any) -> ProbeResult:
+    """One probe of the fake's `reply`; HF_TOKEN holds `token` ("": unset)."""
     fake.route(PATH, reply)
     target = {"name": "llama-map", "kind": "hf-model", "model": MODEL, "base_url": fake.url}
-    config = make_config([{**target, **extra}], env={"HF_TOKEN": TOKEN})
-    return probe_once(config, {"HF_TOKEN": TOKEN})["llama-map"]
+    env = {"HF_TOKEN": token} if token else {}
+    return probe_once(make_config([{**target, **extra}], env=env), env)["llama-map"]
 
 
 def test_the_request_is_the_free_mapping_query_with_bearer_only_when_configured() -> None:
@@ -93,6 +94,10 @@ def test_hub_errors_read_as_the_hub_means_them(provider: FakeProvider) -> None:
     hidden = probe(provider, Reply(401, {"error": "Invalid username or password."}))
     assert hidden.outcome is Outcome.AUTH_MISSING
     assert "private or does not exist" in hidden.hint
+    said = probe(
+        provider, Reply(401, {"error": "Invalid username or password."}), "", token_env="HF_TOKEN"
+    )
+    assert said.outcome is Outcome.AUTH_MISSING and said.hint.startswith("HF_TOKEN is not set")
     gated = probe(provider, sim.gated_403(MODEL), token_env="HF_TOKEN")
     assert gated.outcome is Outcome.GATED
     limited = probe(provider, sim.hub_429())

@@ -43,8 +43,8 @@ class HfModelTarget(TargetBase):
         return RequestSpec(method="GET", url=self.endpoint, headers=self.request_headers(token))
 
     def judge_error(self, ev: Evidence) -> Verdict | None:
-        verdict = judge_hf_answer(ev, self.token_env)  # gated (401/403), rate limits, …
-        if verdict is None and ev.status == 401 and not ev.token_sent:
+        verdict = judge_hf_answer(ev, self.token_env)  # gated models, the Hub's wording
+        if verdict is None and ev.status == 401 and not self.token_env:
             # The Hub answers 401 for a private or unknown model alike, to hide which.
             return error_verdict(
                 ev,
