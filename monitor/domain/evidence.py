@@ -215,6 +215,13 @@ class Evidence:
 #   estimated_time_s      float  the provider's estimate of how long a loading model needs
 #   deprecation, sunset   str    an announced retirement (RFC 9745 / RFC 8594 headers): the date
 #                                as YYYY-MM-DD, or the header as sent when it is not a date
+#   live_providers        [str]  hf-model: the providers serving the model live, sorted
+#   providers_added,      [str]  hf-model: how live_providers changed since the target's last
+#   providers_dropped            known set (added by the writer, monitor/domain/sampling.py)
+#   indicator             str    statuspage: the page's status.indicator (minor, major, critical)
+#   incidents             [str]  statuspage: the names of the open incidents
+#   incident_url          str    statuspage: the first open incident's shortlink
+#   maintenance           [str]  statuspage: the maintenance in progress (or components under it)
 FACT_KEYS = frozenset(
     {
         "replacement_url",
@@ -225,6 +232,13 @@ FACT_KEYS = frozenset(
         "estimated_time_s",
         "deprecation",
         "sunset",
+        "live_providers",
+        "providers_added",
+        "providers_dropped",
+        "indicator",
+        "incidents",
+        "incident_url",
+        "maintenance",
     }
 )
 
