@@ -169,6 +169,10 @@ class EchoServer:
         headers, body = echo_answer(FORMS[form], token, key)
         if wanted.endswith("cut"):
             body = cut_message_answer(FORMS[form], token)
+        if served < self.healthy_first:
+            # A healthy answer that still echoes every secret: not an error object, which a
+            # 200 may not carry and stay ok.
+            body = body.replace(b'{"error": ', b'{"echoed": ', 1)
         return status, headers, body
 
 
