@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -34,7 +33,7 @@ from monitor.targets.base import (
     error_verdict,
     retry_facts,
 )
-from monitor.targets.streaming import STREAM_MAX_TOKENS, Step, number, read_events
+from monitor.targets.streaming import ChatFields, Step, number, read_events, streamed
 
 KEYS_URL = "https://console.anthropic.com/settings/keys"
 BILLING_URL = "https://console.anthropic.com/settings/billing"
@@ -59,20 +58,11 @@ ERROR_STATUS = {
 }
 
 
-class AnthropicMessagesTarget(ModelTarget):
+class AnthropicMessagesTarget(ChatFields, ModelTarget):
     kind: Literal["anthropic-messages"]
     base_url: BaseUrl = "https://api.anthropic.com"
-    prompt: str = Field(default="Say OK.", description="the one user message sent")
     anthropic_version: str = Field(
         default="2023-06-01", min_length=1, description="the anthropic-version header sent"
-    )
-    max_tokens: int = Field(
-        default=1, ge=1, le=100_000, description="the answer's token budget (what a probe costs)"
-    )
-    stream: bool = Field(
-        default=False,
-        description="stream the answer to measure time to first token and tokens per second "
-        f"(max_tokens defaults to {STREAM_MAX_TOKENS} then)",
     )
 
     @property
@@ -82,20 +72,13 @@ class AnthropicMessagesTarget(ModelTarget):
     def build_request(self, token: str | None) -> RequestSpec:
         body: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": self._budget,
+            "max_tokens": self.budget,
             "messages": [{"role": "user", "content": self.prompt}],
         }
         if not self.stream:
             return self.post(self.endpoint, body, token)
         spec = self.post(self.endpoint, body | {"stream": True}, token)
-        return replace(spec, headers=spec.headers | {"accept": "text/event-stream"}, stream=True)
-
-    @property
-    def _budget(self) -> int:
-        """max_tokens as set; unset, one token, or enough to time their pace when streaming."""
-        if "max_tokens" in self.model_fields_set or not self.stream:
-            return self.max_tokens
-        return STREAM_MAX_TOKENS
+        return streamed(spec)
 
     def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
         return read_events(events, _event_step)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -11,24 +10,15 @@ from pydantic import Field
 from monitor.domain.evidence import Evidence, RequestSpec, StreamEvent, StreamReading, Verdict
 from monitor.targets.base import bad_response
 from monitor.targets.openai import OpenAICompatibleTarget, Rejection
-from monitor.targets.streaming import STREAM_MAX_TOKENS, Step, number, read_events
+from monitor.targets.streaming import ChatFields, Step, number, read_events, streamed
 
 
-class OpenAIChatTarget(OpenAICompatibleTarget):
+class OpenAIChatTarget(ChatFields, OpenAICompatibleTarget):
     kind: Literal["openai-chat"]
-    prompt: str = Field(default="Say OK.", description="the one user message sent")
-    max_tokens: int = Field(
-        default=1, ge=1, le=100_000, description="the answer's token budget (what a probe costs)"
-    )
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens",
         description="the request field carrying max_tokens: OpenAI's reasoning models and "
         "Azure GPT-5 take only max_completion_tokens",
-    )
-    stream: bool = Field(
-        default=False,
-        description="stream the answer to measure time to first token and tokens per second "
-        f"(max_tokens defaults to {STREAM_MAX_TOKENS} then)",
     )
 
     @property
@@ -39,20 +29,13 @@ class OpenAIChatTarget(OpenAICompatibleTarget):
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": self.prompt}],
-            self.max_tokens_field: self._budget,
+            self.max_tokens_field: self.budget,
         }
         if not self.stream:
             return self.post(self.endpoint, body, token)
         body |= {"stream": True, "stream_options": {"include_usage": True}}
         spec = self.post(self.endpoint, body, token)
-        return replace(spec, headers=spec.headers | {"accept": "text/event-stream"}, stream=True)
-
-    @property
-    def _budget(self) -> int:
-        """max_tokens as set; unset, one token, or enough to time their pace when streaming."""
-        if "max_tokens" in self.model_fields_set or not self.stream:
-            return self.max_tokens
-        return STREAM_MAX_TOKENS
+        return streamed(spec)
 
     def read_stream(self, events: Sequence[StreamEvent]) -> StreamReading:
         return read_events(events, _chunk_step)

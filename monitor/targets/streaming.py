@@ -11,12 +11,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from monitor.domain.evidence import StreamEvent, StreamReading
+from pydantic import Field
+
+from monitor.config.types import StrictModel
+from monitor.domain.evidence import RequestSpec, StreamEvent, StreamReading
 
 STREAM_MAX_TOKENS = 16  # enough tokens to time their pace; GPT-5-class models refuse fewer
+
+
+class ChatFields(StrictModel):
+    """What a chat kind (openai-chat, anthropic-messages) probes with: one user message, a
+    token budget, and whether to stream the answer."""
+
+    prompt: str = Field(default="Say OK.", description="the one user message sent")
+    max_tokens: int = Field(
+        default=1, ge=1, le=100_000, description="the answer's token budget (what a probe costs)"
+    )
+    stream: bool = Field(
+        default=False,
+        description="stream the answer to measure time to first token and tokens per second "
+        f"(max_tokens defaults to {STREAM_MAX_TOKENS} then)",
+    )
+
+    @property
+    def budget(self) -> int:
+        """max_tokens as set; unset, one token, or enough to time their pace when streaming."""
+        if "max_tokens" in self.model_fields_set or not self.stream:
+            return self.max_tokens
+        return STREAM_MAX_TOKENS
+
+
+def streamed(spec: RequestSpec) -> RequestSpec:
+    """A chat request as a streamed one: it asks for server-sent events and is read as such."""
+    return replace(spec, headers=spec.headers | {"accept": "text/event-stream"}, stream=True)
 
 
 @dataclass(frozen=True)
