@@ -1163,6 +1163,42 @@ def test_the_budget_field_and_size_are_the_targets_to_choose(provider: FakeProvi
     assert "max_tokens" not in sent
 
 
+def test_a_reasoning_model_that_spends_the_budget_thinking_is_ok_with_a_warning(
+    provider: FakeProvider,
+) -> None:
+    """OpenAI's o-series answer 200 with an empty message and finish_reason "length" when
+    max_completion_tokens is all spent reasoning: the model is up, but no text was checked."""
+    thought_only = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "o4-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": ""},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 9,
+            "completion_tokens": 16,
+            "total_tokens": 25,
+            "completion_tokens_details": {"reasoning_tokens": 16},
+        },
+    }
+    target = {**GPT, "model": "o4-mini", "max_tokens": 16}
+    config = make_config([_target(target, provider.url)], env=OPENAI_KEY)
+    provider.route("/chat/completions", [Reply(200, thought_only), sim.chat_ok(model="o4-mini")])
+
+    spent, answered = (probe_once(config, OPENAI_KEY)["t"] for _ in range(2))
+
+    assert spent.outcome == Outcome.OK and answered.outcome == Outcome.OK
+    assert "spent the 16-token budget reasoning (16 reasoning tokens)" in spent.warning
+    assert "max_tokens: 256" in spent.warning
+    assert spent.usage_tokens == 25
+    assert answered.warning == ""  # a real answer within the budget says nothing
+
+
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [

@@ -49,6 +49,25 @@ class OpenAIChatTarget(ChatFields, OpenAICompatibleTarget):
             return bad_response("the answer has no choices[0].message")
         return None
 
+    def ok_notes(self, ev: Evidence) -> tuple[str, dict[str, Any]]:
+        """A reasoning model may spend the whole budget thinking and answer an empty message
+        with finish_reason "length": it is up, but say so, since no text was checked."""
+        data = ev.json
+        choices = data.get("choices") if isinstance(data, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(first, dict) or first.get("finish_reason") != "length":
+            return "", {}
+        message = first.get("message")
+        if isinstance(message, dict) and message.get("content"):
+            return "", {}  # a real token within the budget: the usual one-token probe
+        reasoning = number(data, "usage", "completion_tokens_details", "reasoning_tokens")
+        spent = f" ({reasoning} reasoning tokens)" if reasoning else ""
+        return (
+            f"no text: the model spent the {self.budget}-token budget reasoning{spent}; it is "
+            f"up, but set max_tokens: {max(256, 4 * self.max_tokens)} to have its text checked",
+            {},
+        )
+
     def rejection_hint(self, rejection: Rejection) -> str:
         if self.payload is not None:  # the user's own body was sent: our fields do not apply
             return super().rejection_hint(rejection)
