@@ -141,6 +141,25 @@ def test_the_recorder_fills_every_family_and_forgets_removed_targets() -> None:
     assert value(found, "inferwatch_probes_total", target="up", outcome="ok") == 1  # anew
 
 
+def test_only_streamed_targets_get_a_ttft_series_and_lose_it_on_removal() -> None:
+    from dataclasses import replace
+
+    metrics = Metrics([Named("chat", "openai-chat"), Named("plain", "http")])
+    streamed = result("chat", Outcome.OK, kind="openai-chat")
+    streamed = replace(streamed, timings=replace(streamed.timings, ttft_ms=250.0))
+    metrics.probed(streamed)
+    metrics.probed(result("plain", Outcome.OK))
+
+    found = samples(generate_latest(metrics.registry).decode())
+    phase = "inferwatch_probe_phase_seconds"
+    assert value(found, phase, target="chat", phase="ttft") == pytest.approx(0.25)
+    assert value(found, phase, target="plain", phase="ttft") is None  # no NaN series per target
+
+    metrics.configure([Named("plain", "http")])
+    found = samples(generate_latest(metrics.registry).decode())
+    assert series_of(found, "chat") == []
+
+
 def test_a_reload_removes_a_target_from_the_monitors_metrics(tmp_path: Path) -> None:
     targets = [
         {"name": "a", "kind": "http", "url": "http://127.0.0.1:9/a"},

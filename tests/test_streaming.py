@@ -82,6 +82,20 @@ def test_tokens_per_second_come_from_a_known_pacing(provider: FakeProvider) -> N
     assert result.usage_tokens == 12 + 11  # the include_usage chunk: prompt + completion
 
 
+def test_the_probe_table_shows_the_first_token_and_the_pace(provider: FakeProvider) -> None:
+    from rich.console import Console
+
+    from monitor.cli.report import results_table
+
+    result = probe(chat(provider, sim.openai_stream(tuple("abcdefghijk"), every=0.03)))
+    console = Console(width=120, record=True)
+    console.print(results_table([result]))
+
+    shown = console.export_text()
+    assert f"TTFT {result.timings.ttft_ms:.0f} ms" in shown
+    assert f"{result.tokens_per_s:.0f} tok/s" in shown
+
+
 def test_without_usage_the_content_chunks_are_counted(provider: FakeProvider) -> None:
     reply = sim.openai_stream(tuple("abcdef"), every=0.03, usage=False)
 

@@ -52,13 +52,14 @@ class Named(Protocol):
 class _Series:
     """One target's label children, made once."""
 
-    __slots__ = ("duration", "phases", "probes", "success")
+    __slots__ = ("duration", "phases", "probes", "success", "ttft")
 
     def __init__(self, metrics: Metrics, name: str, kind: str):
         self.success = metrics.success.labels(name, kind)
         self.duration = metrics.duration.labels(name, kind)
         self.phases = [metrics.phase.labels(name, phase) for phase in PHASES]
         self.probes: dict[str, Counter] = {}  # outcome -> child, made at its first probe
+        self.ttft: Gauge | None = None  # phase "ttft": only targets that stream get one
 
 
 class Metrics:
@@ -136,6 +137,10 @@ class Metrics:
         connect.set(_seconds(timings.connect_ms))
         tls.set(_seconds(timings.tls_ms))
         ttfb.set(_seconds(timings.ttfb_ms))
+        if timings.ttft_ms is not None:
+            if series.ttft is None:
+                series.ttft = self.phase.labels(result.target, "ttft")
+            series.ttft.set(timings.ttft_ms / 1000)
         counter = series.probes.get(outcome)
         if counter is None:
             counter = series.probes[outcome] = self.probes.labels(result.target, outcome)
@@ -165,6 +170,8 @@ class Metrics:
         self.duration.remove(name, kind)
         for phase in PHASES:
             self.phase.remove(name, phase)
+        if series.ttft is not None:
+            self.phase.remove(name, "ttft")
         for outcome in series.probes:
             self.probes.remove(name, outcome)
 

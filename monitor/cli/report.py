@@ -40,6 +40,10 @@ def results_table(results: Sequence[ProbeResult]) -> Table:
         facts = [f"HTTP {r.http_status}" if r.http_status is not None else "no answer"]
         if r.latency_ms is not None:
             facts.append(f"{r.latency_ms:.0f} ms")
+        if r.timings.ttft_ms is not None:  # a streamed probe: its first token and its pace
+            facts.append(f"TTFT {r.timings.ttft_ms:.0f} ms")
+        if r.tokens_per_s is not None:
+            facts.append(f"{r.tokens_per_s:.0f} tok/s")
         state.append("\n" + " · ".join(facts), style="dim")
         what = Text(r.detail or "")
         if r.hint:
