@@ -128,6 +128,19 @@ def test_check_warns_about_a_model_probed_more_often_than_a_minute(
     assert not (tmp_path / "probes.db").exists()
 
 
+def test_run_logs_the_same_warning_at_start(provider: FakeProvider, tmp_path: Path) -> None:
+    """`run` logs config_warnings at start (monitor/cli/running.py): the cost warning is one."""
+    from monitor.config.load import config_warnings, load_config
+
+    config = load_config(_config(tmp_path, provider, chat_every="30s"), env=ENV)
+
+    notes = [str(w) for w in config_warnings(config, ENV)]
+    assert [n for n in notes if "spends tokens on every probe" in n] == [
+        n for n in notes if "target 'chat'" in n
+    ]
+    assert len(notes) == 1
+
+
 def test_check_prices_a_month_of_probes_from_the_last_measured_ones(
     provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

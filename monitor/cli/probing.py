@@ -24,7 +24,7 @@ from monitor.cli.app import (
     setup_logging,
 )
 from monitor.cli.report import results_json, results_table, summary
-from monitor.config.load import Problem, config_warnings
+from monitor.config.load import config_warnings
 from monitor.config.types import DEFAULT_CONFIG_FILE, format_duration
 from monitor.domain import cost
 from monitor.domain.evidence import ProbeResult
@@ -48,10 +48,6 @@ def check(config: ConfigOption = Path(DEFAULT_CONFIG_FILE)) -> None:
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
     listing = ", ".join(f"{n} {k}" for k, n in kinds.items())
     out.print(f"[green]✓[/] {escape(str(config))} is valid: {len(cfg.targets)} targets ({listing})")
-    for t in cfg.targets:
-        if t.spends_tokens and (note := cost.frequent_probe_warning(t.kind, cfg.interval_of(t))):
-            warning = Problem(cfg.source, note, target=t.name, field="interval")
-            err.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
     redact = cfg.redactor()
     usage = recent_usage(cfg.database, [t.name for t in cfg.targets if t.spends_tokens])
     for t in cfg.targets:

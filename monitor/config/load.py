@@ -28,6 +28,7 @@ from monitor.config.types import (
     _brief,
     format_duration,
 )
+from monitor.domain.cost import frequent_probe_warning
 from monitor.targets import TARGET_KINDS, TargetBase, parse_target
 
 # ---------------------------------------------------------------- problems
@@ -741,6 +742,8 @@ def config_warnings(config: Config, env: Mapping[str, str] | None = None) -> lis
                     field="timeout",
                 )
             )
+        if t.spends_tokens and (note := frequent_probe_warning(t.kind, config.interval_of(t))):
+            warnings.append(Problem(config.source, note, target=t.name, field="interval"))
         warnings += [
             Problem(config.source, w, target=t.name, field=f) for f, w in t.config_warnings()
         ]
