@@ -176,6 +176,9 @@ class ProbeRecord(Base):
     facts: Mapped[dict[str, Any]] = mapped_column(EmptyAsNull(), nullable=True, default=dict)
     # Inside a maintenance window or silence: kept, but left out of uptime.
     quiet: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The agent that probed (agents.id; its region is the agent's). No foreign key: this is
+    # the hot table, and agents are never deleted. NULL before agents existed.
+    agent_id: Mapped[int | None]
 
     target: Mapped[TargetRecord] = relationship(back_populates="probes")
 
@@ -193,6 +196,9 @@ class TargetStateRecord(Base):
     )
     state: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+    # The agent whose writer owns this target's state (agents.id); a writer changes a state
+    # only while it holds it (see docs/architecture.md, "Several agents"). NULL: nobody yet.
+    holder: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
 
 
 class IncidentRecord(Base):
@@ -239,6 +245,8 @@ class TransitionRecord(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
     # Why it was not announced: "maintenance weekly-deploy", "silenced by #3: deploying v2".
     quiet_reason: Mapped[str | None] = mapped_column(Text)
+    # The agent whose writer accepted it (agents.id; its region is the agent's).
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
 
     __table_args__ = (
         Index("ix_transitions_target_id_at", "target_id", "at"),
@@ -305,6 +313,29 @@ class MonitorRunRecord(Base):
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]  # heartbeat: a crashed run ends here
     stopped_at: Mapped[datetime | None]
+    # The agent that ran it (agents.id): a start closes only its own agent's crashed runs.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+
+class AgentRecord(Base):
+    """One `inferwatch run` agent of a deployment: who it is, where, and whether it lives.
+
+    An agent is alive while its heartbeat is recent (monitor/domain/agents.py says how
+    recent); a second agent with a live one's name refuses to start.
+    """
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    region: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    targets_held: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RollupRecord(Base):

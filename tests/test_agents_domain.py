@@ -1,0 +1,45 @@
+"""The pure membership rules of monitor/domain/agents.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from monitor.domain.agents import LOST_AFTER_S, Agent, alive, held, owner
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+TARGETS = [f"t{i}" for i in range(3000)]
+
+
+def test_an_agent_is_alive_while_it_beats_and_has_not_stopped() -> None:
+    fresh = Agent("a", "eu", NOW - timedelta(seconds=LOST_AFTER_S - 1))
+    stale = Agent("b", "eu", NOW - timedelta(seconds=LOST_AFTER_S))
+    stopped = Agent("c", "eu", NOW, stopped_at=NOW)
+    assert [alive(a, NOW) for a in (fresh, stale, stopped)] == [True, False, False]
+
+
+def test_every_target_has_exactly_one_owner_and_the_share_is_even() -> None:
+    agents = ["a", "b", "c"]
+    shares = [held(me, TARGETS, agents) for me in agents]
+    assert set().union(*shares) == set(TARGETS)
+    assert sum(len(s) for s in shares) == len(TARGETS)  # nobody probes a target twice
+    assert all(900 <= len(s) <= 1100 for s in shares)  # about a third each
+
+
+def test_an_agent_leaving_moves_only_its_own_targets() -> None:
+    before = {t: owner(t, ["a", "b", "c"]) for t in TARGETS}
+    after = {t: owner(t, ["a", "b"]) for t in TARGETS}
+    moved = {t for t in TARGETS if before[t] != after[t]}
+    assert moved == {t for t in TARGETS if before[t] == "c"}
+
+
+def test_an_agent_joining_takes_only_what_it_then_owns() -> None:
+    before = {t: owner(t, ["a", "b"]) for t in TARGETS}
+    after = {t: owner(t, ["a", "b", "c"]) for t in TARGETS}
+    moved = {t for t in TARGETS if before[t] != after[t]}
+    assert moved == {t for t in TARGETS if after[t] == "c"}
+    assert 900 <= len(moved) <= 1100
+
+
+def test_alone_an_agent_holds_everything_and_without_agents_nobody_does() -> None:
+    assert held("solo", TARGETS, []) == set(TARGETS)
+    assert owner("t1", []) is None
