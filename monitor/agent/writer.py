@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from monitor.agent.backlog import Backlog
 from monitor.config.model import Config
 from monitor.domain.alert_event import provider_status
 from monitor.domain.decide import (
@@ -70,6 +71,8 @@ class Writer:
         self.target_ids: dict[str, int] = {}
         self.run_id: int | None = None
         self.alerts_written = asyncio.Event()  # wakes the outbox sender
+        # Batches that could not be committed (the database away), written when it is back.
+        self.backlog = Backlog(lambda batch: self.write_batch(batch), self.alerts_written.set)
         # The open incidents as the last committed batch left them. Only this writer opens,
         # changes or closes incidents, so they are read from the database once, not per batch.
         self._open: list[OpenIncident] | None = None
@@ -153,7 +156,11 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         while True:
-            item: object = await self.queue.get()  # or _IDLE, below
+            # While results are held, wake for the next try even when no new result comes.
+            retry = self.backlog.wait()
+            item: object = (
+                await self.queue.get() if retry is None else await self._next(loop.time() + retry)
+            )
             batch: list[ProbeResult] = []
             deadline = loop.time() + BATCH_WAIT
             while isinstance(item, ProbeResult):
@@ -161,9 +168,19 @@ class Writer:
                 item = _IDLE if len(batch) >= BATCH_SIZE else await self._next(deadline)
             if batch:
                 await self._write(batch)
+            elif self.backlog:
+                await self.backlog.flush()
             if isinstance(item, Config):
                 await asyncio.to_thread(self.reconfigure, item)
             elif item is None:
+                # Stopping: keep trying the held results until written or the stop's budget
+                # runs out (the service cancels this task, and the backlog says what is lost).
+                try:
+                    while not await self.backlog.flush():
+                        await asyncio.sleep(self.backlog.wait() or 0.0)
+                except asyncio.CancelledError:
+                    self.backlog.abandon()
+                    raise
                 return
 
     async def _next(self, deadline: float) -> ProbeResult | Config | object | None:
@@ -175,27 +192,9 @@ class Writer:
             return _IDLE
 
     async def _write(self, batch: list[ProbeResult]) -> None:
-        """Write a batch, retrying (e.g. a locked SQLite file) before giving it up.
-
-        The retries outlast the longest a sender may hold SQLite's write lock (a guarded
-        SMTP DATA, GUARDED_DATA_TIMEOUT in monitor/alerts/channels/email.py) plus the busy
-        timeout of each try.
-        """
-        for attempt, pause in enumerate((0.5, 2.0, 5.0, 10.0, None), start=1):
-            try:
-                alerts = await asyncio.to_thread(self.write_batch, batch)
-            except Exception:
-                if pause is None:
-                    # States were not advanced, so the changes in this batch are detected
-                    # again by the next probes; only these raw results are lost.
-                    log.exception("could not write %d probe results; dropping them", len(batch))
-                    return
-                log.warning("writing %d results failed (try %d); retrying", len(batch), attempt)
-                await asyncio.sleep(pause)
-            else:
-                if alerts:
-                    self.alerts_written.set()
-                return
+        """Write a batch, or hold it in the backlog (monitor/agent/backlog.py) while the
+        database is away, behind the results held before it."""
+        await self.backlog.write(batch)
 
     # ------------------------------------------------------------ the transaction
 

@@ -11,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -25,6 +27,14 @@ def display_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "(an unparsable database URL)"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether an error says the database is away (down, restarting, locked) rather than that
+    it refused what was asked: the work is worth holding and trying again."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def sqlite_path(url: str) -> Path | None:
