@@ -2,13 +2,13 @@
 
 app.py holds the typer app and what the commands share; the commands live by concern in
 probing.py (check, probe), diagnose.py (diagnose), running.py (run, up, dashboard, demo),
-review.py (transitions, incidents, alerts) and admin.py (test-alert, prune, db upgrade). They
-are registered here, in the order `inferwatch --help` lists them.
+review.py (transitions, incidents, alerts), agents.py (agents) and admin.py (test-alert,
+prune, db upgrade). They are registered here, in the order `inferwatch --help` lists them.
 """
 
 from __future__ import annotations
 
-from monitor.cli import admin, diagnose, probing, review, running
+from monitor.cli import admin, agents, diagnose, probing, review, running
 from monitor.cli.app import app, db_app
 from monitor.cli.review import parse_since
 from monitor.cli.silence import silence_app
@@ -23,6 +23,7 @@ app.command()(running.demo)
 app.command()(review.transitions)
 app.command()(review.incidents)
 app.command()(review.alerts)
+app.command()(agents.agents)
 app.command("test-alert")(admin.test_alert)
 app.command()(admin.prune)
 app.add_typer(silence_app, name="silence")

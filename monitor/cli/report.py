@@ -58,7 +58,9 @@ def results_table(results: Sequence[ProbeResult]) -> Table:
 
 
 def results_json(results: Sequence[ProbeResult]) -> str:
-    return json.dumps([r.as_dict() for r in results], indent=2, ensure_ascii=False)
+    """A one-off probe's results: no agent ran them (`inferwatch run` rows carry one)."""
+    rows = [{**r.as_dict(), "agent": None, "region": None} for r in results]
+    return json.dumps(rows, indent=2, ensure_ascii=False)
 
 
 def summary(results: Sequence[ProbeResult]) -> str:
@@ -81,7 +83,10 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "—"
 
 
-def transition_dict(t: TransitionRecord, target: str) -> dict[str, Any]:
+def transition_dict(
+    t: TransitionRecord, target: str, agent: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """`agent`: the (name, region) of the agent whose writer accepted it (None before agents)."""
     return {
         "target": target,
         "at": _iso(t.at),
@@ -95,6 +100,8 @@ def transition_dict(t: TransitionRecord, target: str) -> dict[str, Any]:
         "announced": t.announced,
         "reason": t.quiet_reason,  # why it was not announced, when quiet
         "incident_id": t.incident_id,
+        "agent": agent[0] if agent else None,
+        "region": agent[1] if agent else None,
     }
 
 

@@ -110,8 +110,10 @@ def transitions(
     when, engine = _review(config, since, target)
     with Session(engine) as s:
         rows = reads.transitions(s, when, target=target)
+        who = reads.agent_names(s)
     nothing = _nothing("state changes", when, target)
-    _emit([transition_dict(t, n) for t, n in rows], transitions_table(rows), output, nothing)
+    found = [transition_dict(t, n, who.get(t.agent_id or 0)) for t, n in rows]
+    _emit(found, transitions_table(rows), output, nothing)
 
 
 def incidents(

@@ -6,13 +6,17 @@ in chunks, so each write transaction stays short and the monitor's writer is nev
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Select, delete, select
+from sqlalchemy import CursorResult, Engine, Select, delete, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from monitor.store.models import ProbeRecord, RollupRecord, TargetRecord
@@ -91,6 +95,47 @@ def prune(
         rollup_cutoff.isoformat(timespec="seconds"),
     )
     return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
+
+
+def prune_once(
+    engine: Engine,
+    raw_cutoff: datetime,
+    rollup_cutoff: datetime,
+    *,
+    stop: threading.Event | None = None,
+) -> PruneReport | None:
+    """The monitor's daily prune, run by one agent of a deployment at a time: None when
+    another agent is running it (see `exclusive`)."""
+    with exclusive(engine, "prune") as mine:
+        if not mine:
+            log.info("the prune is running in another agent; skipped here")
+            return None
+        return prune(engine, raw_cutoff, rollup_cutoff, stop=stop)
+
+
+@contextlib.contextmanager
+def exclusive(engine: Engine, job: str) -> Iterator[bool]:
+    """Whether this process runs `job` now. On PostgreSQL, only the one holding the job's
+    advisory lock (a session lock: it outlives the job's many short transactions, and ends
+    with its connection if the agent dies); the others get False and skip it. On SQLite one
+    agent runs everything: always True."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.blake2b(f"inferwatch:{job}".encode(), digest_size=8).digest())
+    key -= 1 << 63  # advisory keys are signed 64-bit
+    with engine.connect() as conn:
+        mine = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+        conn.commit()  # hold the lock, not a transaction, while the job runs
+        try:
+            yield mine
+        finally:
+            if mine:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
+                except DBAPIError:  # the connection died, and the lock with it
+                    log.warning("the %s lock went with its connection", job)
 
 
 def _delete_chunks(

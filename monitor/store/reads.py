@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Connection, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
+from monitor.domain.agents import Agent, alive
 from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
 from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
 from monitor.domain.maintenance import MAINTENANCE, Silence
@@ -30,6 +31,7 @@ from monitor.domain.sampling import PROVIDER_CHANGE
 from monitor.domain.states import TargetState
 from monitor.domain.text import utcnow
 from monitor.store.models import (
+    AgentRecord,
     AlertRecord,
     IncidentRecord,
     MonitorRunRecord,
@@ -1119,3 +1121,52 @@ INCIDENT_DETAIL_ALERT_COLUMNS = (
     "last_error",
     "incident_id",
 )
+
+
+# ---------------------------------------------------------------- agents (issue 13, part A)
+# `inferwatch agents`, the dashboard's agent list, and who wrote a transition.
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """One registered agent as `inferwatch agents` and the dashboard show it."""
+
+    id: int
+    name: str
+    region: str
+    version: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    targets_held: int
+    alive: bool  # beating (domain.agents.alive); else lost, or stopped cleanly
+
+
+def agents(db: Session | Connection, now: datetime | None = None) -> list[AgentRow]:
+    """Every registered agent, by region then name, with whether it is alive at `now`."""
+    now = now or utcnow()
+    query = select(AgentRecord.__table__).order_by(AgentRecord.region, AgentRecord.name)
+    return [
+        AgentRow(
+            id=r.id,
+            name=r.name,
+            region=r.region,
+            version=r.version,
+            host=r.host,
+            pid=r.pid,
+            started_at=r.started_at,
+            heartbeat_at=r.heartbeat_at,
+            stopped_at=r.stopped_at,
+            targets_held=r.targets_held,
+            alive=alive(Agent(r.name, r.region, r.heartbeat_at, r.stopped_at), now),
+        )
+        for r in db.execute(query)
+    ]
+
+
+def agent_names(db: Session | Connection) -> dict[int, tuple[str, str]]:
+    """Agent id -> (name, region): what the JSON outputs print for a row's agent_id."""
+    rows = db.execute(select(AgentRecord.id, AgentRecord.name, AgentRecord.region))
+    return {r.id: (r.name, r.region) for r in rows}

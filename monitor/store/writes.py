@@ -16,19 +16,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from monitor.domain.agents import LOST_AFTER_S, Agent, alive, replaceable
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
 from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.maintenance import Silence
 from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
+    AgentRecord,
     AlertAttemptRecord,
     AlertRecord,
     IncidentRecord,
@@ -52,6 +54,7 @@ ATTEMPTS = cast(Table, AlertAttemptRecord.__table__)
 RUNS = cast(Table, MonitorRunRecord.__table__)
 ROLLUPS = cast(Table, RollupRecord.__table__)
 SILENCES = cast(Table, SilenceRecord.__table__)
+AGENTS = cast(Table, AgentRecord.__table__)
 
 
 def _conn(db: Session | Connection) -> Connection:
@@ -99,12 +102,18 @@ def sync_targets(
 
 
 def probe_row(
-    r: ProbeResult, target_id: int, evidence: bool = True, quiet: bool = False
+    r: ProbeResult,
+    target_id: int,
+    evidence: bool = True,
+    quiet: bool = False,
+    agent_id: int | None = None,
 ) -> dict[str, Any]:
     """The row of a probe; without `evidence`, the lean row (see monitor/domain/sampling.py).
-    `quiet`: inside a maintenance window or silence (left out of uptime)."""
+    `quiet`: inside a maintenance window or silence (left out of uptime). `agent_id`: the
+    agent that probed (its region is the agent's); None for a one-off `inferwatch probe`."""
     row = {
         "target_id": target_id,
+        "agent_id": agent_id,
         "quiet": quiet,
         "checked_at": r.checked_at,
         "outcome": str(r.outcome),
@@ -153,18 +162,20 @@ def insert_probes(
     target_ids: Mapping[str, int],
     evidence: Sequence[bool] | None = None,
     quiet: Sequence[bool] | None = None,
+    agent_id: int | None = None,
 ) -> list[int]:
     """Add probe results in one statement; their ids, in the order given.
 
     `evidence[i]` False stores result i as a lean row; by default every row keeps it.
     `quiet[i]` True marks result i as taken inside maintenance; by default none is.
+    `agent_id`: the agent that probed them all (None: a one-off probe, a tool).
     """
     if not results:
         return []
     keep = evidence if evidence is not None else [True] * len(results)
     hushed = quiet if quiet is not None else [False] * len(results)
     rows = [
-        probe_row(r, target_ids[r.target], kept, q)
+        probe_row(r, target_ids[r.target], kept, q, agent_id)
         for r, kept, q in zip(results, keep, hushed, strict=True)
     ]
     stmt = insert(PROBES).returning(PROBES.c.id, sort_by_parameter_order=True)
@@ -243,22 +254,30 @@ def latest_probe(conn: Connection, target_id: int) -> ProbeView | None:
 # ---------------------------------------------------------------- runs and states
 
 
-def start_run(conn: Connection, now: datetime) -> tuple[int, list[datetime]]:
+def start_run(
+    conn: Connection, now: datetime, agent_id: int | None = None
+) -> tuple[int, list[datetime]]:
     """Close runs that never stopped at their last heartbeat, record a new one.
 
     Returns the new run's id and the last heartbeats of the crashed runs (for the log).
+    An agent closes only its own crashed runs (and those from before agents existed): the
+    other agents' runs are running. Without an agent (tools, tests) every open run is closed.
     The UPDATE comes first: on SQLite a transaction that reads before it writes can be
     refused the write lock when another connection committed in between.
     """
+    crashed_runs = update(RUNS).where(RUNS.c.stopped_at.is_(None))
+    if agent_id is not None:
+        crashed_runs = crashed_runs.where((RUNS.c.agent_id == agent_id) | RUNS.c.agent_id.is_(None))
     crashed = list(
         conn.scalars(
-            update(RUNS)
-            .where(RUNS.c.stopped_at.is_(None))
-            .values(stopped_at=RUNS.c.last_seen_at)
-            .returning(RUNS.c.last_seen_at)
+            crashed_runs.values(stopped_at=RUNS.c.last_seen_at).returning(RUNS.c.last_seen_at)
         )
     )
-    run_id = conn.scalar(insert(RUNS).values(started_at=now, last_seen_at=now).returning(RUNS.c.id))
+    run_id = conn.scalar(
+        insert(RUNS)
+        .values(started_at=now, last_seen_at=now, agent_id=agent_id)
+        .returning(RUNS.c.id)
+    )
     assert run_id is not None
     return int(run_id), crashed
 
@@ -271,29 +290,81 @@ def stop_run(conn: Connection, run_id: int | None, now: datetime) -> None:
     conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stopped_at=now, last_seen_at=now))
 
 
-def load_states(conn: Connection) -> dict[int, dict[str, Any]]:
-    """Every stored state-machine state (TargetState.to_dict) by target id."""
-    return {row.target_id: row.state for row in conn.execute(select(STATES))}
+def load_states(
+    conn: Connection, target_ids: Iterable[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Stored state-machine states (TargetState.to_dict) by target id: every one, or those of
+    `target_ids` (what an agent's writer reloads when it acquires them)."""
+    stmt = select(STATES.c.target_id, STATES.c.state)
+    if target_ids is not None:
+        stmt = stmt.where(STATES.c.target_id.in_(sorted(target_ids)))
+    return {row.target_id: row.state for row in conn.execute(stmt)}
 
 
 def save_states(conn: Connection, states: Mapping[int, Mapping[str, Any]], now: datetime) -> None:
-    """Upsert states by target id, in one executemany."""
+    """Upsert states by target id, in one executemany. The holder is left as it is."""
     rows = [
         {"target_id": tid, "state": dict(state), "updated_at": now} for tid, state in states.items()
     ]
-    _upsert(conn, STATES, rows, ("target_id",))
+    _upsert(conn, STATES, rows, ("target_id",), keep=("holder",))
+
+
+# ---------------------------------------------------------------- holders (several agents)
+
+
+def acquire_targets(
+    conn: Connection,
+    agent_id: int,
+    target_ids: Iterable[int],
+    empty_state: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """Make `agent_id` the holder of these targets' states, creating a state row (`empty_state`)
+    where none exists yet. In id order, like `lock_held`: the UPDATE waits for a writer still
+    deciding one of them, and what the caller reads after it is what that writer committed."""
+    rows = [
+        {"target_id": tid, "state": dict(empty_state), "updated_at": now, "holder": agent_id}
+        for tid in sorted(set(target_ids))
+    ]
+    if not rows:
+        return
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(STATES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["target_id"], set_={"holder": stmt.excluded.holder}
+    )
+    conn.execute(stmt, rows)
+
+
+def lock_held(conn: Connection, agent_id: int, target_ids: Iterable[int]) -> set[int]:
+    """Of `target_ids`, those whose state `agent_id` holds, their rows locked until the commit
+    (FOR UPDATE, taken in id order so two writers never deadlock; SQLite ignores it, and its
+    one writer lock already serialises the batch). The fence of a writer's batch."""
+    ids = sorted(set(target_ids))
+    if not ids:
+        return set()
+    rows = conn.execute(
+        select(STATES.c.target_id, STATES.c.holder)
+        .where(STATES.c.target_id.in_(ids))
+        .order_by(STATES.c.target_id)
+        .with_for_update()
+    )
+    return {row.target_id for row in rows if row.holder == agent_id}
 
 
 # ---------------------------------------------------------------- transitions and incidents
 
 
-def open_incidents(conn: Connection) -> list[OpenIncident]:
-    """Every incident not closed yet, oldest first."""
-    rows = conn.execute(
+def open_incidents(conn: Connection, target_ids: Iterable[int] | None = None) -> list[OpenIncident]:
+    """Every incident not closed yet (or those of `target_ids`), oldest first."""
+    stmt = (
         select(INCIDENTS)
         .where(INCIDENTS.c.closed_at.is_(None))
         .order_by(INCIDENTS.c.opened_at, INCIDENTS.c.id)
     )
+    if target_ids is not None:
+        stmt = stmt.where(INCIDENTS.c.target_id.in_(sorted(target_ids)))
+    rows = conn.execute(stmt)
     return [
         OpenIncident(
             id=row.id,
@@ -343,11 +414,15 @@ def mark_alerted(conn: Connection, incident_ids: Iterable[int], at: datetime) ->
         conn.execute(update(INCIDENTS).where(INCIDENTS.c.id.in_(ids)).values(last_alert_at=at))
 
 
-def insert_transition(conn: Connection, target_id: int, t: Transition, probe_id: int) -> int:
+def insert_transition(
+    conn: Connection, target_id: int, t: Transition, probe_id: int, agent_id: int | None = None
+) -> int:
+    """A transition, with the agent whose writer accepted it (None without agents)."""
     transition_id = conn.scalar(
         insert(TRANSITIONS)
         .values(
             target_id=target_id,
+            agent_id=agent_id,
             at=t.at,
             started_at=t.started_at,
             from_outcome=t.from_outcome,
@@ -664,27 +739,144 @@ def save_rollups(conn: Connection, rollups: Mapping[RollupKey, Rollup]) -> None:
 
 
 def _upsert(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    keep: Sequence[str] = (),
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, as one executemany (SQLite and PostgreSQL)."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, as one executemany (SQLite and PostgreSQL);
+    the columns `keep` keep their stored value."""
     if not rows:
         return
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = dialect_insert(table)
+    unchanged = set(keys) | set(keep)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
-        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in unchanged},
     )
     conn.execute(stmt, list(rows))
 
 
+# ---------------------------------------------------------------- agents (issue 13, part A)
+# The registry of `inferwatch run --agent NAME --region REGION` processes
+# (monitor/agent/registry.py): join, heartbeat, leave, and who is alive.
+
+
+class AgentRefused(Exception):
+    """A start that must not go on: its name is taken by a live agent, or SQLite already
+    holds one. The message names the other agent, its host and its last heartbeat."""
+
+
+def _agent_of(row: Any) -> Agent:
+    return Agent(row.name, row.region, row.heartbeat_at, row.stopped_at)
+
+
+def _beat_text(at: datetime, now: datetime) -> str:
+    ago = max((now - at).total_seconds(), 0.0)
+    return f"last heartbeat {at:%Y-%m-%d %H:%M:%S} UTC, {ago:.0f}s ago"
+
+
+def join_agent(
+    conn: Connection,
+    name: str,
+    region: str,
+    version: str,
+    host: str,
+    pid: int,
+    now: datetime,
+    pid_running: Callable[[int], bool] = lambda _pid: True,
+) -> int:
+    """Register this start as agent `name` (a new row, or the old row taken over); its id.
+
+    Raises AgentRefused when a live agent holds the name (unless `domain.agents.replaceable`
+    says its process is gone), and on SQLite when any other agent is alive: one file, one
+    writer. The INSERT comes first so that two starts racing for one name are serialised by
+    the unique key (and SQLite's write lock is taken before anything is read).
+    """
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    fields = {
+        "region": region,
+        "version": version,
+        "host": host,
+        "pid": pid,
+        "started_at": now,
+        "heartbeat_at": now,
+        "stopped_at": None,
+        "targets_held": 0,
+    }
+    inserted = conn.scalar(
+        dialect_insert(AGENTS)
+        .values(name=name, **fields)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(AGENTS.c.id)
+    )
+    query = select(AGENTS).where(AGENTS.c.name == name)
+    row = conn.execute(query.with_for_update()).one()
+    if inserted is None:  # the name was registered before: by a live agent, or a gone one
+        if not replaceable(_agent_of(row), row.host, row.pid, host, pid, now, pid_running):
+            raise AgentRefused(
+                f"agent {name!r} is already running on host {row.host} (pid {row.pid}, "
+                f"{_beat_text(row.heartbeat_at, now)}); stop it, or start this one with "
+                "another --agent name"
+            )
+        conn.execute(update(AGENTS).where(AGENTS.c.id == row.id).values(**fields))
+    if conn.dialect.name == "sqlite":
+        others = conn.execute(select(AGENTS).where(AGENTS.c.id != row.id)).all()
+        for other in others:
+            if not replaceable(
+                _agent_of(other), other.host, other.pid, host, pid, now, pid_running
+            ):
+                raise AgentRefused(
+                    f"SQLite holds one agent; use PostgreSQL for several (agent "
+                    f"{other.name!r} is running on host {other.host}, pid {other.pid}, "
+                    f"{_beat_text(other.heartbeat_at, now)})"
+                )
+            if alive(_agent_of(other), now):  # beating, but its process is gone: say so
+                conn.execute(update(AGENTS).where(AGENTS.c.id == other.id).values(stopped_at=now))
+    return int(row.id)
+
+
+def beat(conn: Connection, agent_id: int, now: datetime, targets_held: int) -> None:
+    """The agent's heartbeat: it is alive at `now` and holds this many targets' states."""
+    conn.execute(
+        update(AGENTS)
+        .where(AGENTS.c.id == agent_id)
+        .values(heartbeat_at=now, targets_held=targets_held)
+    )
+
+
+def leave_agent(conn: Connection, agent_id: int, now: datetime) -> None:
+    """A clean stop: no longer alive, so the others take its targets at their next beat."""
+    conn.execute(
+        update(AGENTS)
+        .where(AGENTS.c.id == agent_id)
+        .values(stopped_at=now, heartbeat_at=now, targets_held=0)
+    )
+
+
+def live_agents(conn: Connection, now: datetime) -> list[Agent]:
+    """The agents alive at `now` (domain.agents.alive), by name."""
+    since = now - timedelta(seconds=LOST_AFTER_S)
+    rows = conn.execute(
+        select(AGENTS)
+        .where(AGENTS.c.stopped_at.is_(None), AGENTS.c.heartbeat_at > since)
+        .order_by(AGENTS.c.name)
+    )
+    return [a for a in map(_agent_of, rows) if alive(a, now)]
+
+
 __all__ = [
+    "AgentRefused",
     "Failure",
     "NewAlert",
     "StoredAlert",
+    "acquire_targets",
     "add_attempt",
     "add_silence",
     "alert_attempts",
+    "beat",
     "begin_writing",
     "claim_alert",
     "close_incident",
@@ -694,10 +886,14 @@ __all__ = [
     "heartbeat",
     "insert_probes",
     "insert_transition",
+    "join_agent",
     "latest_probe",
+    "leave_agent",
+    "live_agents",
     "load_alert",
     "load_rollups",
     "load_states",
+    "lock_held",
     "mark_alerted",
     "next_attempt_at",
     "open_incident",

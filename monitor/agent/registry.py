@@ -1,0 +1,122 @@
+"""The agent registry: who this `inferwatch run` is, and its row in `agents`.
+
+An agent joins at start (its row inserted, or taken over from a lost or dead one), beats every
+HEARTBEAT_S (monitor/domain/agents.py) and leaves at a clean stop. The rules for a start are
+`store.writes.join_agent`'s: a live agent with the same name refuses it (unless its process is
+gone from this same host), and SQLite holds one agent. The calls are blocking: the service runs
+them in a thread, never on the probing loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from monitor import __version__
+from monitor.domain.agents import Agent
+from monitor.domain.text import utcnow
+from monitor.store import writes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGION = "default"
+AGENT_ENV = "INFERWATCH_AGENT"
+REGION_ENV = "INFERWATCH_REGION"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """This process as an agent: its name and region, and where it runs."""
+
+    name: str
+    region: str
+    host: str
+    pid: int
+    version: str = __version__
+
+    @classmethod
+    def of(
+        cls, name: str | None = None, region: str | None = None, env: Mapping[str, str] = {}
+    ) -> Identity:
+        """--agent/--region, else INFERWATCH_AGENT/INFERWATCH_REGION, else the host name and
+        region `default`."""
+        host = socket.gethostname() or "localhost"
+        return cls(
+            name=name or env.get(AGENT_ENV) or host,
+            region=region or env.get(REGION_ENV) or DEFAULT_REGION,
+            host=host,
+            pid=os.getpid(),
+        )
+
+
+def pid_running(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 checks, sends nothing)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+class Registry:
+    """This agent's row: join, beat, leave; and the live agents as of the last beat.
+
+    `on_beat` callbacks get the live agents after each beat, on the event loop (the
+    membership of several agents reads them there).
+    """
+
+    def __init__(self, engine: Engine, identity: Identity, clock: Callable[[], datetime] = utcnow):
+        self.engine = engine
+        self.identity = identity
+        self.clock = clock
+        self.agent_id: int | None = None
+        self.live: list[Agent] = []
+        self.targets_held = 0  # the number reported with each beat (the service keeps it)
+        self.on_beat: list[Callable[[list[Agent]], None]] = []
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def region(self) -> str:
+        return self.identity.region
+
+    def join(self) -> int:
+        """Register this start; its agent id. Raises writes.AgentRefused."""
+        me, now = self.identity, self.clock()
+        with self.engine.begin() as conn:
+            agent_id = writes.join_agent(
+                conn, me.name, me.region, me.version, me.host, me.pid, now, pid_running
+            )
+            self.live = writes.live_agents(conn, now)
+        self.agent_id = agent_id
+        log.info("agent %s (region %s) joined as #%d", me.name, me.region, agent_id)
+        return agent_id
+
+    def beat(self) -> list[Agent]:
+        """The heartbeat, and who is alive now (one short transaction)."""
+        assert self.agent_id is not None, "join first"
+        now = self.clock()
+        with self.engine.begin() as conn:
+            writes.beat(conn, self.agent_id, now, self.targets_held)
+            live = writes.live_agents(conn, now)
+        self.live = live
+        return live
+
+    def leave(self) -> None:
+        """A clean stop: the other agents take this one's targets at their next beat."""
+        if self.agent_id is None:
+            return
+        with self.engine.begin() as conn:
+            writes.leave_agent(conn, self.agent_id, self.clock())
