@@ -264,6 +264,13 @@ def load_alerts(
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_agents(url: str, now: datetime) -> list[dict[str, Any]]:
+    """The registered agents (reads.agents), alive or lost as of `now`."""
+    with session(url) as s:
+        return [dataclasses.asdict(a) for a in reads.agents(s, now)]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_gaps(url: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     with session(url) as s:
         return reads.gaps(s, start, end)

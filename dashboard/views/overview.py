@@ -112,6 +112,7 @@ def overview(filters: wall.Filters, by: str, kiosk: bool) -> None:
     st.html(wall.page_html(*parts, kiosk=kiosk))
     if not kiosk:
         quiet_periods(url, s.windows, tz)
+        agents(url, tz)
         st.caption(
             f"{widgets.UPTIME_NOTE} Last 24 h: one cell per hour, coloured by the worst probe "
             f"in it. Latency p50 from the last 24 h. A change being confirmed shows as an "
@@ -140,6 +141,31 @@ def quiet_periods(url: str, windows: tuple[Window, ...], tz: ZoneInfo) -> None:
         hide_index=True,
     )
     st.caption("Alerts are held while a target is in one; probes in one are left out of uptime.")
+
+
+def agents(url: str, tz: ZoneInfo) -> None:
+    """The agents, when several share the database or one is lost (a lone healthy agent is
+    the usual single-machine setup: nothing to say)."""
+    found = data.load_agents(url, data.wall_now())
+    lost = [a for a in found if not a["alive"] and a["stopped_at"] is None]
+    if len(found) < 2 and not lost:
+        return
+    st.markdown("#### Agents")
+    st.dataframe(
+        [
+            {
+                "Agent": a["name"],
+                "Region": a["region"],
+                "": "alive" if a["alive"] else ("stopped" if a["stopped_at"] else "lost"),
+                "Last heartbeat": f.when(a["heartbeat_at"], tz, seconds=True),
+                "Targets held": a["targets_held"],
+                "Host": a["host"],
+            }
+            for a in found
+        ],
+        hide_index=True,
+    )
+    st.caption("An agent is lost after 15 s without a heartbeat; its targets move to the others.")
 
 
 kiosk = kiosk_mode()
