@@ -68,6 +68,10 @@ def pid_running(pid: int) -> bool:
     return True
 
 
+class Replaced(Exception):
+    """This agent's row now belongs to a newer start of the same name."""
+
+
 class Registry:
     """This agent's row: join, beat, leave; and the live agents as of the last beat.
 
@@ -80,6 +84,7 @@ class Registry:
         self.identity = identity
         self.clock = clock
         self.agent_id: int | None = None
+        self.started_at: datetime | None = None  # this start's, in its row while it is ours
         self.live: list[Agent] = []
         self.targets_held = 0  # the number reported with each beat (the service keeps it)
         self.on_beat: list[Callable[[list[Agent]], None]] = []
@@ -100,16 +105,21 @@ class Registry:
                 conn, me.name, me.region, me.version, me.host, me.pid, now, pid_running
             )
             self.live = writes.live_agents(conn, now)
-        self.agent_id = agent_id
+        self.agent_id, self.started_at = agent_id, now
         log.info("agent %s (region %s) joined as #%d", me.name, me.region, agent_id)
         return agent_id
 
     def beat(self) -> list[Agent]:
-        """The heartbeat, and who is alive now (one short transaction)."""
+        """The heartbeat, and who is alive now (one short transaction). Raises Replaced when
+        another start has taken this agent's name over."""
         assert self.agent_id is not None, "join first"
         now = self.clock()
         with self.engine.begin() as conn:
-            writes.beat(conn, self.agent_id, now, self.targets_held)
+            if not writes.beat(conn, self.agent_id, now, self.targets_held, self.started_at):
+                raise Replaced(
+                    f"agent {self.name!r} was taken over by another start (this one was "
+                    "lost: no heartbeat for too long); stopping"
+                )
             live = writes.live_agents(conn, now)
         self.live = live
         return live
@@ -119,4 +129,4 @@ class Registry:
         if self.agent_id is None:
             return
         with self.engine.begin() as conn:
-            writes.leave_agent(conn, self.agent_id, self.clock())
+            writes.leave_agent(conn, self.agent_id, self.clock(), self.started_at)

@@ -838,22 +838,35 @@ def join_agent(
     return int(row.id)
 
 
-def beat(conn: Connection, agent_id: int, now: datetime, targets_held: int) -> None:
-    """The agent's heartbeat: it is alive at `now` and holds this many targets' states."""
-    conn.execute(
-        update(AGENTS)
-        .where(AGENTS.c.id == agent_id)
-        .values(heartbeat_at=now, targets_held=targets_held)
-    )
+def beat(
+    conn: Connection,
+    agent_id: int,
+    now: datetime,
+    targets_held: int,
+    started_at: datetime | None = None,
+) -> bool:
+    """The agent's heartbeat: it is alive at `now` and holds this many targets' states.
+
+    With `started_at` (its join's time) the row is beaten only while it is still this start's:
+    False when another start took the name over (this one was lost: paused, cut off), which
+    must then stop rather than act as the same agent twice.
+    """
+    stmt = update(AGENTS).where(AGENTS.c.id == agent_id)
+    if started_at is not None:
+        stmt = stmt.where(AGENTS.c.started_at == started_at, AGENTS.c.stopped_at.is_(None))
+    done = conn.execute(stmt.values(heartbeat_at=now, targets_held=targets_held))
+    return bool(done.rowcount)
 
 
-def leave_agent(conn: Connection, agent_id: int, now: datetime) -> None:
-    """A clean stop: no longer alive, so the others take its targets at their next beat."""
-    conn.execute(
-        update(AGENTS)
-        .where(AGENTS.c.id == agent_id)
-        .values(stopped_at=now, heartbeat_at=now, targets_held=0)
-    )
+def leave_agent(
+    conn: Connection, agent_id: int, now: datetime, started_at: datetime | None = None
+) -> None:
+    """A clean stop: no longer alive, so the others take its targets at their next beat.
+    With `started_at`, only if the row is still this start's (not a newer one's)."""
+    stmt = update(AGENTS).where(AGENTS.c.id == agent_id)
+    if started_at is not None:
+        stmt = stmt.where(AGENTS.c.started_at == started_at)
+    conn.execute(stmt.values(stopped_at=now, heartbeat_at=now, targets_held=0))
 
 
 def live_agents(conn: Connection, now: datetime) -> list[Agent]:
