@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -50,6 +50,14 @@ _IDLE = object()  # "no more items for this batch"
 
 
 @dataclass(frozen=True)
+class Holding:
+    """The targets whose state this agent's writer should hold from now on (membership
+    decides, at each heartbeat). Queued like a Config, so it applies in order with results."""
+
+    targets: frozenset[str]
+
+
+@dataclass(frozen=True)
 class _Setup:
     """What `decide` needs of one configured target, computed once per config."""
 
@@ -61,15 +69,25 @@ class _Setup:
 class Writer:
     """Owns every write of the monitoring loop. Use `submit` from probes, `run` as a task."""
 
-    def __init__(self, engine: Engine, config: Config, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        clock: Callable[[], datetime] = utcnow,
+        agent_id: int | None = None,
+    ):
         self.engine = engine
         self.config = config
         self.clock = clock
-        # Results, a new Config (applied in order, by this writer), or None (close).
-        self.queue: asyncio.Queue[ProbeResult | Config | None] = asyncio.Queue()
+        # Results, a new Config or Holding (applied in order, by this writer), or None (close).
+        self.queue: asyncio.Queue[ProbeResult | Config | Holding | None] = asyncio.Queue()
         self.states: dict[str, TargetState] = {}
         self.target_ids: dict[str, int] = {}
         self.run_id: int | None = None
+        # With an agent: the targets whose state it holds (target_states.holder is its id)
+        # and whose caches (state, open incident, rollups) are loaded. Its batches change
+        # only these, and only while the database still says so (see `_fence`).
+        self.held: set[str] | None = None
         self.alerts_written = asyncio.Event()  # wakes the outbox sender
         # Batches that could not be committed (the database away), written when it is back.
         self.backlog = Backlog(lambda batch: self.write_batch(batch), self.alerts_written.set)
@@ -84,6 +102,22 @@ class Writer:
         # The rollups of the buckets being filled, as committed. Only this writer writes
         # rollups, so each is read once (after a start, or for a late result), not per batch.
         self._rollups: dict[RollupKey, Rollup] = {}
+        self.agent_id = agent_id
+
+    @property
+    def agent_id(self) -> int | None:
+        """The agent this writer writes for (agents.id, set by the service once it has joined,
+        before `start_run`): stamped on its runs, probes and transitions, and the holder it
+        fences its decisions with. None (tests, tools): it holds every target, unfenced."""
+        return self._agent_id
+
+    @agent_id.setter
+    def agent_id(self, agent_id: int | None) -> None:
+        self._agent_id = agent_id
+        # An agent holds nothing until membership's first Holding says what it holds.
+        self.held = None if agent_id is None else set()
+        if agent_id is not None:
+            self._open = []
 
     @property
     def config(self) -> Config:
@@ -107,7 +141,7 @@ class Writer:
         """Record this run (closing a crashed one at its last heartbeat) and load states."""
         now = self.clock()
         with self.engine.begin() as conn:
-            run_id, crashed = writes.start_run(conn, now)
+            run_id, crashed = writes.start_run(conn, now, self.agent_id)
             for last_seen in crashed:
                 log.warning(
                     "the previous run stopped without a clean shutdown; no data from %s to %s",
@@ -115,7 +149,8 @@ class Writer:
                     now.isoformat(timespec="seconds"),
                 )
             ids = self._sync(conn)
-            states = self._load_states(conn, ids)
+            # An agent holds nothing yet: membership's first Holding loads what it holds.
+            states = self._load_states(conn, ids) if self.held is None else {}
             live = self._load_live(conn, ids)
         self.run_id, self.target_ids, self.states = run_id, ids, states
         self._live_at_start = live
@@ -135,11 +170,62 @@ class Writer:
         self.target_ids.update(ids)
         self._live_at_start.update(live)
         for name, state in states.items():
-            self.states.setdefault(name, state)
+            if self.held is None or name in self.held:
+                self.states.setdefault(name, state)
 
     def queue_config(self, config: Config) -> None:
         """Queue a reloaded config behind the results already queued (one writer, in order)."""
         self.queue.put_nowait(config)
+
+    def queue_holding(self, targets: Iterable[str]) -> None:
+        """Queue the targets to hold from now on, behind the results already queued."""
+        self.queue.put_nowait(Holding(frozenset(targets)))
+
+    def hold(self, targets: Iterable[str]) -> None:
+        """Hold exactly `targets` (blocking: the writer's own task calls it, in a thread).
+
+        Released ones just lose their caches: the next holder's acquisition takes the row.
+        Acquired ones are taken in the database (`holder = me`), waiting for a writer still
+        deciding one of them, then their state, open incident and live providers are read
+        back as that writer committed them; their rollups are read when next needed.
+        """
+        if self.held is None or self.agent_id is None:
+            return  # holds everything already
+        wanted = set(targets) & set(self._setup)
+        self._drop(self.held - wanted)
+        gained = wanted - self.held
+        if not gained:
+            return
+        with self.engine.begin() as conn:
+            ids = dict(self.target_ids)
+            if gained - set(ids):
+                ids.update(self._sync(conn))
+            names = {ids[name]: name for name in gained}
+            writes.acquire_targets(
+                conn, self.agent_id, names, TargetState().to_dict(), self.clock()
+            )
+            states = writes.load_states(conn, names)
+            incidents = writes.open_incidents(conn, names)
+            live = self._load_live(conn, {name: ids[name] for name in gained})
+        self._drop(gained)  # anything kept from an earlier holding is stale now
+        self.target_ids = ids
+        self.held |= gained
+        self.states.update({names[i]: TargetState.from_dict(s) for i, s in states.items()})
+        self._open = sorted([*(self._open or []), *incidents], key=lambda i: (i.opened_at, i.id))
+        self._live_at_start.update(live)
+        log.info("now holding %d targets (+%d)", len(self.held), len(gained))
+
+    def _drop(self, names: Iterable[str]) -> None:
+        """Forget what this writer knew of targets it no longer holds."""
+        gone = set(names)
+        if not gone or self.held is None:
+            return
+        self.held -= gone
+        ids = {self.target_ids[name] for name in gone if name in self.target_ids}
+        for name in gone:
+            self.states.pop(name, None)
+        self._open = [i for i in self._open or [] if i.target_id not in ids]
+        self._rollups = {key: r for key, r in self._rollups.items() if key[0] not in ids}
 
     async def submit(self, result: ProbeResult) -> None:
         await self.queue.put(result)
@@ -172,6 +258,12 @@ class Writer:
                 await self.backlog.flush()
             if isinstance(item, Config):
                 await asyncio.to_thread(self.reconfigure, item)
+            elif isinstance(item, Holding):
+                try:
+                    await asyncio.to_thread(self.hold, item.targets)
+                except Exception:
+                    # Membership sends the whole set again at its next heartbeat.
+                    log.exception("could not take %d targets; trying again", len(item.targets))
             elif item is None:
                 # Stopping: keep trying the held results until written or the stop's budget
                 # runs out (the service cancels this task, and the backlog says what is lost).
@@ -183,7 +275,7 @@ class Writer:
                     raise
                 return
 
-    async def _next(self, deadline: float) -> ProbeResult | Config | object | None:
+    async def _next(self, deadline: float) -> ProbeResult | Config | Holding | object | None:
         """The next queued item, or _IDLE when none comes before `deadline`."""
         try:
             async with asyncio.timeout_at(deadline):
@@ -214,16 +306,24 @@ class Writer:
             quiet = self._quiet(conn, known)
             hushed = [q is not None for q in quiet]
             # Written first: an alert lists the target's latest probes, these included.
-            probe_ids = writes.insert_probes(conn, known, ids, evidence, hushed)
+            probe_ids = writes.insert_probes(conn, known, ids, evidence, hushed, self.agent_id)
             open_now = self._open if self._open is not None else writes.open_incidents(conn)
+            checked, fenced = self._fence(conn, known, open_now, ids)
+            if fenced is not None:  # the rest are observations: stored above, nothing else
+                open_now = [i for i in open_now if i.target_id in fenced]
             batch = _Batch(conn, now, open_now)
+            decided = []
             for result, probe_id, why in zip(known, probe_ids, quiet, strict=True):
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
-                self._fold(batch, result, probe_id, ids, why)
+                if fenced is None or ids[result.target] in fenced:
+                    self._fold(batch, result, probe_id, ids, why)
+                    decided.append((result, why is not None))
             writes.save_states(
                 conn, {ids[name]: state.to_dict() for name, state in batch.states.items()}, now
             )
-            rollups = self._roll_up(conn, _partials(known, ids, hushed))
+            rollups = self._roll_up(
+                conn, _partials([r for r, _ in decided], ids, [q for _, q in decided])
+            )
             self._reminders(batch, ids)
             writes.enqueue_alerts(conn, batch.alerts, now)
             writes.mark_alerted(conn, batch.alerted, now)
@@ -234,7 +334,30 @@ class Writer:
         self._keep_rollups(rollups, now)
         self.states.update(batch.states)
         self._open = list(batch.open.values())
+        if fenced is not None and checked - fenced:
+            # Another agent took them (it was thought lost, or membership moved them first).
+            names = {i: n for n, i in ids.items()}
+            lost = {names[i] for i in checked - fenced}
+            log.info("no longer holding %s: another agent took over", ", ".join(sorted(lost)))
+            self._drop(lost)
         return len(batch.alerts)
+
+    def _fence(
+        self,
+        conn: Connection,
+        results: Sequence[ProbeResult],
+        open_now: Sequence[OpenIncident],
+        ids: dict[str, int],
+    ) -> tuple[set[int], set[int] | None]:
+        """The targets this batch may decide for, as (checked, fenced) target ids; fenced is
+        None without an agent (every target). With one: of the held targets with a result or
+        an open incident (reminders) here, those the database still says this agent holds,
+        their state rows locked until the commit: one query per batch, whatever its size."""
+        if self.held is None or self.agent_id is None:
+            return set(), None
+        mine = {ids[r.target] for r in results if r.target in self.held}
+        mine |= {i.target_id for i in open_now}  # only held targets' incidents are kept
+        return mine, writes.lock_held(conn, self.agent_id, mine)
 
     def _roll_up(
         self, conn: Connection, partials: dict[RollupKey, Rollup]
@@ -350,7 +473,9 @@ class Writer:
             transition = decision.transition
             if new_id is not None:
                 transition = replace(transition, incident_id=new_id)
-            transition_id = writes.insert_transition(conn, target_id, transition, probe_id)
+            transition_id = writes.insert_transition(
+                conn, target_id, transition, probe_id, self.agent_id
+            )
             log.info("%s: %s — %s", name, transition.label, detail)
         if decision.notice is not None:
             log.info("%s: %s", name, decision.notice)

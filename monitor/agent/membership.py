@@ -1,0 +1,65 @@
+"""Which targets this agent probes, and whose state its writer holds, as agents come and go.
+
+At its start and after each heartbeat (monitor/agent/registry.py hands it the live agents),
+an agent recomputes its duties with the pure rules of monitor/domain/agents.py: it probes its
+region's rendezvous share of the targets (each target once per region) and holds the state of
+its share among all live agents (each state exactly once). The probe set goes to the `Slots`
+as a reload would (new targets planned, dropped ones removed); the state set goes to the
+writer's queue as a `Holding`, behind the results already queued, where the writer takes the
+gained targets in the database and forgets the released ones. The whole set is sent at every
+beat, so a writer that lost a target (another agent took it) or failed to take one catches up
+at the next beat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from monitor.agent.scheduler import FIRST_ROUND_SPREAD, Slots
+from monitor.agent.writer import Writer
+from monitor.config.model import Config
+from monitor.domain.agents import Agent, duties
+from monitor.targets import Target
+
+log = logging.getLogger(__name__)
+
+
+class Membership:
+    """This agent's duties; `update` applies them (on the event loop, where `Slots` lives)."""
+
+    def __init__(self, name: str, region: str, slots: Slots, writer: Writer):
+        self.name = name
+        self.region = region
+        self.slots = slots
+        self.writer = writer
+        self.probing: set[str] = set()
+        self.holding: frozenset[str] = frozenset()
+        self._planned: dict[str, tuple[float, Target]] = {}  # what each probe was planned from
+
+    def update(
+        self, live: Sequence[Agent], config: Config, spread: float = FIRST_ROUND_SPREAD
+    ) -> None:
+        """Apply the duties for these live agents and this config (also after a reload)."""
+        targets = {t.name: t for t in config.targets}
+        probe, hold = duties(self.name, self.region, targets, live)
+        for name in self.probing - probe:
+            self.slots.remove(name)
+            self._planned.pop(name, None)
+        for name in sorted(probe):
+            target = targets[name]
+            planned = (config.interval_of(target), target)
+            if self._planned.get(name) != planned:  # new to this agent, or changed by a reload
+                self.slots.plan(name, planned[0], spread)
+                self._planned[name] = planned
+        if probe != self.probing or hold != self.holding:
+            log.info(
+                "agent %s: probing %d targets, holding %d (of %d; %d live agents)",
+                self.name,
+                len(probe),
+                len(hold),
+                len(targets),
+                len({a.name for a in live} | {self.name}),
+            )
+        self.probing, self.holding = probe, frozenset(hold)
+        self.writer.queue_holding(hold)
