@@ -96,8 +96,18 @@ def sync_targets(
         conn.execute(update(TARGETS).where(TARGETS.c.id == bindparam("_id")), changed)
     if new:
         rows = [{**r, "created_at": now, "updated_at": now} for r in new]
-        stmt = insert(TARGETS).returning(TARGETS.c.name, TARGETS.c.id)
+        # Several agents starting together add the same new targets: the first insert wins,
+        # the others wait for it and read its ids (no unique violation failing a start).
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = (
+            dialect_insert(TARGETS)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(TARGETS.c.name, TARGETS.c.id)
+        )
         ids.update({name: id_ for name, id_ in conn.execute(stmt, rows)})
+        if late := [r["name"] for r in new if r["name"] not in ids]:
+            found = select(TARGETS.c.name, TARGETS.c.id).where(TARGETS.c.name.in_(late))
+            ids.update({name: id_ for name, id_ in conn.execute(found)})
     return ids
 
 
