@@ -205,6 +205,36 @@ def test_an_acquisition_waits_for_the_batch_deciding_the_target(pg: Engine) -> N
     assert b.states["t"].streak == 2  # read after A's commit, not before it
 
 
+@needs_pg
+def test_reminders_come_from_the_holder_only(pg: Engine) -> None:
+    """An open incident's reminder is fenced like a result: the old holder, writing a batch of
+    another target, sends none for the one it lost; the new holder sends it once."""
+    config = make_config(
+        [{"name": n, "kind": "hf-legacy", "model": "gpt2"} for n in ("t00", "t01")],
+        alerts={"email": EMAIL, "remind_every": "10m"},
+        database=URL,
+    )
+    now = [T0]
+    a_id, b_id = register(pg, "a"), register(pg, "b")
+    a = Writer(pg, config, clock=lambda: now[0], agent_id=a_id)
+    b = Writer(pg, config, clock=lambda: now[0], agent_id=b_id)
+    a.start_run()
+    b.start_run()
+    a.hold({"t00", "t01"})
+    for minute, outcome in enumerate([OK, OK, S500, S500, S500]):
+        feed(a, outcome, minute, "t00")
+    assert [r.reason for r in rows(pg, AlertRecord)] == ["transition"]
+    b.hold({"t00"})
+    now[0] = T0 + timedelta(minutes=30)  # a reminder is due
+    feed(a, OK, 30, "t01")  # A's batch: its fence finds t00 taken, so no reminder from A
+    assert a.held == {"t01"} and len(rows(pg, AlertRecord)) == 1
+    feed(b, S500, 30, "t00")
+    assert [r.reason for r in rows(pg, AlertRecord)] == ["transition", "reminder"]
+    feed(b, S500, 31, "t00")
+    feed(a, OK, 31, "t01")
+    assert len(rows(pg, AlertRecord)) == 2
+
+
 def test_a_writer_with_an_agent_on_sqlite_decides_only_what_it_holds(db_url: str) -> None:
     engine = open_database(db_url)
     config = targets_config(2)
