@@ -99,11 +99,14 @@ class Backlog:
         lost = len(self._held)
         if lost:
             log.error(
-                "stopping with %d probe results never written: the database was unreachable",
+                "stopping with %d probe results never written: the database was unreachable%s",
                 lost,
+                f" ({self.dropped} older ones were dropped before, over {self.bound} held)"
+                if self.dropped
+                else "",
             )
         self._held.clear()
-        return lost
+        return lost + self.dropped
 
     async def _try(self, batch: list[ProbeResult]) -> bool:
         """One try at a batch (off the event loop); on failure, when to try again."""

@@ -257,7 +257,12 @@ class Writer:
             elif self.backlog:
                 await self.backlog.flush()
             if isinstance(item, Config):
-                await asyncio.to_thread(self.reconfigure, item)
+                try:
+                    await asyncio.to_thread(self.reconfigure, item)
+                except Exception as exc:
+                    # The database away (the config itself is adopted first): its new targets
+                    # get their ids with their first batch, so the writer must not die here.
+                    log.warning("the reloaded config's targets are not recorded yet (%s)", exc)
             elif isinstance(item, Holding):
                 try:
                     await asyncio.to_thread(self.hold, item.targets)
