@@ -26,7 +26,7 @@ from monitor.store.db import unreachable
 
 log = logging.getLogger(__name__)
 
-MAX_HELD = 100_000  # results; about 2 KB each in memory, so ~200 MB at worst
+MAX_HELD = 100_000  # results; up to ~3 KB each with full evidence (measured): ~300 MB at worst
 PAUSES = (0.5, 1.0, 2.0)  # between tries while the database is away; the last repeats
 BAD_BATCH_TRIES = 5  # an error that is not an outage: tries before the head batch is dropped
 
