@@ -21,15 +21,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from monitor.agent.listener import Listener, ListenError
+from monitor.agent.membership import Membership
 from monitor.agent.metrics import Metrics
+from monitor.agent.registry import Identity, Registry, Replaced
 from monitor.agent.scheduler import Slots, first_round_spread, make_scheduler
 from monitor.agent.writer import Writer
 from monitor.alerts.outbox import Sender, in_daemon_thread
 from monitor.config.load import ConfigError, load_config
 from monitor.config.model import Config
+from monitor.domain.agents import HEARTBEAT_S, Agent
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_one, token_for
-from monitor.store.prune import cutoffs, prune
+from monitor.store.prune import cutoffs, exclusive, prune
+from monitor.store.writes import AgentRefused
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class Monitor:
         env: Mapping[str, str],
         config_path: Path | None = None,
         prober: Prober | None = None,
+        identity: Identity | None = None,
     ):
         self.config = config
         self._targets = {t.name: t for t in config.targets}  # by name: one lookup per probe
@@ -62,6 +67,9 @@ class Monitor:
         self.env = env
         self.engine = engine
         self.writer = Writer(engine, config)
+        # This process as an agent (--agent/--region, else the host name, region default).
+        self.registry = Registry(engine, identity or Identity.of(env=env))
+        self._heart: asyncio.Task[None] | None = None
         self.sender = Sender(engine, config, env)
         self._prober = prober
         self._redact = config.redactor()
@@ -69,6 +77,11 @@ class Monitor:
         self._stopping = asyncio.Event()  # tells the sender to flush and return
         self._scheduler = make_scheduler()
         self.slots = Slots(self._scheduler, self._probe)
+        # What this agent probes and holds, recomputed at each beat (monitor/agent/membership.py).
+        self.membership = Membership(
+            self.registry.name, self.registry.region, self.slots, self.writer
+        )
+        self.registry.on_beat.append(self._on_beat)
         self._prune_stop = threading.Event()
         self._background: set[asyncio.Task[None]] = set()  # prune, reloads: ended at shutdown
         self._reload_lock = asyncio.Lock()
@@ -87,7 +100,12 @@ class Monitor:
         self._stop.set()
 
     async def run(self) -> None:
-        self._listen()
+        await self._join()  # a refused start exits 2 before anything runs
+        try:
+            self._listen()
+        except SystemExit:
+            await in_daemon_thread(self.registry.leave)
+            raise
         # Threads (the writer's, the sender's) wait at most 1 ms for the GIL instead of 5:
         # a probe's timings and the commit after an SMTP 250 are not held up by other work.
         switch_interval = sys.getswitchinterval()
@@ -104,10 +122,12 @@ class Monitor:
         sender = asyncio.create_task(
             self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
         )
+        self._heart = asyncio.create_task(self._heartbeat(), name="heartbeat")
         self._scheduler.start()
         spread = first_round_spread(len(self.config.targets), self.config.concurrency)
-        for target in self.config.targets:
-            self.slots.plan(target.name, self.config.interval_of(target), spread)
+        # The writer takes what this agent holds before its first result arrives.
+        self.membership.update(self.registry.live, self.config, spread)
+        self.registry.targets_held = len(self.membership.holding)  # told at the first beat
         self.slots.start()
         self._scheduler.add_job(
             self._prune,
@@ -146,6 +166,50 @@ class Monitor:
         except Exception:
             log.exception("probe of %s failed unexpectedly", name)
 
+    async def _join(self) -> None:
+        """Register this agent (off the loop); its id goes on the writer's rows."""
+        try:
+            agent_id = await in_daemon_thread(self.registry.join)
+        except AgentRefused as exc:
+            log.error("%s; nothing was run", exc)
+            _exit_quietly()
+            raise SystemExit(2) from None
+        self.writer.agent_id = agent_id
+
+    async def _heartbeat(self) -> None:
+        """Beat every HEARTBEAT_S until the stop; a database away is retried at the next beat
+        (probing goes on meanwhile), and each beat's live agents go to `registry.on_beat`."""
+        failing = False
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HEARTBEAT_S)
+            if self._stop.is_set():
+                return
+            try:
+                live = await in_daemon_thread(self.registry.beat)
+            except Replaced as exc:  # two processes as one agent would defeat the fencing
+                log.error("%s", exc)
+                self.stop()
+                return
+            except Exception as exc:
+                if not failing:
+                    log.warning("heartbeat failed (%s); retrying every %gs", exc, HEARTBEAT_S)
+                failing = True
+                continue
+            if failing:
+                log.info("heartbeat back")
+                failing = False
+            for listener in list(self.registry.on_beat):
+                try:
+                    listener(live)
+                except Exception:
+                    log.exception("a heartbeat listener failed")
+
+    def _on_beat(self, live: list[Agent]) -> None:
+        """After each heartbeat: probe and hold this agent's share among the live agents."""
+        self.membership.update(live, self.config)
+        self.registry.targets_held = len(self.membership.holding)
+
     def _listen(self) -> None:
         """Serve /metrics and /badge/ before anything starts: a taken port exits with 2."""
         if self._listener is None:
@@ -154,11 +218,7 @@ class Monitor:
             self._listener.start()
         except ListenError as exc:
             log.error("%s: %s; nothing was run", self.config.source, exc)
-            # The exit code is the report: under `inferwatch up` this runs in a task, whose
-            # exception asyncio would otherwise also log, traceback and all.
-            task = asyncio.current_task()
-            if task is not None:
-                task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            _exit_quietly()
             raise SystemExit(2) from None
         log.info("serving /metrics and /badge/ on %s", self._listener.listen)
 
@@ -171,13 +231,21 @@ class Monitor:
         raw, rolled = cutoffs(self.config.retention.raw, self.config.retention.rollups)
         with self._tracked():
             try:
-                await in_daemon_thread(
-                    lambda: prune(self.engine, raw, rolled, stop=self._prune_stop)
-                )
+                await in_daemon_thread(self.prune_once, raw, rolled)
             except asyncio.CancelledError:
                 pass  # shutting down: the thread stops at its next chunk
             except Exception:
                 log.exception("the daily prune failed; it will run again tomorrow")
+
+    def prune_once(self, raw: datetime, rolled: datetime) -> bool:
+        """The prune, in its thread, by one agent of a deployment at a time (an advisory lock
+        on PostgreSQL; the others skip it). Whether this agent ran it."""
+        with exclusive(self.engine, PRUNE_JOB) as mine:
+            if not mine:
+                log.info("the daily prune is running in another agent; skipped here")
+                return False
+            prune(self.engine, raw, rolled, stop=self._prune_stop)
+            return True
 
     @contextlib.contextmanager
     def _tracked(self) -> Iterator[None]:
@@ -202,6 +270,8 @@ class Monitor:
         self._scheduler.pause()
         self.slots.stop()
         self._prune_stop.set()
+        if self._heart is not None:
+            self._heart.cancel()
         # Probes count as in flight from the moment they are started, even before their
         # first step has run: one started just before the stop still gets written.
         if in_flight := self.slots.in_flight():
@@ -226,6 +296,7 @@ class Monitor:
         try:
             async with asyncio.timeout(RUN_RECORD_GRACE):
                 await in_daemon_thread(self.writer.stop_run)
+                await in_daemon_thread(self.registry.leave)
         except Exception:
             log.warning("could not record the end of this run; the next start will")
         if self._prober is None:
@@ -305,15 +376,23 @@ class Monitor:
         if self.metrics is not None:
             self.metrics.configure(new.targets)  # removed targets lose their series
         for name in old.keys() - {t.name for t in new.targets}:
-            self.slots.remove(name)
             log.info("%s: removed from the config; no longer probed", name)
         for target in new.targets:
             before = old.get(target.name)
             interval = new.interval_of(target)
             if before is None:
-                self.slots.plan(target.name, interval)
                 log.info("%s: added to the config; probing every %gs", target.name, interval)
             elif old_config.interval_of(before) != interval or before != target:
-                self.slots.plan(target.name, interval)
                 log.info("%s: changed in the config", target.name)
+        # Slots: added targets of this agent's share planned, removed ones dropped, changed
+        # ones re-timed; the writer holds its share of the new targets once the config is in.
+        self.membership.update(self.registry.live, new)
         log.info("config reloaded: %d targets", len(new.targets))
+
+
+def _exit_quietly() -> None:
+    """The exit code is the report: under `inferwatch up` the monitor runs in a task, whose
+    exception asyncio would otherwise also log, traceback and all."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -47,6 +47,24 @@ PortOption = Annotated[
     int,
     typer.Option("--port", "-p", min=1, max=65535, help="Port for the dashboard."),
 ]
+AgentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--agent",
+        envvar="INFERWATCH_AGENT",
+        help="This agent's name, unique in the deployment [default: the host name].",
+        show_default=False,
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        envvar="INFERWATCH_REGION",
+        help="Where this agent probes from [default: default].",
+        show_default=False,
+    ),
+]
 HostOption = Annotated[
     str,
     typer.Option(
@@ -61,13 +79,17 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every probe (DEBUG), not only changes.")
     ] = False,
+    agent: AgentOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Run the monitor: probe every target on its interval, record, detect changes, alert.
 
     Logs one line per state change and per alert at INFO. SIGTERM/SIGINT stop it cleanly
     (in-flight probes finish, results and pending alerts are flushed) within about 10 s;
-    SIGHUP reloads the config file without a restart.
+    SIGHUP reloads the config file without a restart. Several agents (--agent, --region) can
+    share one PostgreSQL; a second start with a live agent's name exits 2.
     """
+    from monitor.agent.registry import Identity
     from monitor.agent.service import Monitor  # lazy: see the module docstring
 
     cfg = load_or_exit(config)
@@ -75,7 +97,8 @@ def run(
     for warning in config_warnings(cfg):
         logging.getLogger("monitor.config").warning("%s", warning)
     engine = open_or_exit(cfg)
-    eventloop.run(Monitor(cfg, engine, os.environ, config_path=config).run())
+    me = Identity.of(agent, region, os.environ)
+    eventloop.run(Monitor(cfg, engine, os.environ, config_path=config, identity=me).run())
 
 
 def _start_dashboard(cfg: Config, config: Path, port: int, host: str) -> Dashboard:
@@ -95,6 +118,8 @@ def up(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every probe (DEBUG), not only changes.")
     ] = False,
+    agent: AgentOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Run the monitor and the dashboard together, and print the dashboard's URL.
 
@@ -102,6 +127,7 @@ def up(
     SIGTERM/SIGINT stop both cleanly (exit 0); if the dashboard dies, the monitor is stopped
     too (exit 1).
     """
+    from monitor.agent.registry import Identity
     from monitor.agent.service import Monitor  # lazy: see the module docstring
 
     cfg = load_or_exit(config)
@@ -110,7 +136,8 @@ def up(
         logging.getLogger("monitor.config").warning("%s", warning)
     engine = open_or_exit(cfg)  # creates the schema, so the dashboard opens a ready database
     board = _start_dashboard(cfg, config, port, host)
-    monitor = Monitor(cfg, engine, os.environ, config_path=config)
+    me = Identity.of(agent, region, os.environ)
+    monitor = Monitor(cfg, engine, os.environ, config_path=config, identity=me)
 
     def ready() -> None:
         out.print(

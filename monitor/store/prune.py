@@ -97,22 +97,6 @@ def prune(
     return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
 
 
-def prune_once(
-    engine: Engine,
-    raw_cutoff: datetime,
-    rollup_cutoff: datetime,
-    *,
-    stop: threading.Event | None = None,
-) -> PruneReport | None:
-    """The monitor's daily prune, run by one agent of a deployment at a time: None when
-    another agent is running it (see `exclusive`)."""
-    with exclusive(engine, "prune") as mine:
-        if not mine:
-            log.info("the prune is running in another agent; skipped here")
-            return None
-        return prune(engine, raw_cutoff, rollup_cutoff, stop=stop)
-
-
 @contextlib.contextmanager
 def exclusive(engine: Engine, job: str) -> Iterator[bool]:
     """Whether this process runs `job` now. On PostgreSQL, only the one holding the job's
@@ -122,7 +106,7 @@ def exclusive(engine: Engine, job: str) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    key = int.from_bytes(hashlib.blake2b(f"inferwatch:{job}".encode(), digest_size=8).digest())
+    key = int.from_bytes(hashlib.blake2b(job.encode(), digest_size=8).digest())
     key -= 1 << 63  # advisory keys are signed 64-bit
     with engine.connect() as conn:
         mine = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
