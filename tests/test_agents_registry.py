@@ -513,3 +513,57 @@ def test_the_overview_lists_the_agents_alive_and_lost(
     assert list(shown[""]) == ["alive", "lost"] and list(shown["Region"]) == ["eu", "us"]
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_two_starts_racing_for_one_name_on_postgres_one_wins(pg: Engine) -> None:
+    """Both on other hosts, at the same moment: the unique name serialises them."""
+    clock = Clock()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def start(host: str) -> None:
+        engine = make_engine(URL)
+        barrier.wait(5)
+        try:
+            agent(engine, clock, "eu-1", host=host).join()
+            outcomes.append("joined")
+        except AgentRefused:
+            outcomes.append("refused")
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=start, args=(h,)) for h in ("host-a", "host-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes) == ["joined", "refused"]
+
+
+def test_a_running_monitor_taken_over_stops_at_its_next_beat(tmp_path: Path) -> None:
+    import asyncio
+
+    config = make_config(
+        [{"name": "t", "kind": "http", "url": "http://127.0.0.1:9/"}],
+        database=f"sqlite:///{tmp_path / 'm.db'}",
+    )
+    engine = open_database(config.database)
+
+    async def main() -> float:
+        monitor = Monitor(config, engine, env={}, identity=Identity("eu-1", "eu", HOST, 1))
+        running = asyncio.create_task(monitor.run())
+        while monitor.registry.agent_id is None:
+            await asyncio.sleep(0.05)
+        # Another start of eu-1 after this one went unheard for LOST_AFTER_S (a long pause).
+        later = datetime.now(UTC) + timedelta(seconds=LOST_AFTER_S)
+        with engine.begin() as conn:
+            writes.join_agent(conn, "eu-1", "eu", "0", "host-b", 2, later)
+        started = time.monotonic()
+        await asyncio.wait_for(running, 20)
+        return time.monotonic() - started
+
+    took = asyncio.run(main())
+    assert took < 5 + 10  # its next beat, then a clean stop
+    taken = row(engine, "eu-1")
+    assert (taken.host, taken.pid, taken.stopped_at) == ("host-b", 2, None)  # not left
+    engine.dispose()
