@@ -567,3 +567,20 @@ def test_a_running_monitor_taken_over_stops_at_its_next_beat(tmp_path: Path) -> 
     taken = row(engine, "eu-1")
     assert (taken.host, taken.pid, taken.stopped_at) == ("host-b", 2, None)  # not left
     engine.dispose()
+
+
+def test_no_data_gaps_are_times_when_no_agent_ran(db: Engine) -> None:
+    """Agents' runs overlap: one restarting while another runs is no gap in the history."""
+    clock = Clock()
+    a = agent(db, clock, "eu-1", host="host-a").join()
+    m = timedelta(minutes=1)
+    with db.begin() as conn:
+        long_run, _ = writes.start_run(conn, T0, a)
+        writes.heartbeat(conn, long_run, T0 + 60 * m)  # eu-1: 12:00 to 13:00
+        for begin, end in ((T0 + 5 * m, T0 + 10 * m), (T0 + 15 * m, T0 + 20 * m)):
+            other, _ = writes.start_run(conn, begin, a)  # another agent's restarts, inside
+            writes.stop_run(conn, other, end)
+        late, _ = writes.start_run(conn, T0 + 90 * m, a)  # nobody from 13:00 to 13:30
+        writes.stop_run(conn, late, T0 + 100 * m)
+    with Session(db) as s:
+        assert reads.gaps(s, T0, T0 + 120 * m) == [(T0 + 60 * m, T0 + 90 * m)]

@@ -755,7 +755,8 @@ def alert_error(session: Session, alert_id: int) -> str:
 
 
 def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Periods in [start, end) when the monitor was not running ("no data", never uptime)."""
+    """Periods in [start, end) when the monitor was not running ("no data", never uptime).
+    With several agents, their runs overlap: a gap is a time when none of them ran."""
     runs = session.execute(
         select(
             MonitorRunRecord.started_at, MonitorRunRecord.stopped_at, MonitorRunRecord.last_seen_at
@@ -768,7 +769,8 @@ def gaps(session: Session, start: datetime, end: datetime) -> list[tuple[datetim
             a, b = max(previous_end, start), min(started, end)
             if a < b:
                 out.append((a, b))
-        previous_end = stopped or last_seen
+        ended = stopped or last_seen
+        previous_end = ended if previous_end is None else max(previous_end, ended)
     return out
 
 
