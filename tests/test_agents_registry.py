@@ -584,3 +584,20 @@ def test_no_data_gaps_are_times_when_no_agent_ran(db: Engine) -> None:
         writes.stop_run(conn, late, T0 + 100 * m)
     with Session(db) as s:
         assert reads.gaps(s, T0, T0 + 120 * m) == [(T0 + 60 * m, T0 + 90 * m)]
+
+
+def test_an_agent_name_or_region_the_table_cannot_hold_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    cfg = write_config(
+        tmp_path, [{"name": "t", "kind": "http", "url": "http://127.0.0.1:9/"}], "sqlite:///w.db"
+    )
+    for args, said in (
+        (["--agent", "a" * 101], "an agent name has 1 to 100 characters"),
+        (["--region", "r" * 65], "a region has 1 to 64 characters"),
+    ):
+        for command in ("run", "up"):
+            result = CliRunner().invoke(app, [command, "-c", str(cfg), *args])
+            assert result.exit_code == 2, result.output
+            assert said in result.output
+    assert not (tmp_path / "w.db").exists()  # refused before anything was opened

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REGION = "default"
 AGENT_ENV = "INFERWATCH_AGENT"
 REGION_ENV = "INFERWATCH_REGION"
+MAX_NAME, MAX_REGION, MAX_HOST = 100, 64, 255  # the agents table's columns
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,18 @@ class Identity:
         """--agent/--region, else INFERWATCH_AGENT/INFERWATCH_REGION, else the host name and
         region `default`."""
         host = socket.gethostname() or "localhost"
-        return cls(
-            name=name or env.get(AGENT_ENV) or host,
-            region=region or env.get(REGION_ENV) or DEFAULT_REGION,
-            host=host,
+        me = cls(
+            name=(name or env.get(AGENT_ENV) or host).strip(),
+            region=(region or env.get(REGION_ENV) or DEFAULT_REGION).strip(),
+            host=host[:MAX_HOST],
             pid=os.getpid(),
         )
+        # The columns' sizes: said at the start, not as a database error at the join.
+        if not me.name or len(me.name) > MAX_NAME:
+            raise ValueError(f"an agent name has 1 to {MAX_NAME} characters: {me.name!r}")
+        if not me.region or len(me.region) > MAX_REGION:
+            raise ValueError(f"a region has 1 to {MAX_REGION} characters: {me.region!r}")
+        return me
 
 
 def pid_running(pid: int) -> bool:

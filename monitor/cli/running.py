@@ -14,7 +14,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,9 @@ from monitor.config.load import config_warnings
 from monitor.config.model import Config
 from monitor.config.types import DEFAULT_CONFIG_FILE
 from monitor.store.db import display_url
+
+if TYPE_CHECKING:
+    from monitor.agent.registry import Identity
 
 PortOption = Annotated[
     int,
@@ -89,16 +92,26 @@ def run(
     SIGHUP reloads the config file without a restart. Several agents (--agent, --region) can
     share one PostgreSQL; a second start with a live agent's name exits 2.
     """
-    from monitor.agent.registry import Identity
     from monitor.agent.service import Monitor  # lazy: see the module docstring
 
     cfg = load_or_exit(config)
+    me = _identity(agent, region)
     setup_logging(cfg, logging.DEBUG if verbose else logging.INFO)
     for warning in config_warnings(cfg):
         logging.getLogger("monitor.config").warning("%s", warning)
     engine = open_or_exit(cfg)
-    me = Identity.of(agent, region, os.environ)
     eventloop.run(Monitor(cfg, engine, os.environ, config_path=config, identity=me).run())
+
+
+def _identity(agent: str | None, region: str | None) -> Identity:
+    """This agent's name and region, or exit 2 saying what is wrong with them."""
+    from monitor.agent.registry import Identity
+
+    try:
+        return Identity.of(agent, region, os.environ)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _start_dashboard(cfg: Config, config: Path, port: int, host: str) -> Dashboard:
@@ -127,16 +140,15 @@ def up(
     SIGTERM/SIGINT stop both cleanly (exit 0); if the dashboard dies, the monitor is stopped
     too (exit 1).
     """
-    from monitor.agent.registry import Identity
     from monitor.agent.service import Monitor  # lazy: see the module docstring
 
     cfg = load_or_exit(config)
+    me = _identity(agent, region)
     setup_logging(cfg, logging.DEBUG if verbose else logging.INFO)
     for warning in config_warnings(cfg):
         logging.getLogger("monitor.config").warning("%s", warning)
     engine = open_or_exit(cfg)  # creates the schema, so the dashboard opens a ready database
     board = _start_dashboard(cfg, config, port, host)
-    me = Identity.of(agent, region, os.environ)
     monitor = Monitor(cfg, engine, os.environ, config_path=config, identity=me)
 
     def ready() -> None:
