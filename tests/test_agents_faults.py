@@ -3,6 +3,9 @@
 PostgreSQL restarted under a running agent: it keeps probing, holds what it cannot write and
 writes it when the database is back, loses nothing it wrote before, and an alert confirmed
 across the outage is sent exactly once. The bound of that backlog drops the oldest results.
+Three agents in one region share the targets; a kill -9 of the one holding a failing target
+moves it to another, which confirms the failure and alerts exactly once; a start with a live
+agent's name exits 2.
 
 Each test here starts and stops a throwaway cluster (initdb + pg_ctl, as `.ci/run` does), so
 it never disturbs the database INFERWATCH_TEST_POSTGRES_URL names; skipped without Debian's
@@ -12,11 +15,13 @@ PostgreSQL binaries.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import glob
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -140,38 +145,56 @@ def test_postgres_restarted_under_a_running_agent_loses_nothing(
     targets = [{"name": f"ok{i}", "kind": "http", "url": f"{provider.url}/ok"} for i in range(4)]
     targets.append({"name": "flaky", "kind": "http", "url": f"{provider.url}/flaky"})
     config = tmp_path / "inferwatch.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database": cluster.url,
-                "defaults": {
-                    "interval": "200ms",
-                    "timeout": "1s",
-                    "failure_threshold": 3,
-                    "success_threshold": 1,
-                },
-                "alerts": {"email": inbox.settings()},
-                "targets": targets,
-            }
-        )
-    )
+    settings = {
+        "database": cluster.url,
+        "defaults": {
+            "interval": "200ms",
+            "timeout": "1s",
+            "failure_threshold": 3,
+            "success_threshold": 1,
+        },
+        "alerts": {"email": inbox.settings()},
+        "targets": targets,
+    }
+    config.write_text(yaml.safe_dump(settings))
     log = tmp_path / "run.log"
-    proc = start_cli(["run", "-c", str(config)], log)
+    proc = start_cli(["run", "-c", str(config), "--agent", "solo", "--region", "eu"], log)
     try:
         wait_for(
             lambda: _scalar(pg, "select count(*) from probe_results") >= 20, proc, log, timeout=30
         )
+        with pg.connect() as conn:
+            committed = set(conn.scalars(text("select id from probe_results")))
         pg.dispose()  # this test's own connections would not survive the restart either
         cluster.stop()
         down = time.time()
         asked = len(seen)
         failing.set()  # the flaky target fails while nothing can be written: its alert
         # must still be decided, stored and sent once the database is back
-        time.sleep(4.0)
+        time.sleep(1.0)
+        # A reload meanwhile: the writer cannot record the new target yet, and must go on.
+        added = {"name": "added", "kind": "http", "url": f"{provider.url}/ok"}
+        config.write_text(yaml.safe_dump({**settings, "targets": [*targets, added]}))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3.0)
         probed_meanwhile = len(seen) - asked
         cluster.start()
         up = time.time()
         wait_for(lambda: len(inbox.messages) >= 1, proc, log, timeout=30)
+        # The heartbeat survived the outage too: the agent beats again, still alive.
+        wait_for(
+            lambda: (
+                _scalar(
+                    pg,
+                    "select count(*) from agents where name = 'solo' and heartbeat_at > :up",
+                    up=_naive(up),
+                )
+                == 1
+            ),
+            proc,
+            log,
+            timeout=15,
+        )
         # Keep running a little: a doubled send or a lost write would show by now.
         time.sleep(1.5)
     finally:
@@ -190,8 +213,20 @@ def test_postgres_restarted_under_a_running_agent_loses_nothing(
     )
     answered = sum(1 for at in seen if down + 0.3 < at < up - 0.3)
     assert during >= answered - 5 and during > 50, (during, answered)
-    # Every answer the provider gave is a stored result: before, during and after.
+    # Every answer the provider gave is a stored result: before, during and after; what was
+    # committed before the restart is all still there, and every probe names its agent.
     assert _scalar(pg, "select count(*) from probe_results") == len(seen)
+    with pg.connect() as conn:
+        assert committed <= set(conn.scalars(text("select id from probe_results")))
+    assert _scalar(pg, "select count(*) from probe_results where agent_id is null") == 0
+    assert (
+        _scalar(
+            pg,
+            "select count(*) from probe_results p join targets t on t.id = p.target_id "
+            "where t.name = 'added'",
+        )
+        > 10
+    )
     assert "the database is unreachable" in output, output
     assert "the database is back after" in output, output
     # The alert was decided from results held across the outage and sent exactly once.
@@ -236,3 +271,156 @@ def test_a_long_outage_drops_the_oldest_held_results_and_says_how_many(
         stored = list(conn.scalars(text("select checked_at from probe_results order by id")))
     assert stored == [p.checked_at.replace(tzinfo=None) for p in probes[150:]]
     assert "150 older ones were dropped (over 100 held)" in caplog.text, caplog.text
+
+
+def _start_agent(config: Path, name: str, log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    return start_cli(["run", "-c", str(config), "--agent", name, "--region", "eu"], log)
+
+
+def _probers(engine: Engine, since: datetime) -> dict[str, set[str]]:
+    """Per target, the agents whose probes of it were stored since `since` (naive UTC)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select distinct t.name, a.name from probe_results p "
+                "join targets t on t.id = p.target_id join agents a on a.id = p.agent_id "
+                "where p.checked_at > :since"
+            ),
+            {"since": since},
+        ).all()
+    found: dict[str, set[str]] = {}
+    for target, agent in rows:
+        found.setdefault(target, set()).add(agent)
+    return found
+
+
+def _holder(engine: Engine, target: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "select a.name from target_states s join targets t on t.id = s.target_id "
+                "join agents a on a.id = s.holder where t.name = :t"
+            ),
+            {"t": target},
+        ).scalar()
+
+
+def test_three_agents_share_the_targets_and_survive_a_kill_9_of_the_holder(
+    tmp_path: Path, cluster: Cluster, pg: Engine, provider: FakeProvider, inbox: Inbox
+) -> None:
+    """One region, three agents: each target probed by one of them; kill -9 of the one holding
+    the failing target: another takes it over, and its alert (and the recovery's) arrive
+    exactly once. A fourth start with a live agent's name exits 2."""
+    failing = threading.Event()
+    bad_seen: list[float] = []
+    provider.route("/ok", Reply(200, "ok"))
+    provider.route(
+        "/bad",
+        _timed(bad_seen, lambda: sim.server_500() if failing.is_set() else Reply(200, "ok")),
+    )
+    names = [f"t{i:02d}" for i in range(29)] + ["bad"]
+    targets = [
+        {"name": n, "kind": "http", "url": f"{provider.url}/{'bad' if n == 'bad' else 'ok'}"}
+        for n in names
+    ]
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": cluster.url,
+                "defaults": {
+                    "interval": "500ms",
+                    "timeout": "400ms",
+                    "failure_threshold": 4,
+                    "success_threshold": 1,
+                },
+                "alerts": {"email": inbox.settings()},
+                "targets": targets,
+            }
+        )
+    )
+    agents = {n: _start_agent(config, n, tmp_path / f"{n}.log") for n in ("a1", "a2", "a3")}
+    logs = {n: tmp_path / f"{n}.log" for n in agents}
+    try:
+        first = agents["a1"]
+
+        # Settled: every target probed by exactly one agent lately, and all three probing.
+        def shared() -> bool:
+            lately = _probers(pg, _naive(time.time() - 1.5))
+            return (
+                len(lately) == len(names)
+                and all(len(by) == 1 for by in lately.values())
+                and set().union(*lately.values()) == set(agents)
+            )
+
+        wait_for(shared, first, logs["a1"], timeout=30)
+        window = _naive(time.time() - 1.5)
+        share = collections.Counter(a for (a,) in map(tuple, _probers(pg, window).values()))
+        assert all(len(names) * 0.15 <= n <= len(names) * 0.55 for n in share.values()), share
+
+        holder = _holder(pg, "bad")
+        assert holder in agents
+        failing.set()
+        wait_for(
+            lambda: (
+                _scalar(
+                    pg,
+                    "select count(*) from probe_results p join targets t on t.id = p.target_id "
+                    "where t.name = 'bad' and p.outcome != 'ok'",
+                )
+                >= 1
+            ),
+            first,
+            logs["a1"],
+        )
+        agents[holder].send_signal(signal.SIGKILL)
+        killed = time.time()
+        agents[holder].wait(timeout=10)
+
+        # The same name again, while the others run: refused with exit 2, naming the agent.
+        twin_log = tmp_path / "twin.log"
+        survivor = next(n for n in agents if n != holder)
+        twin = _start_agent(config, survivor, twin_log)
+        assert twin.wait(timeout=30) == 2, twin_log.read_text()
+        said = twin_log.read_text()
+        assert f"agent '{survivor}' is already running on host" in said, said
+        assert "last heartbeat" in said and "Traceback" not in said, said
+
+        # Taken over: another agent probes and holds it.
+        others = {n: p for n, p in agents.items() if n != holder}
+        watch = next(iter(others.values()))
+        wait_for(
+            lambda: bool(_probers(pg, _naive(killed)).get("bad", set()) - {holder}),
+            watch,
+            logs[survivor],
+            timeout=40,
+        )
+        taken = max(0.0, min(at for at in bad_seen if at > killed) - killed)
+        wait_for(lambda: len(inbox.messages) >= 1, watch, logs[survivor], timeout=20)
+        failing.clear()
+        wait_for(lambda: len(inbox.messages) >= 2, watch, logs[survivor], timeout=20)
+        time.sleep(1.5)  # a doubled send would arrive by now
+    finally:
+        for name, proc in agents.items():
+            if proc.poll() is None:
+                stop(proc, logs[name])
+    print(f"takeover after kill -9: first probe by another agent {taken:.1f} s later")
+    assert taken <= 15 + 2 * 5 + 2, taken  # LOST_AFTER_S, then a beat or two
+    assert _holder(pg, "bad") != holder
+    with pg.connect() as conn:
+        deciders = conn.execute(
+            text(
+                "select tr.to_outcome, a.name from transitions tr join agents a "
+                "on a.id = tr.agent_id join targets t on t.id = tr.target_id "
+                "where t.name = 'bad' order by tr.id"
+            )
+        ).all()
+    # First seen up; the killed agent saw the first failure only, so the taker confirmed it
+    # (from the count the killed one had committed), then the recovery.
+    assert [o for o, _ in deciders] == ["ok", "server_error", "ok"], deciders
+    assert all(a != holder for _, a in deciders[1:]), deciders
+    subjects = inbox.subjects
+    assert len(subjects) == 2, subjects
+    assert all("bad" in s for s in subjects), subjects
+    assert _scalar(pg, "select count(*) from alerts") == 2
+    assert _scalar(pg, "select count(*) from alerts where status = 'sent'") == 2
