@@ -13,8 +13,10 @@ import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,7 @@ from monitor.agent.membership import Membership
 from monitor.agent.scheduler import Slots, make_scheduler
 from monitor.agent.writer import Holding, Writer
 from monitor.config.model import Config
+from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.agents import LOST_AFTER_S, Agent, alive, duties
 from monitor.domain.evidence import Outcome
 from monitor.store import make_engine, open_database, writes
@@ -35,6 +38,7 @@ from monitor.store.models import (
     TransitionRecord,
 )
 from tests.helpers import make_config
+from tests.smtp import Inbox
 from tests.test_loop_writer import EMAIL, T0, result
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")
@@ -377,3 +381,112 @@ def test_an_agent_without_a_registry_is_unfenced(db_url: str) -> None:
         feed(w, S500, minute)
     assert len(rows(engine, TransitionRecord)) == 1
     assert {s.holder for s in rows(engine, TargetStateRecord)} == {None}
+
+
+# ---------------------------------------------------------------- two live agents
+
+
+@needs_pg
+def test_two_live_agents_in_two_regions_alert_once_and_take_over_a_stopped_one(
+    tmp_path: Path, provider: FakeProvider, inbox: Inbox
+) -> None:
+    """Two `Monitor`s (regions eu and us) on one PostgreSQL against the fake provider: both
+    probe every target, each state has one holder, a lasting 410 is one transition and one
+    email; when one stops, the other holds everything at its next beat."""
+    import asyncio
+    import time
+
+    from monitor.agent.registry import Identity
+    from monitor.agent.service import Monitor
+    from monitor.config.load import load_config
+    from monitor.demo import simulator as sim
+    from monitor.domain.agents import HEARTBEAT_S
+
+    with make_engine(URL).begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    provider.route("/gone/models/gpt2", sim.legacy_410())
+    provider.route("/up/models/m", Reply(200, [[0.1, 0.2]]))
+    names = ["gone", "up-1", "up-2", "up-3", "up-4", "up-5"]
+    targets = [
+        {
+            "name": name,
+            "kind": "hf-legacy",
+            "model": "gpt2" if name == "gone" else "m",
+            "base_url": f"{provider.url}/{'gone' if name == 'gone' else 'up'}",
+        }
+        for name in names
+    ]
+    path = tmp_path / "inferwatch.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "database": URL,
+                "defaults": {"interval": "200ms", "timeout": "1s"},
+                "alerts": {"email": inbox.settings()},
+                "targets": targets,
+            }
+        )
+    )
+    config = load_config(path, env={})
+    engine = open_database(URL)
+    found: dict[str, float] = {}
+
+    async def main() -> None:
+        monitors = {
+            region: Monitor(
+                config,
+                engine,
+                env={},
+                config_path=path,
+                identity=Identity(f"agent-{region}", region, "host", 1),
+            )
+            for region in ("eu", "us")
+        }
+        tasks = {r: asyncio.create_task(m.run()) for r, m in monitors.items()}
+        start = time.monotonic()
+
+        def shared() -> bool:  # both have seen each other at a beat
+            held = [m.membership.holding for m in monitors.values()]
+            return len(held[0] | held[1]) == len(names) and not held[0] & held[1]
+
+        while not (shared() and len(inbox.messages) >= 1) and time.monotonic() - start < 20:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # a few more rounds from both regions
+        found["shared"] = float(shared())
+        monitors["us"].stop()
+        await asyncio.wait_for(tasks["us"], 12)
+        stopped = time.monotonic()
+        eu = monitors["eu"].membership
+        while len(eu.holding) < len(names) and time.monotonic() - stopped < 3 * HEARTBEAT_S:
+            await asyncio.sleep(0.05)
+        found["takeover_s"] = time.monotonic() - stopped
+        await asyncio.sleep(1.0)  # eu decides everything now
+        monitors["eu"].stop()
+        await asyncio.wait_for(tasks["eu"], 12)
+
+    asyncio.run(main())
+    assert found["shared"] == 1.0
+    assert found["takeover_s"] <= HEARTBEAT_S + 1.0  # at eu's next beat after us left
+    with Session(engine) as s:
+        agents = {a.id: a.region for a in s.scalars(select(AgentRecord))}
+        by_target: dict[str, set[str]] = {}
+        for name, agent_id in s.execute(
+            select(TargetRecord.name, ProbeRecord.agent_id).join(ProbeRecord.target)
+        ):
+            by_target.setdefault(name, set()).add(agents[agent_id])
+        transitions = [
+            (name, agents[agent_id])
+            for name, agent_id in s.execute(
+                select(TargetRecord.name, TransitionRecord.agent_id).join(
+                    TargetRecord, TargetRecord.id == TransitionRecord.target_id
+                )
+            )
+        ]
+        holders = set(s.scalars(select(TargetStateRecord.holder)))
+    assert by_target == {name: {"eu", "us"} for name in names}  # probed from both regions
+    assert sorted(name for name, _ in transitions) == sorted(names)  # one first state each
+    assert [m["subject"] for m in inbox.messages] == [
+        "[inferwatch] gone: first probe: deprecated (410)"
+    ]
+    assert holders == {next(i for i, r in agents.items() if r == "eu")}
+    engine.dispose()
