@@ -1,7 +1,7 @@
 """Agents under faults, as real processes on a real (Debian) PostgreSQL of their own.
 
-PostgreSQL restarted under a running agent: it keeps probing, holds what it cannot write and
-writes it when the database is back, loses nothing it wrote before, and an alert confirmed
+PostgreSQL restarted under two running agents: they keep probing, hold what they cannot write
+and write it when the database is back, lose nothing written before, and an alert confirmed
 across the outage is sent exactly once. The bound of that backlog drops the oldest results.
 Three agents in one region share the targets; a kill -9 of the one holding a failing target
 moves it to another, which confirms the failure and alerts exactly once; a start with a live
@@ -133,16 +133,17 @@ def _timed(log: list[float], answer: Callable[[], Reply]) -> Callable[[Seen], Re
     return route
 
 
-def test_postgres_restarted_under_a_running_agent_loses_nothing(
+def test_postgres_restarted_under_running_agents_loses_nothing(
     tmp_path: Path, cluster: Cluster, pg: Engine, provider: FakeProvider, inbox: Inbox
 ) -> None:
+    """Two agents sharing a region's targets; PostgreSQL stopped for 4 s and started again."""
     failing = threading.Event()
     seen: list[float] = []
     provider.route("/ok", _timed(seen, lambda: Reply(200, "ok")))
     provider.route(
         "/flaky", _timed(seen, lambda: sim.server_500() if failing.is_set() else Reply(200, "ok"))
     )
-    targets = [{"name": f"ok{i}", "kind": "http", "url": f"{provider.url}/ok"} for i in range(4)]
+    targets = [{"name": f"ok{i}", "kind": "http", "url": f"{provider.url}/ok"} for i in range(6)]
     targets.append({"name": "flaky", "kind": "http", "url": f"{provider.url}/flaky"})
     config = tmp_path / "inferwatch.yaml"
     settings = {
@@ -157,12 +158,20 @@ def test_postgres_restarted_under_a_running_agent_loses_nothing(
         "targets": targets,
     }
     config.write_text(yaml.safe_dump(settings))
-    log = tmp_path / "run.log"
-    proc = start_cli(["run", "-c", str(config), "--agent", "solo", "--region", "eu"], log)
+    logs = {n: tmp_path / f"{n}.log" for n in ("e1", "e2")}
+    agents = {n: _start_agent(config, n, log) for n, log in logs.items()}
+    first = agents["e1"]
     try:
-        wait_for(
-            lambda: _scalar(pg, "select count(*) from probe_results") >= 20, proc, log, timeout=30
-        )
+        # Settled: each target probed by one agent, both agents probing.
+        def shared() -> bool:
+            lately = _probers(pg, _naive(time.time() - 1.0))
+            return (
+                len(lately) == len(targets)
+                and all(len(by) == 1 for by in lately.values())
+                and set().union(*lately.values()) == set(agents)
+            )
+
+        wait_for(shared, first, logs["e1"], timeout=30)
         with pg.connect() as conn:
             committed = set(conn.scalars(text("select id from probe_results")))
         pg.dispose()  # this test's own connections would not survive the restart either
@@ -172,47 +181,50 @@ def test_postgres_restarted_under_a_running_agent_loses_nothing(
         failing.set()  # the flaky target fails while nothing can be written: its alert
         # must still be decided, stored and sent once the database is back
         time.sleep(1.0)
-        # A reload meanwhile: the writer cannot record the new target yet, and must go on.
+        # A reload meanwhile: the writers cannot record the new target yet, and must go on.
         added = {"name": "added", "kind": "http", "url": f"{provider.url}/ok"}
         config.write_text(yaml.safe_dump({**settings, "targets": [*targets, added]}))
-        proc.send_signal(signal.SIGHUP)
+        for proc in agents.values():
+            proc.send_signal(signal.SIGHUP)
         time.sleep(3.0)
         probed_meanwhile = len(seen) - asked
         cluster.start()
         up = time.time()
-        wait_for(lambda: len(inbox.messages) >= 1, proc, log, timeout=30)
-        # The heartbeat survived the outage too: the agent beats again, still alive.
+        wait_for(lambda: len(inbox.messages) >= 1, first, logs["e1"], timeout=30)
+        # The heartbeats survived the outage too: both agents beat again, still alive.
         wait_for(
             lambda: (
-                _scalar(
-                    pg,
-                    "select count(*) from agents where name = 'solo' and heartbeat_at > :up",
-                    up=_naive(up),
-                )
-                == 1
+                _scalar(pg, "select count(*) from agents where heartbeat_at > :up", up=_naive(up))
+                == 2
             ),
-            proc,
-            log,
+            first,
+            logs["e1"],
             timeout=15,
         )
         # Keep running a little: a doubled send or a lost write would show by now.
         time.sleep(1.5)
     finally:
-        code, _ = stop(proc, log)
-    output = log.read_text()
-    assert code == 0, output
+        codes = {n: stop(proc, logs[n])[0] for n, proc in agents.items()}
+    outputs = {n: log.read_text() for n, log in logs.items()}
+    assert codes == {"e1": 0, "e2": 0}, outputs
 
-    # Probing went on through the outage, at about its pace (5 targets every 200 ms).
-    assert probed_meanwhile >= 0.7 * 5 * 4.0 / 0.2, probed_meanwhile
-    # What was probed while PostgreSQL was down is in the database now, counted by time.
+    # Probing went on through the outage, at about its pace (7 targets every 200 ms).
+    assert probed_meanwhile >= 0.7 * 7 * 4.0 / 0.2, probed_meanwhile
+    # What was probed while PostgreSQL was down is in the database now, counted by time,
+    # and by each agent.
+    window = {"a": _naive(down + 0.3), "b": _naive(up - 0.3)}
     during = _scalar(
-        pg,
-        "select count(*) from probe_results where checked_at > :a and checked_at < :b",
-        a=_naive(down + 0.3),
-        b=_naive(up - 0.3),
+        pg, "select count(*) from probe_results where checked_at > :a and checked_at < :b", **window
     )
     answered = sum(1 for at in seen if down + 0.3 < at < up - 0.3)
-    assert during >= answered - 5 and during > 50, (during, answered)
+    assert during >= answered - 7 and during > 80, (during, answered)
+    by_agent = _scalar(
+        pg,
+        "select count(distinct agent_id) from probe_results "
+        "where checked_at > :a and checked_at < :b",
+        **window,
+    )
+    assert by_agent == 2
     # Every answer the provider gave is a stored result: before, during and after; what was
     # committed before the restart is all still there, and every probe names its agent.
     assert _scalar(pg, "select count(*) from probe_results") == len(seen)
@@ -227,14 +239,15 @@ def test_postgres_restarted_under_a_running_agent_loses_nothing(
         )
         > 10
     )
-    assert "the database is unreachable" in output, output
-    assert "the database is back after" in output, output
+    for output in outputs.values():
+        assert "the database is unreachable" in output, output
+        assert "the database is back after" in output, output
+        assert "Traceback" not in output.split("the database is back after")[-1], output
     # The alert was decided from results held across the outage and sent exactly once.
     assert inbox.subjects and len(inbox.messages) == 1, inbox.subjects
     assert "flaky" in inbox.subjects[0]
     assert _scalar(pg, "select count(*) from alerts") == 1
     assert _scalar(pg, "select count(*) from alerts where status = 'sent'") == 1
-    assert "Traceback" not in output.split("the database is back after")[-1]
 
 
 def test_a_long_outage_drops_the_oldest_held_results_and_says_how_many(
