@@ -40,7 +40,7 @@ from monitor.demo import simulator as sim
 from monitor.demo.simulator import FakeProvider, Reply, Seen
 from monitor.domain.evidence import Outcome
 from monitor.store import make_engine, open_database
-from tests.helpers import make_config
+from tests.helpers import make_config, probe_once
 from tests.smtp import Inbox
 from tests.test_launch import start_cli, stop, wait_for
 from tests.test_loop_writer import result
@@ -437,3 +437,52 @@ def test_three_agents_share_the_targets_and_survive_a_kill_9_of_the_holder(
     assert all("bad" in s for s in subjects), subjects
     assert _scalar(pg, "select count(*) from alerts") == 2
     assert _scalar(pg, "select count(*) from alerts where status = 'sent'") == 2
+
+
+def test_a_nul_byte_in_an_answer_does_not_fail_the_batch_on_postgres(
+    cluster: Cluster, pg: Engine, provider: FakeProvider
+) -> None:
+    """PostgreSQL's text columns refuse NUL: one provider answering with it used to fail the
+    writer's whole batch (every target's results in it) on every probe. It is stored as U+FFFD."""
+    provider.route("/text", Reply(500, b"upstream \x00 died", content_type="text/plain"))
+    provider.route(
+        "/v1/chat/completions",
+        Reply(
+            400,
+            '{"error": {"message": "bad \\u0000 request", "type": "invalid_request_error", '
+            '"code": "x\\u0000y"}}',
+            content_type="application/json",
+            headers={"x-request-id": "req-1"},
+        ),
+    )
+    provider.route("/ok", Reply(200, "ok"))
+    config = make_config(
+        [
+            {"name": "text", "kind": "http", "url": f"{provider.url}/text"},
+            {
+                "name": "json",
+                "kind": "openai-chat",
+                "base_url": f"{provider.url}/v1",
+                "model": "m",
+            },
+            {"name": "ok", "kind": "http", "url": f"{provider.url}/ok"},
+        ],
+        database=cluster.url,
+    )
+    writer = Writer(pg, config)
+    writer.start_run()
+    results = probe_once(config)
+    writer.write_batch(list(results.values()))
+    with pg.connect() as conn:
+        rows = dict(
+            conn.execute(
+                text(
+                    "select t.name, p.detail || ' ' || p.body_excerpt from probe_results p "
+                    "join targets t on t.id = p.target_id"
+                )
+            ).all()
+        )
+    assert set(rows) == {"text", "json", "ok"}
+    assert "upstream \ufffd died" in rows["text"], rows
+    assert "bad \ufffd request" in rows["json"], rows  # the provider's JSON-escaped NUL
+    assert "\x00" not in "".join(rows.values())

@@ -93,7 +93,7 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
     return ProbeResult(
         target=target.name,
         kind=target.kind,
-        url=redact(ev.url),
+        url=_no_nul(redact(ev.url)),
         checked_at=ev.started_at,
         outcome=verdict.outcome,
         http_status=ev.status,
@@ -101,10 +101,10 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
         detail=clean_line(verdict.detail, redact),
         hint=clean_line(verdict.hint, redact),
         warning=clean_line(verdict.warning, redact),
-        request_id=request_id,
+        request_id=_no_nul(request_id) if request_id else request_id,
         provider=headers.get("x-inference-provider"),
         headers=headers,
-        body_excerpt=redact.cut(ev.text, BODY_EXCERPT_BYTES),
+        body_excerpt=_no_nul(redact.cut(ev.text, BODY_EXCERPT_BYTES)),
         facts=_clean_facts(verdict.facts, redact),
         tokens_per_s=ev.stream.tokens_per_s if ev.stream is not None else None,
         usage_tokens=spent_tokens(target, ev),
@@ -137,8 +137,14 @@ def clean_line(text: str, redact: Redactor) -> str:
     provider's message may be a megabyte) as can end up in the line. The provider's words
     arrive on one line already (monitor/domain/answers.py).
     """
-    clean = redact.cut(text, _LINE_BYTES) if text else text
+    clean = _no_nul(redact.cut(text, _LINE_BYTES)) if text else text
     return clean if len(clean) <= MAX_DETAIL else clean[: MAX_DETAIL - 1] + CUT_MARK
+
+
+def _no_nul(text: str) -> str:
+    """NUL as U+FFFD, like an undecodable byte. PostgreSQL's text columns refuse NUL (SQLite's
+    take it): one in a provider's answer would fail the writer's whole batch."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _clean_facts(facts: Mapping[str, Any], redact: Redactor) -> dict[str, Any]:
