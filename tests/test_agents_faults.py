@@ -486,3 +486,27 @@ def test_a_nul_byte_in_an_answer_does_not_fail_the_batch_on_postgres(
     assert "upstream \ufffd died" in rows["text"], rows
     assert "bad \ufffd request" in rows["json"], rows  # the provider's JSON-escaped NUL
     assert "\x00" not in "".join(rows.values())
+
+
+def test_an_overlong_request_id_or_provider_header_does_not_fail_the_batch_on_postgres(
+    cluster: Cluster, pg: Engine, provider: FakeProvider
+) -> None:
+    """PostgreSQL enforces the columns' lengths (SQLite does not): a provider's 500-character
+    x-request-id used to fail every batch holding its result. Both are cut to fit."""
+    provider.route(
+        "/long",
+        Reply(
+            200,
+            "ok",
+            headers={"x-request-id": "r" * 500, "x-inference-provider": "p" * 300},
+        ),
+    )
+    config = make_config(
+        [{"name": "long", "kind": "http", "url": f"{provider.url}/long"}], database=cluster.url
+    )
+    writer = Writer(pg, config)
+    writer.start_run()
+    writer.write_batch(list(probe_once(config).values()))
+    with pg.connect() as conn:
+        request_id, by = conn.execute(text("select request_id, provider from probe_results")).one()
+    assert request_id == "r" * 199 + "…" and by == "p" * 99 + "…"

@@ -25,6 +25,9 @@ from monitor.targets import TargetBase
 log = logging.getLogger(__name__)
 
 BODY_EXCERPT_BYTES = 512
+# The sizes of probe_results.request_id and .provider: PostgreSQL refuses a longer value (and
+# with it the writer's whole batch), so a provider's odd header is cut to fit.
+REQUEST_ID_CHARS, PROVIDER_CHARS = 200, 100
 # Response headers worth keeping as evidence. Authorization is a request header and is never
 # kept; anything not listed here is dropped.
 KEPT_HEADERS = (
@@ -101,8 +104,8 @@ def to_result(target: TargetBase, ev: Evidence, verdict: Verdict, redact: Redact
         detail=clean_line(verdict.detail, redact),
         hint=clean_line(verdict.hint, redact),
         warning=clean_line(verdict.warning, redact),
-        request_id=_no_nul(request_id) if request_id else request_id,
-        provider=headers.get("x-inference-provider"),
+        request_id=_fit(_no_nul(request_id), REQUEST_ID_CHARS) if request_id else request_id,
+        provider=_fit(headers.get("x-inference-provider"), PROVIDER_CHARS),
         headers=headers,
         body_excerpt=_no_nul(redact.cut(ev.text, BODY_EXCERPT_BYTES)),
         facts=_clean_facts(verdict.facts, redact),
@@ -139,6 +142,10 @@ def clean_line(text: str, redact: Redactor) -> str:
     """
     clean = _no_nul(redact.cut(text, _LINE_BYTES)) if text else text
     return clean if len(clean) <= MAX_DETAIL else clean[: MAX_DETAIL - 1] + CUT_MARK
+
+
+def _fit(text: str | None, chars: int) -> str | None:
+    return text if text is None or len(text) <= chars else text[: chars - 1] + CUT_MARK
 
 
 def _no_nul(text: str) -> str:
