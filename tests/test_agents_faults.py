@@ -510,3 +510,35 @@ def test_an_overlong_request_id_or_provider_header_does_not_fail_the_batch_on_po
     with pg.connect() as conn:
         request_id, by = conn.execute(text("select request_id, provider from probe_results")).one()
     assert request_id == "r" * 199 + "…" and by == "p" * 99 + "…"
+
+
+def test_a_result_the_store_refuses_costs_only_itself_and_no_wait(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not an outage (here a naive time, which the store's types refuse): waiting cannot cure
+    it, so the batch is written again at once one result per transaction; only the refused
+    result is lost, the ones around it are stored, in order."""
+    config = make_config([{"name": "t", "kind": "hf-legacy", "model": "gpt2"}], database=db_url)
+    writer = Writer(open_database(db_url), config)
+    writer.start_run()
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    good = [result("t", Outcome.OK, t0 + timedelta(seconds=i)) for i in range(4)]
+    bad = result("t", Outcome.OK, (t0 + timedelta(seconds=2)).replace(tzinfo=None))
+    batch = [good[0], good[1], bad, good[2], good[3]]
+
+    async def feed() -> float:
+        task = asyncio.create_task(writer.run())
+        started = time.monotonic()
+        for r in batch:
+            await writer.submit(r)
+        await writer.close()
+        await asyncio.wait_for(task, timeout=10)
+        return time.monotonic() - started
+
+    with caplog.at_level(logging.ERROR, logger="monitor.agent.backlog"):
+        took = asyncio.run(feed())
+    with writer.engine.connect() as conn:
+        times = list(conn.scalars(text("select checked_at from probe_results order by id")))
+    assert len(times) == 4 and times == sorted(times)
+    assert len(writer.backlog) == 0 and took < 2.0, took
+    assert caplog.text.count("could not write the probe of t; dropping it") == 1, caplog.text

@@ -8,9 +8,9 @@ Nothing leaves the backlog before the transaction holding it has committed, so w
 reported as written stays written. The bound keeps memory finite in a long outage: beyond it
 the oldest results go, counted in the log.
 
-An error that is not the database being unreachable (a bug, a row the database refuses) is
-not an outage: the batch at the head gets a few tries and is then dropped, as before, so one
-bad batch cannot hold every later result back.
+An error that is not the database being unreachable (a bug, a value the database refuses) is
+not an outage, and waiting will not cure it: the batch is written again at once one result per
+transaction, so only the refused result is lost and nothing waits behind it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_HELD = 100_000  # results; up to ~3 KB each with full evidence (measured): ~300 MB at worst
 PAUSES = (0.5, 1.0, 2.0)  # between tries while the database is away; the last repeats
-BAD_BATCH_TRIES = 5  # an error that is not an outage: tries before the head batch is dropped
 
 
 class Backlog:
@@ -65,10 +64,10 @@ class Backlog:
 
     async def write(self, batch: list[ProbeResult]) -> None:
         """Write `batch`, or hold it behind the results already held."""
-        if not self._held and await self._try(batch):
-            return
-        self._hold(batch)
-        await self.flush()
+        done = await self._try(batch) if not self._held else 0
+        if done < len(batch):
+            self._hold(batch[done:])
+            await self.flush()
 
     async def flush(self) -> bool:
         """Write the held results, oldest first, while the database takes them (and a try is
@@ -77,11 +76,12 @@ class Backlog:
             if time.monotonic() < self._next_try:
                 return False
             chunk = [self._held[i] for i in range(min(self.chunk, len(self._held)))]
-            if not await self._try(chunk):
-                return False
-            for _ in chunk:
+            done = await self._try(chunk)
+            for _ in range(done):
                 self._held.popleft()
-            self._written_late += len(chunk)
+            self._written_late += done
+            if done < len(chunk):
+                return False
         if self._since is not None:
             log.warning(
                 "the database is back after %.1f s: wrote the %d results held meanwhile%s",
@@ -108,38 +108,52 @@ class Backlog:
         self._held.clear()
         return lost + self.dropped
 
-    async def _try(self, batch: list[ProbeResult]) -> bool:
-        """One try at a batch (off the event loop); on failure, when to try again."""
+    async def _try(self, batch: list[ProbeResult]) -> int:
+        """One try at a batch (off the event loop): how many of its first results are done
+        (committed, or refused and given up on); on an outage none, and when to try again."""
         try:
             alerts = await asyncio.to_thread(self._write, batch)
         except Exception as exc:
-            self._failures += 1
-            pause = PAUSES[min(self._failures, len(PAUSES)) - 1]
-            self._next_try = time.monotonic() + pause
             if unreachable(exc):
-                if self._since is None:
-                    self._since = time.monotonic()
-                    log.warning(
-                        "the database is unreachable (%s); holding results in memory "
-                        "(up to %d) and retrying",
-                        _first_line(exc),
-                        self.bound,
-                    )
-                return False
-            if self._failures < BAD_BATCH_TRIES:
-                log.warning(
-                    "writing %d results failed (try %d); retrying", len(batch), self._failures
-                )
-                return False
-            # Not an outage and not getting better: states were not advanced, so the changes
-            # in this batch are detected again by the next probes; only these results are lost.
-            log.exception("could not write %d probe results; dropping them", len(batch))
-            self._drop_head(batch)
-            return False
+                self._away(exc)
+                return 0
+            # Refused, not away (a bug, a value the database rejects): waiting will not help,
+            # so the results go one by one at once and only the refused ones are lost.
+            return await self._one_by_one(batch)
         self._failures, self._next_try = 0, 0.0
         if alerts:
             self._alerted()
-        return True
+        return len(batch)
+
+    async def _one_by_one(self, batch: list[ProbeResult]) -> int:
+        """Write each result in its own transaction, in order; drop those refused (their
+        state is not advanced, so a change they carried is seen again by the next probes)."""
+        alerts = 0
+        for done, result in enumerate(batch):
+            try:
+                alerts += await asyncio.to_thread(self._write, [result])
+            except Exception as exc:
+                if unreachable(exc):
+                    self._away(exc)
+                    return done
+                log.exception("could not write the probe of %s; dropping it", result.target)
+        self._failures, self._next_try = 0, 0.0
+        if alerts:
+            self._alerted()
+        return len(batch)
+
+    def _away(self, exc: BaseException) -> None:
+        """The database is unreachable: when to try again; say so once per outage."""
+        self._failures += 1
+        self._next_try = time.monotonic() + PAUSES[min(self._failures, len(PAUSES)) - 1]
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning(
+                "the database is unreachable (%s); holding results in memory (up to %d) and "
+                "retrying",
+                _first_line(exc),
+                self.bound,
+            )
 
     def _hold(self, batch: list[ProbeResult]) -> None:
         self._held.extend(batch)
@@ -152,13 +166,6 @@ class Backlog:
             for _ in range(over):
                 self._held.popleft()
             self.dropped += over
-
-    def _drop_head(self, batch: list[ProbeResult]) -> None:
-        """Forget a batch given up on: the head of the backlog if held, else nothing held."""
-        self._failures, self._next_try = 0, 0.0
-        if self._held and self._held[0] is batch[0]:
-            for _ in batch:
-                self._held.popleft()
 
 
 def _first_line(exc: BaseException) -> str:
