@@ -5,7 +5,8 @@ and write it when the database is back, lose nothing written before, and an aler
 across the outage is sent exactly once. The bound of that backlog drops the oldest results.
 Three agents in one region share the targets; a kill -9 of the one holding a failing target
 moves it to another, which confirms the failure and alerts exactly once; a start with a live
-agent's name exits 2.
+agent's name exits 2. Values PostgreSQL refuses where SQLite did not (a NUL byte, an overlong
+request id) and a result the store refuses cost no batch.
 
 Each test here starts and stops a throwaway cluster (initdb + pg_ctl, as `.ci/run` does), so
 it never disturbs the database INFERWATCH_TEST_POSTGRES_URL names; skipped without Debian's
