@@ -326,3 +326,37 @@ def test_an_alert_that_cannot_be_rendered_holds_up_no_other(db_url: str, inbox: 
     status = {a.id: (a.status, a.last_error) for a in alerts(sender)}
     assert status[broken][0] == "pending" and "could not render" in status[broken][1]
     assert status[unknown] == ("failed", "unknown alert channel 'pager'")
+
+
+def test_a_database_that_is_away_is_one_warning_line_per_try_not_a_traceback(
+    caplog: Any,
+) -> None:
+    """A PostgreSQL that is not there (nothing listens on the port): the sender keeps
+    trying, and says so in one line each time; the writer logs the outage itself."""
+    import logging
+    import socket
+
+    from sqlalchemy import create_engine
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_engine(
+        f"postgresql+psycopg://postgres@127.0.0.1:{port}/none", connect_args={"connect_timeout": 2}
+    )
+    sender = Sender(engine, make_config([{"name": "t", "kind": "http", "url": "http://x/"}]), {})
+
+    async def briefly() -> None:
+        stopping = asyncio.Event()
+        task = asyncio.create_task(sender.run(asyncio.Event(), stopping))
+        await asyncio.sleep(0.5)
+        stopping.set()
+        sender.flush_seconds = 0.0
+        await asyncio.wait_for(task, 10)
+
+    with caplog.at_level(logging.WARNING, logger="monitor.alerts.outbox"):
+        asyncio.run(briefly())
+    away = [r for r in caplog.records if "cannot reach the database" in r.getMessage()]
+    assert away and all(r.exc_info is None for r in away)
+    assert "OperationalError" in away[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]

@@ -27,6 +27,7 @@ from monitor.config.model import Config
 from monitor.domain.alert_event import AlertEvent
 from monitor.domain.text import utcnow
 from monitor.store import writes
+from monitor.store.db import unreachable
 from monitor.store.writes import Failure, StoredAlert
 
 log = logging.getLogger(__name__)
@@ -201,16 +202,28 @@ class Sender:
                         break
                     await in_daemon_thread(self.deliver, alert_id)
                 wait = await asyncio.to_thread(self.seconds_until_next)
-            except Exception:
+            except Exception as exc:
                 # e.g. the database locked past its busy timeout: the outbox keeps the alerts,
-                # so log it and try again shortly rather than stop sending for good.
-                log.exception("the alert sender hit an error; retrying in %.0f s", FIRST_RETRY)
+                # so log it and try again shortly rather than stop sending for good. A database
+                # that is away says so in one line (the writer logs the outage itself).
+                if unreachable(exc):
+                    log.warning(
+                        "the alert sender cannot reach the database (%s); retrying in %.0f s",
+                        type(exc).__name__,
+                        FIRST_RETRY,
+                    )
+                else:
+                    log.exception("the alert sender hit an error; retrying in %.0f s", FIRST_RETRY)
                 wait = FIRST_RETRY
             await _first_of(wake, stopping, timeout=max(wait, 0.05))
         try:
             await self.flush(self.flush_seconds)
-        except Exception:
-            log.exception("could not flush pending alerts; they stay queued for the next start")
+        except Exception as exc:
+            message = "could not flush pending alerts; they stay queued for the next start"
+            if unreachable(exc):
+                log.warning("%s (the database is away: %s)", message, type(exc).__name__)
+            else:
+                log.exception(message)
 
     async def flush(self, seconds: float) -> None:
         """One attempt at each due alert while time remains; the rest stay queued for next time."""
