@@ -8,6 +8,7 @@ from pathlib import Path
 import typer.main
 import yaml
 
+from monitor.agent.registry import AGENT_ENV, REGION_ENV
 from monitor.cli import app
 from monitor.config.load import parse_config
 from monitor.config.model import Config
@@ -37,6 +38,23 @@ def test_the_example_file_matches_the_readme_targets() -> None:
     assert [t.model_dump() for t in example.targets] == [
         t.model_dump() for t in parse_config(block, env={}).targets
     ]
+
+
+def test_the_several_regions_example_is_valid() -> None:
+    """One file for every agent: the database and the region come from the environment, and
+    the unit names the variables the agent reads."""
+    section = README.split("## Running in several regions", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    url = "postgresql+psycopg://inferwatch@db.example.com/inferwatch"
+    config = parse_config(block, env={"INFERWATCH_DATABASE": url, REGION_ENV: "eu"})
+    assert config.database == url
+    assert config.alerts.dashboard_url == "https://inferwatch-eu.example.com"
+    assert [t.name for t in config.targets] == ["llama-chat", "status-page"]
+    default = parse_config(block, env={"INFERWATCH_DATABASE": url})
+    assert default.alerts.dashboard_url == "https://inferwatch-default.example.com"
+    unit = re.search(r"```ini\n(.*?)```", section, re.S).group(1)
+    assert f"Environment={AGENT_ENV}=%i" in unit and f"{REGION_ENV}=eu" in unit
+    assert "inferwatch run -c " in unit
 
 
 def test_every_command_is_documented() -> None:
