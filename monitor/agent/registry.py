@@ -16,12 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor import __version__
-from monitor.domain.agents import Agent
-from monitor.domain.text import utcnow
-from monitor.store import writes
+from monitor.domain.agents import Agent, Outage
+from monitor.store import reads, writes
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +83,15 @@ class Registry:
 
     `on_beat` callbacks get the live agents after each beat, on the event loop (the
     membership of several agents reads them there).
+
+    Heartbeats are written and judged in the database's time, read in the same transaction:
+    a host whose clock is off neither looks lost nor sees the others lost. `clock` stands in
+    for the database's clock (tests drive time with it).
     """
 
-    def __init__(self, engine: Engine, identity: Identity, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self, engine: Engine, identity: Identity, clock: Callable[[], datetime] | None = None
+    ):
         self.engine = engine
         self.identity = identity
         self.clock = clock
@@ -95,6 +100,11 @@ class Registry:
         self.live: list[Agent] = []
         self.targets_held = 0  # the number reported with each beat (the service keeps it)
         self.on_beat: list[Callable[[list[Agent]], None]] = []
+        # This agent's own time without the database (domain.agents.Outage): its last beat
+        # before, its first after; the peers it last saw keep their liveness a while after.
+        self.outage: Outage | None = None
+        self._last_beat: datetime | None = None
+        self._cut_off = False
 
     @property
     def name(self) -> str:
@@ -104,15 +114,19 @@ class Registry:
     def region(self) -> str:
         return self.identity.region
 
+    def _now(self, conn: Connection) -> datetime:
+        return self.clock() if self.clock is not None else reads.database_now(conn)
+
     def join(self) -> int:
         """Register this start; its agent id. Raises writes.AgentRefused."""
-        me, now = self.identity, self.clock()
+        me = self.identity
         with self.engine.begin() as conn:
+            now = self._now(conn)
             agent_id = writes.join_agent(
                 conn, me.name, me.region, me.version, me.host, me.pid, now, pid_running
             )
             self.live = writes.live_agents(conn, now)
-        self.agent_id, self.started_at = agent_id, now
+        self.agent_id, self.started_at, self._last_beat = agent_id, now, now
         log.info("agent %s (region %s) joined as #%d", me.name, me.region, agent_id)
         return agent_id
 
@@ -120,14 +134,24 @@ class Registry:
         """The heartbeat, and who is alive now (one short transaction). Raises Replaced when
         another start has taken this agent's name over."""
         assert self.agent_id is not None, "join first"
-        now = self.clock()
-        with self.engine.begin() as conn:
-            if not writes.beat(conn, self.agent_id, now, self.targets_held, self.started_at):
-                raise Replaced(
-                    f"agent {self.name!r} was taken over by another start (this one was "
-                    "lost: no heartbeat for too long); stopping"
-                )
-            live = writes.live_agents(conn, now)
+        try:
+            with self.engine.begin() as conn:
+                now = self._now(conn)
+                outage = self.outage
+                if self._cut_off and self._last_beat is not None:  # the first beat back
+                    outage = Outage(self._last_beat, now)
+                if not writes.beat(conn, self.agent_id, now, self.targets_held, self.started_at):
+                    raise Replaced(
+                        f"agent {self.name!r} was taken over by another start (this one was "
+                        "lost: no heartbeat for too long); stopping"
+                    )
+                live = writes.live_agents(conn, now, outage)
+        except Replaced:
+            raise
+        except Exception:
+            self._cut_off = True  # the database away (for this agent at least)
+            raise
+        self.outage, self._last_beat, self._cut_off = outage, now, False
         self.live = live
         return live
 
@@ -136,4 +160,4 @@ class Registry:
         if self.agent_id is None:
             return
         with self.engine.begin() as conn:
-            writes.leave_agent(conn, self.agent_id, self.clock(), self.started_at)
+            writes.leave_agent(conn, self.agent_id, self._now(conn), self.started_at)

@@ -32,13 +32,14 @@ from monitor.config.model import Config
 from monitor.domain.agents import HEARTBEAT_S, Agent
 from monitor.probing.engine import Prober
 from monitor.probing.pipeline import probe_one, token_for
-from monitor.store.prune import cutoffs, exclusive, prune
+from monitor.store.prune import cutoffs, once_per, prune
 from monitor.store.writes import AgentRefused
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 PRUNE_JOB = "inferwatch:prune"  # not a valid target name, so it never collides
+PRUNE_PERIOD = timedelta(days=1)
 # The shutdown budget (seconds after SIGTERM). The writer gets whatever the probes leave of
 # it, less what the alerts and the run record need after it.
 STOP_BUDGET = 9.5
@@ -131,7 +132,7 @@ class Monitor:
         self.slots.start()
         self._scheduler.add_job(
             self._prune,
-            IntervalTrigger(days=1),
+            IntervalTrigger(seconds=PRUNE_PERIOD.total_seconds()),
             id=PRUNE_JOB,
             coalesce=True,
             max_instances=1,
@@ -238,11 +239,12 @@ class Monitor:
                 log.exception("the daily prune failed; it will run again tomorrow")
 
     def prune_once(self, raw: datetime, rolled: datetime) -> bool:
-        """The prune, in its thread, by one agent of a deployment at a time (an advisory lock
-        on PostgreSQL; the others skip it). Whether this agent ran it."""
-        with exclusive(self.engine, PRUNE_JOB) as mine:
+        """The prune, in its thread, once a day per deployment (an advisory lock on PostgreSQL,
+        and the day's run recorded in the database: the other agents skip it). Whether this
+        agent ran it."""
+        with once_per(self.engine, PRUNE_JOB, PRUNE_PERIOD, self.registry.agent_id) as mine:
             if not mine:
-                log.info("the daily prune is running in another agent; skipped here")
+                log.info("the daily prune runs (or ran today) in another agent; skipped here")
                 return False
             prune(self.engine, raw, rolled, stop=self._prune_stop)
             return True

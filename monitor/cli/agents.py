@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,8 @@ def agents(
     and alive / lost (no heartbeat for 15 s) / stopped (a clean stop)."""
     cfg = load_or_exit(config)
     engine = existing_or_exit(cfg)
-    now = datetime.now(UTC)
     with Session(engine) as s:
+        now = reads.database_now(s)  # the heartbeats' clock, not this host's
         rows = reads.agents(s, now)
     if output is Format.json:
         print(json.dumps([agent_dict(a) for a in rows], indent=2, ensure_ascii=False))

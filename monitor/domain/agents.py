@@ -29,9 +29,39 @@ class Agent:
     stopped_at: datetime | None = None
 
 
-def alive(agent: Agent, now: datetime) -> bool:
-    """Beating recently and not stopped."""
-    return agent.stopped_at is None and now - agent.heartbeat_at < timedelta(seconds=LOST_AFTER_S)
+@dataclass(frozen=True)
+class Outage:
+    """This agent's own time without the database: its last beat before it, and its first beat
+    after (both in the database's time)."""
+
+    last_beat: datetime
+    back_at: datetime
+
+
+def alive(agent: Agent, now: datetime, outage: Outage | None = None) -> bool:
+    """Beating recently and not stopped.
+
+    After this agent's own outage (`outage`), the peers it last saw alive stay alive until they
+    have had LOST_AFTER_S of a reachable database to beat in: the database was most likely away
+    for them too, and the first agent back must not take every target for one beat and turn
+    the others' outage results into observations. A peer that stopped cleanly is gone at once.
+    """
+    if agent.stopped_at is not None:
+        return False
+    lost_after = timedelta(seconds=LOST_AFTER_S)
+    if now - agent.heartbeat_at < lost_after:
+        return True
+    return (
+        outage is not None
+        and now - outage.back_at < lost_after
+        and outage.last_beat - agent.heartbeat_at < lost_after  # alive when last seen
+    )
+
+
+def counted_since(now: datetime, outage: Outage | None = None) -> datetime:
+    """The oldest heartbeat `alive` can count at `now`: what a store query may filter on."""
+    oldest = now if outage is None else min(now, outage.last_beat)
+    return oldest - timedelta(seconds=LOST_AFTER_S)
 
 
 def replaceable(
@@ -84,3 +114,19 @@ def duties(
     mine = {a.name for a in agents if a.region == region} | {me}
     names = list(targets)
     return held(me, names, mine), held(me, names, everyone)
+
+
+def job_due(
+    last_run_at: datetime | None,
+    last_agent: int | None,
+    me: int | None,
+    now: datetime,
+    period: timedelta,
+) -> bool:
+    """Whether a once-per-deployment job (the daily prune) is `me`'s to run at `now`, given
+    who ran it last and when: yes unless another agent ran it within `period`. Its own last
+    run does not hold an agent back: its own schedule already says when (one agent alone
+    keeps its daily rhythm; a second agent's day skips while the first one's runs go on)."""
+    if last_run_at is None or last_agent == me:
+        return True
+    return now - last_run_at >= period

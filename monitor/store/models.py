@@ -338,6 +338,17 @@ class AgentRecord(Base):
     targets_held: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
+class DeploymentJobRecord(Base):
+    """When a once-per-deployment job (the daily prune) last ran, in the database's time: an
+    agent that takes the job's lock skips it when another ran it within its period."""
+
+    __tablename__ = "deployment_jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]
+    agent_id: Mapped[int | None]  # no foreign key, like ProbeRecord.agent_id
+
+
 class RollupRecord(Base):
     """Counts per outcome and a latency sketch for one target over one hour ('h') or day ('d')."""
 

@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Select, delete, select, text
+from sqlalchemy import CursorResult, Engine, Select, Table, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from monitor.store.models import ProbeRecord, RollupRecord, TargetRecord
+from monitor.domain.agents import job_due
+from monitor.store.models import DeploymentJobRecord, ProbeRecord, RollupRecord, TargetRecord
+from monitor.store.reads import database_now
 
 log = logging.getLogger(__name__)
 
 CHUNK = 20_000
+JOBS = cast(Table, DeploymentJobRecord.__table__)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,38 @@ def exclusive(engine: Engine, job: str) -> Iterator[bool]:
                     conn.commit()
                 except DBAPIError:  # the connection died, and the lock with it
                     log.warning("the %s lock went with its connection", job)
+
+
+@contextlib.contextmanager
+def once_per(engine: Engine, job: str, period: timedelta, agent_id: int | None) -> Iterator[bool]:
+    """Whether this agent runs `job` now, once per deployment and `period`: it holds the job's
+    lock (`exclusive`) and `domain.agents.job_due` says no other agent ran it within the period
+    (`deployment_jobs`, in the database's time). The run is recorded as it begins, under the
+    lock, so the agents that come later in the period skip it even while it runs."""
+    with exclusive(engine, job) as mine:
+        if mine:
+            with engine.begin() as conn:
+                now = database_now(conn)
+                last = conn.execute(select(JOBS).where(JOBS.c.name == job)).one_or_none()
+                mine = job_due(
+                    last.last_run_at if last else None,
+                    last.agent_id if last else None,
+                    agent_id,
+                    now,
+                    period,
+                )
+                if mine:
+                    dialect_insert = (
+                        postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                    )
+                    stmt = dialect_insert(JOBS).values(name=job, last_run_at=now, agent_id=agent_id)
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["name"],
+                            set_={"last_run_at": now, "agent_id": agent_id},
+                        )
+                    )
+        yield mine
 
 
 def _delete_chunks(

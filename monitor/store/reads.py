@@ -1146,9 +1146,23 @@ class AgentRow:
     alive: bool  # beating (domain.agents.alive); else lost, or stopped cleanly
 
 
+def database_now(db: Session | Connection) -> datetime:
+    """The database's clock, as an aware UTC datetime: what heartbeats are written and judged
+    by, so that an agent whose host clock is off neither looks lost nor sees others lost.
+    PostgreSQL's `now()` is its transaction's start, the same for every query in it."""
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name == "postgresql":
+        at = db.execute(select(func.now())).scalar_one()
+        return at.astimezone(UTC)
+    # SQLite has no clock of its own: the host's, read by the one process that holds the file.
+    read: str = db.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+    return datetime.fromisoformat(read).replace(tzinfo=UTC)
+
+
 def agents(db: Session | Connection, now: datetime | None = None) -> list[AgentRow]:
-    """Every registered agent, by region then name, with whether it is alive at `now`."""
-    now = now or utcnow()
+    """Every registered agent, by region then name, with whether it is alive at `now` (by
+    default the database's time, which the heartbeats are written in)."""
+    now = now or database_now(db)
     query = select(AgentRecord.__table__).order_by(AgentRecord.region, AgentRecord.name)
     return [
         AgentRow(

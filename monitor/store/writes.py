@@ -16,14 +16,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from monitor.domain.agents import LOST_AFTER_S, Agent, alive, replaceable
+from monitor.domain.agents import Agent, Outage, alive, counted_since, replaceable
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
 from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition
 from monitor.domain.evidence import ProbeResult
@@ -879,15 +879,15 @@ def leave_agent(
     conn.execute(stmt.values(stopped_at=now, heartbeat_at=now, targets_held=0))
 
 
-def live_agents(conn: Connection, now: datetime) -> list[Agent]:
-    """The agents alive at `now` (domain.agents.alive), by name."""
-    since = now - timedelta(seconds=LOST_AFTER_S)
+def live_agents(conn: Connection, now: datetime, outage: Outage | None = None) -> list[Agent]:
+    """The agents alive at `now` (domain.agents.alive, which `outage` extends after this
+    agent's own time without the database), by name."""
     rows = conn.execute(
         select(AGENTS)
-        .where(AGENTS.c.stopped_at.is_(None), AGENTS.c.heartbeat_at > since)
+        .where(AGENTS.c.stopped_at.is_(None), AGENTS.c.heartbeat_at > counted_since(now, outage))
         .order_by(AGENTS.c.name)
     )
-    return [a for a in map(_agent_of, rows) if alive(a, now)]
+    return [a for a in map(_agent_of, rows) if alive(a, now, outage)]
 
 
 __all__ = [
