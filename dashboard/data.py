@@ -265,9 +265,10 @@ def load_alerts(
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
 def load_agents(url: str, now: datetime) -> list[dict[str, Any]]:
-    """The registered agents (reads.agents), alive or lost as of `now`."""
+    """The registered agents (reads.agents), alive or lost by the database's clock, which their
+    heartbeats are written in (`now` only keys the cache)."""
     with session(url) as s:
-        return [dataclasses.asdict(a) for a in reads.agents(s, now)]
+        return [dataclasses.asdict(a) for a in reads.agents(s)]
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
