@@ -223,6 +223,18 @@ def alert_latency(engine: Engine, target_id: int, to_ok: bool, arrived: float) -
     return {"latency_ms": round(1000 * (arrived - end), 1), "decided_by": row.name}
 
 
+def warned(lines: list[str], phases: list[tuple[str, float]]) -> dict[str, int]:
+    """Log lines counted by the phase they fell in (logging's asctime is local time)."""
+    counted: Counter[str] = Counter()
+    for line in lines:
+        try:
+            at = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:  # a traceback's continuation line: counted in the last phase
+            at = float("inf")
+        counted[next((name for name, end in phases if at < end), phases[-1][0])] += 1
+    return dict(counted)
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -265,6 +277,8 @@ def measure_window(
     fail_rate = 1 / args.fail_interval
     return {
         "seconds": round(window, 1),
+        "t0": t0,
+        "t1": t1,
         "cpu_pct": share,
         "rss_mb": {k: round(v, 1) for k, v in rss.items()},
         "machine_busy_pct": round(100 * (busy1 - busy0) / window, 1),
@@ -364,6 +378,7 @@ def measure_takeover(
     gaps = [first[t] - last[t].timestamp() for t in first if t in last]
     return {
         "killed": victim,
+        "killed_at": killed,
         "targets_probed": len(mine),
         "targets_held": len(held),
         "probed_again": len(first),
@@ -428,12 +443,20 @@ def run(args: argparse.Namespace, tmp: Path, pgdir: Path, kids: Children) -> Fig
             kids.stop(proc, grace=30)
             if proc.returncode not in (0, -signal.SIGKILL):
                 figures.notes.append(f"{name} exited with {proc.returncode} when stopped")
+        phases = [
+            ("before the window", figures.window["t0"]),
+            ("in the window", figures.window["t1"]),
+            ("alert", figures.takeover.get("killed_at", float("inf"))),
+            ("after the kill", float("inf")),
+        ]
         for name in agents:
             logged = (tmp / f"{name}.log").read_text(errors="replace").splitlines()
             bad = [x for x in logged if " WARNING " in x or " ERROR " in x or "Traceback" in x]
             bad = [x for x in bad if "monitor.config" not in x]  # the config's own remarks
             if bad:
-                figures.notes.append(f"{name}: {len(bad)} warnings/errors, last: {bad[-1][24:]}")
+                figures.notes.append(
+                    f"{name}: warnings/errors {warned(bad, phases)}, last: {bad[-1][24:]}"
+                )
     finally:
         if engine is not None:
             engine.dispose()
