@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import free_port
@@ -84,14 +84,8 @@ from benchmarks.vs_blackbox import (
     wait_until,
 )
 from monitor.domain.agents import HEARTBEAT_S, LOST_AFTER_S
+from monitor.store import reads
 from monitor.store.db import make_engine
-from monitor.store.models import (
-    AgentRecord,
-    ProbeRecord,
-    TargetRecord,
-    TargetStateRecord,
-    TransitionRecord,
-)
 
 FAILING = "failing"  # the target made to fail for the alert latency
 
@@ -193,34 +187,22 @@ def utc(at: float) -> datetime:
 
 def agent_ids(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {n: i for n, i in conn.execute(select(AgentRecord.name, AgentRecord.id))}
+        return reads.agent_ids(conn)
 
 
 def probes_by_agent(engine: Engine, t0: float, t1: float) -> Counter[int | None]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(ProbeRecord.agent_id, func.count())
-            .where(ProbeRecord.checked_at >= utc(t0), ProbeRecord.checked_at < utc(t1))
-            .group_by(ProbeRecord.agent_id)
-        ).all()
-    return Counter({a: n for a, n in rows})
+        return Counter(reads.probes_by_agent(conn, utc(t0), utc(t1)))
 
 
 def alert_latency(engine: Engine, target_id: int, to_ok: bool, arrived: float) -> dict[str, Any]:
     """The latest transition of `target_id` to ok (or away from it): its confirming probe's end
     to the email's arrival."""
-    to = TransitionRecord.to_outcome
     with engine.connect() as conn:
-        row = conn.execute(
-            select(ProbeRecord.checked_at, ProbeRecord.latency_ms, AgentRecord.name)
-            .join(TransitionRecord, TransitionRecord.probe_id == ProbeRecord.id)
-            .join(AgentRecord, AgentRecord.id == TransitionRecord.agent_id)
-            .where(TransitionRecord.target_id == target_id, to == "ok" if to_ok else to != "ok")
-            .order_by(TransitionRecord.id.desc())
-            .limit(1)
-        ).one()
+        row = reads.latest_deciding_probe(conn, target_id, to_ok)
+    assert row is not None, "the transition behind the email is not stored"
     end = row.checked_at.timestamp() + (row.latency_ms or 0) / 1000
-    return {"latency_ms": round(1000 * (arrived - end), 1), "decided_by": row.name}
+    return {"latency_ms": round(1000 * (arrived - end), 1), "decided_by": row.agent}
 
 
 def warned(lines: list[str], phases: list[tuple[str, float]]) -> dict[str, int]:
@@ -294,7 +276,8 @@ def measure_alert(
     args: argparse.Namespace, engine: Engine, flag: Path, arrived: list[float]
 ) -> dict[str, Any]:
     with engine.connect() as conn:
-        target = conn.execute(select(TargetRecord.id).where(TargetRecord.name == FAILING)).one()[0]
+        target = reads.target_id(conn, FAILING)
+    assert target is not None, f"no target {FAILING!r} in the database"
     before = len(arrived)
     timeout = 30 + 4 * args.fail_interval * 5
     flag.touch()
@@ -323,43 +306,24 @@ def measure_takeover(
     me, others = ids[victim], [ids[n] for n in peers]
     now = time.time()
     with engine.connect() as conn:
-        mine = set(
-            conn.scalars(
-                select(ProbeRecord.target_id)
-                .where(
-                    ProbeRecord.agent_id == me,
-                    # 1.5 intervals: the writer commits a probe up to a batch late
-                    ProbeRecord.checked_at > utc(now - 1.5 * args.interval),
-                )
-                .distinct()
-            )
-        )
-        held = set(
-            conn.scalars(select(TargetStateRecord.target_id).where(TargetStateRecord.holder == me))
-        )
+        # 1.5 intervals: the writer commits a probe up to a batch late
+        mine = reads.targets_probed_by(conn, me, utc(now - 1.5 * args.interval))
+        held = reads.targets_held_by(conn, me)
     agents[victim].send_signal(signal.SIGKILL)
     killed = time.time()
     agents[victim].wait(10)
 
     def resumed() -> dict[int, float]:
         with engine.connect() as conn:
-            rows = conn.execute(
-                select(ProbeRecord.target_id, func.min(ProbeRecord.checked_at))
-                .where(ProbeRecord.agent_id.in_(others), ProbeRecord.checked_at > utc(killed))
-                .group_by(ProbeRecord.target_id)
-            ).all()
-        return {t: at.timestamp() for t, at in rows if t in mine}
+            rows = reads.first_probes_by(conn, others, utc(killed))
+        return {t: at.timestamp() for t, at in rows.items() if t in mine}
 
     handed: float | None = None
     deadline = killed + LOST_AFTER_S + 4 * HEARTBEAT_S + args.interval + 60
     while time.time() < deadline:
         if handed is None:
             with engine.connect() as conn:
-                still = conn.scalar(
-                    select(func.count())
-                    .select_from(TargetStateRecord)
-                    .where(TargetStateRecord.holder == me)
-                )
+                still = len(reads.targets_held_by(conn, me))
             if not still:
                 handed = time.time() - killed
         if handed is not None and len(resumed()) == len(mine):
@@ -368,13 +332,7 @@ def measure_takeover(
     first = resumed()
     delays = [at - killed for at in first.values()]
     with engine.connect() as conn:
-        last = dict(
-            conn.execute(
-                select(ProbeRecord.target_id, func.max(ProbeRecord.checked_at))
-                .where(ProbeRecord.agent_id == me)
-                .group_by(ProbeRecord.target_id)
-            ).all()
-        )
+        last = reads.last_probes_by(conn, me)
     gaps = [first[t] - last[t].timestamp() for t in first if t in last]
     return {
         "killed": victim,

@@ -803,6 +803,93 @@ def probes_between(session: Session, start: datetime, end: datetime) -> list[Pro
     return [ProbeSample(*row) for row in rows]
 
 
+# ---------------------------------------- agents, as benchmarks/agents.py reads them
+
+
+def agent_ids(conn: Connection) -> dict[str, int]:
+    """Every agent's id by its name."""
+    return {name: id_ for name, id_ in conn.execute(select(AgentRecord.name, AgentRecord.id))}
+
+
+def target_id(conn: Connection, name: str) -> int | None:
+    return conn.scalar(select(TargetRecord.id).where(TargetRecord.name == name))
+
+
+def probes_by_agent(conn: Connection, start: datetime, end: datetime) -> dict[int | None, int]:
+    """Probe rows with start <= checked_at < end, counted by the agent that probed."""
+    rows = conn.execute(
+        select(ProbeRecord.agent_id, func.count())
+        .where(ProbeRecord.checked_at >= start, ProbeRecord.checked_at < end)
+        .group_by(ProbeRecord.agent_id)
+    )
+    return {agent: int(n) for agent, n in rows}
+
+
+@dataclass(frozen=True)
+class DecidingProbe:
+    """The probe that confirmed a transition, and the agent whose writer accepted it."""
+
+    checked_at: datetime
+    latency_ms: float | None
+    agent: str | None
+
+
+def latest_deciding_probe(conn: Connection, target_id: int, to_ok: bool) -> DecidingProbe | None:
+    """The confirming probe of the target's latest transition to ok (or away from it)."""
+    to = TransitionRecord.to_outcome
+    row = conn.execute(
+        select(ProbeRecord.checked_at, ProbeRecord.latency_ms, AgentRecord.name)
+        .join(TransitionRecord, TransitionRecord.probe_id == ProbeRecord.id)
+        .outerjoin(AgentRecord, AgentRecord.id == TransitionRecord.agent_id)
+        .where(TransitionRecord.target_id == target_id, to == "ok" if to_ok else to != "ok")
+        .order_by(TransitionRecord.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else DecidingProbe(*row)
+
+
+def targets_probed_by(conn: Connection, agent_id: int, since: datetime) -> set[int]:
+    """The targets an agent probed after `since`."""
+    return set(
+        conn.scalars(
+            select(ProbeRecord.target_id)
+            .where(ProbeRecord.agent_id == agent_id, ProbeRecord.checked_at > since)
+            .distinct()
+        )
+    )
+
+
+def targets_held_by(conn: Connection, agent_id: int) -> set[int]:
+    """The targets whose state this agent's writer holds (target_states.holder)."""
+    return set(
+        conn.scalars(
+            select(TargetStateRecord.target_id).where(TargetStateRecord.holder == agent_id)
+        )
+    )
+
+
+def first_probes_by(
+    conn: Connection, agent_ids: Sequence[int], since: datetime
+) -> dict[int, datetime]:
+    """Per target, the first probe by any of these agents after `since`."""
+    rows = conn.execute(
+        select(ProbeRecord.target_id, func.min(ProbeRecord.checked_at))
+        .where(ProbeRecord.agent_id.in_(agent_ids), ProbeRecord.checked_at > since)
+        .group_by(ProbeRecord.target_id)
+    )
+    return {target: at for target, at in rows}
+
+
+def last_probes_by(conn: Connection, agent_id: int) -> dict[int, datetime]:
+    """Per target, the last probe by this agent."""
+    rows = conn.execute(
+        select(ProbeRecord.target_id, func.max(ProbeRecord.checked_at))
+        .where(ProbeRecord.agent_id == agent_id)
+        .group_by(ProbeRecord.target_id)
+    )
+    return {target: at for target, at in rows}
+
+
 def probe_count(session: Session) -> int:
     """How many probes are stored, of every target."""
     return int(session.scalar(select(func.count(ProbeRecord.id))) or 0)
