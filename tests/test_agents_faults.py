@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import glob
 import logging
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -42,54 +38,12 @@ from monitor.demo.simulator import FakeProvider, Reply, Seen
 from monitor.domain.evidence import Outcome
 from monitor.store import make_engine, open_database
 from tests.helpers import make_config, probe_once
+from tests.pg import BINS, Cluster
 from tests.smtp import Inbox
 from tests.test_launch import start_cli, stop, wait_for
 from tests.test_loop_writer import result
 
-BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
 pytestmark = pytest.mark.skipif(not BINS, reason="needs Debian's postgresql (initdb, pg_ctl)")
-
-
-class Cluster:
-    """A throwaway PostgreSQL on a Unix socket in `root`; `stop()`/`start()` restart it."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.bin = BINS[-1]
-        self.data = root / "data"
-        with socket.socket() as s:  # a port nobody uses; only its socket file's name matters
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"postgresql+psycopg://postgres@/faults?host={root}&port={self.port}"
-        if os.geteuid() == 0:
-            shutil.chown(root, "postgres")
-        self._as_postgres(f"{self.bin}/initdb -D {self.data} -A trust -U postgres")
-        self.start()
-        self._as_postgres(
-            f"{self.bin}/psql -h {root} -p {self.port} -U postgres -qc 'create database faults'"
-        )
-
-    def _as_postgres(self, command: str) -> None:
-        """Run as user postgres when we are root (initdb refuses root), else as ourselves."""
-        argv = ["su", "postgres", "-c", command] if os.geteuid() == 0 else ["sh", "-c", command]
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode:
-            raise subprocess.CalledProcessError(done.returncode, command, done.stdout, done.stderr)
-
-    def start(self) -> None:
-        self._as_postgres(
-            f"{self.bin}/pg_ctl -D {self.data} -l {self.root}/log -w start "
-            f"-o '-p {self.port} -k {self.root} -c listen_addresses='"
-        )
-
-    def kill(self) -> None:
-        """At the end of the tests: no checkpoint, nothing is kept."""
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._as_postgres(f"{self.bin}/pg_ctl -D {self.data} -m immediate -w stop")
-
-    def stop(self) -> None:
-        """A fast shutdown: open sessions are cut off, as in a real restart or failover."""
-        self._as_postgres(f"{self.bin}/pg_ctl -D {self.data} -m fast -w stop")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from monitor.store import make_engine, open_database, reads
 from monitor.store.db import alembic_config
 from monitor.store.models import DeploymentJobRecord
 from tests.helpers import make_config
-from tests.test_agents_faults import BINS, Cluster
+from tests.pg import BINS, MISSING, Cluster
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -59,7 +59,7 @@ def wipe_postgres(url: str) -> None:
 @pytest.fixture
 def pg() -> Iterator[Engine]:
     if not URL:
-        pytest.skip("set INFERWATCH_TEST_POSTGRES_URL (CI does)")
+        pytest.fail(MISSING)
     wipe_postgres(URL)
     engine = open_database(URL)
     yield engine
@@ -274,7 +274,7 @@ def test_after_its_own_outage_an_agent_keeps_the_peers_it_last_saw_alive_for_los
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     if not BINS:
-        pytest.skip("needs Debian's postgresql (initdb, pg_ctl)")
+        pytest.fail(MISSING)
     root = Path(tempfile.mkdtemp(prefix="inferwatch-pg-"))  # user postgres must enter it
     pg = Cluster(root)
     try:

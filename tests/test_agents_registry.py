@@ -35,6 +35,7 @@ from monitor.store.models import AgentRecord, MonitorRunRecord, ProbeRecord
 from monitor.store.prune import exclusive
 from monitor.store.writes import AgentRefused
 from tests.helpers import make_config
+from tests.pg import MISSING
 from tests.test_launch import db_count, start_cli, wait_for
 
 URL = os.environ.get("INFERWATCH_TEST_POSTGRES_URL", "")
@@ -62,7 +63,7 @@ def wipe_postgres() -> None:
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "postgresql":
         if not URL:
-            pytest.skip("set INFERWATCH_TEST_POSTGRES_URL (CI does)")
+            pytest.fail(MISSING)
         wipe_postgres()
         engine = open_database(URL)
     else:
@@ -74,7 +75,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def pg() -> Iterator[Engine]:
     if not URL:
-        pytest.skip("set INFERWATCH_TEST_POSTGRES_URL (CI does)")
+        pytest.fail(MISSING)
     wipe_postgres()
     engine = open_database(URL)
     yield engine
