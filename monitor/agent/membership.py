@@ -54,7 +54,7 @@ class Membership:
                 self._planned[name] = planned
         if probe != self.probing or hold != self.holding:
             log.info(
-                "agent %s: probing %d targets, holding %d (of %d; %d live agents)",
+                "agent %s: probing %d targets, holding %d (of %d; live agents: %d)",
                 self.name,
                 len(probe),
                 len(hold),
