@@ -42,7 +42,8 @@ class Membership:
     ) -> None:
         """Apply the duties for these live agents and this config (also after a reload)."""
         targets = {t.name: t for t in config.targets}
-        probe, hold = duties(self.name, self.region, targets, live)
+        regions_of = {t.name: t.regions for t in config.targets if t.regions}
+        probe, hold = duties(self.name, self.region, targets, live, regions_of)
         for name in self.probing - probe:
             self.slots.remove(name)
             self._planned.pop(name, None)
@@ -62,4 +63,4 @@ class Membership:
                 len({a.name for a in live} | {self.name}),
             )
         self.probing, self.holding = probe, frozenset(hold)
-        self.writer.queue_holding(hold)
+        self.writer.queue_holding(hold, {a.region for a in live} | {self.region})

@@ -176,6 +176,7 @@ class Monitor:
             _exit_quietly()
             raise SystemExit(2) from None
         self.writer.agent_id = agent_id
+        self.writer.region = self.registry.region
 
     async def _heartbeat(self) -> None:
         """Beat every HEARTBEAT_S until the stop; a database away is retried at the next beat

@@ -23,16 +23,20 @@ from monitor.agent.backlog import Backlog
 from monitor.config.model import Config
 from monitor.domain.alert_event import provider_status
 from monitor.domain.decide import (
+    Alert,
     Alerting,
     Decision,
     IncidentStep,
     OpenIncident,
+    Transition,
     decide,
+    regional,
     remind,
     reminder_due,
 )
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.maintenance import Quiet, Silence, quiet_at
+from monitor.domain.quorum import RegionState, step_region
 from monitor.domain.rollups import HOUR, Rollup, fold
 from monitor.domain.sampling import LastStored, after, keeps_evidence, provider_change
 from monitor.domain.states import Rules, TargetState
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 BATCH_WAIT = 0.25  # seconds to wait for more results before writing a batch
 RECENT_PROBES = 5
+REGION_POLL = 1.0  # seconds: how often a holder takes other regions' results when idle
 _IDLE = object()  # "no more items for this batch"
 
 
@@ -55,6 +60,9 @@ class Holding:
     decides, at each heartbeat). Queued like a Config, so it applies in order with results."""
 
     targets: frozenset[str]
+    # The regions of the live agents: with more than one, the other regions' results reach
+    # the holder through the database and a quorum of regions decides (see `_fold`).
+    regions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class _Setup:
     target: Target
     rules: Rules
     alerting: Alerting
+    quorum: int | None  # regions that confirm a change; None: a majority
+    interval: float
 
 
 class Writer:
@@ -75,6 +85,7 @@ class Writer:
         config: Config,
         clock: Callable[[], datetime] = utcnow,
         agent_id: int | None = None,
+        region: str | None = None,
     ):
         self.engine = engine
         self.config = config
@@ -102,6 +113,12 @@ class Writer:
         # The rollups of the buckets being filled, as committed. Only this writer writes
         # rollups, so each is read once (after a start, or for a late result), not per batch.
         self._rollups: dict[RollupKey, Rollup] = {}
+        # This agent's region, and whether the live agents span several regions.
+        self.region = region
+        self.several = False
+        # Per held target that has been watched from several regions: each region's own
+        # state (monitor/domain/quorum.py), as committed.
+        self.region_states: dict[str, dict[str, RegionState]] = {}
         self.agent_id = agent_id
 
     @property
@@ -130,7 +147,11 @@ class Writer:
         self._windows = config.windows
         self._setup = {
             t.name: _Setup(
-                t, config.rules_of(t), Alerting(config.routes_of(t), alerting.dashboard_url)
+                t,
+                config.rules_of(t),
+                Alerting(config.routes_of(t), alerting.dashboard_url),
+                config.quorum_of(t),
+                config.interval_of(t),
             )
             for t in config.targets
         }
@@ -177,11 +198,12 @@ class Writer:
         """Queue a reloaded config behind the results already queued (one writer, in order)."""
         self.queue.put_nowait(config)
 
-    def queue_holding(self, targets: Iterable[str]) -> None:
-        """Queue the targets to hold from now on, behind the results already queued."""
-        self.queue.put_nowait(Holding(frozenset(targets)))
+    def queue_holding(self, targets: Iterable[str], regions: Iterable[str] = ()) -> None:
+        """Queue the targets to hold from now on (and the live agents' regions), behind the
+        results already queued."""
+        self.queue.put_nowait(Holding(frozenset(targets), frozenset(regions)))
 
-    def hold(self, targets: Iterable[str]) -> None:
+    def hold(self, targets: Iterable[str], regions: Iterable[str] = ()) -> None:
         """Hold exactly `targets` (blocking: the writer's own task calls it, in a thread).
 
         Released ones just lose their caches: the next holder's acquisition takes the row.
@@ -191,6 +213,7 @@ class Writer:
         """
         if self.held is None or self.agent_id is None:
             return  # holds everything already
+        self.several = len(set(regions) | {self.region}) > 1
         wanted = set(targets) & set(self._setup)
         self._drop(self.held - wanted)
         gained = wanted - self.held
@@ -206,11 +229,18 @@ class Writer:
             )
             states = writes.load_states(conn, names)
             incidents = writes.open_incidents(conn, names)
+            regional = writes.load_region_states(conn, names)
             live = self._load_live(conn, {name: ids[name] for name in gained})
         self._drop(gained)  # anything kept from an earlier holding is stale now
         self.target_ids = ids
         self.held |= gained
         self.states.update({names[i]: TargetState.from_dict(s) for i, s in states.items()})
+        self.region_states.update(
+            {
+                names[i]: {r: RegionState.from_dict(d) for r, d in by_region.items()}
+                for i, by_region in regional.items()
+            }
+        )
         self._open = sorted([*(self._open or []), *incidents], key=lambda i: (i.opened_at, i.id))
         self._live_at_start.update(live)
         log.info("now holding %d targets (+%d)", len(self.held), len(gained))
@@ -224,6 +254,7 @@ class Writer:
         ids = {self.target_ids[name] for name in gone if name in self.target_ids}
         for name in gone:
             self.states.pop(name, None)
+            self.region_states.pop(name, None)
         self._open = [i for i in self._open or [] if i.target_id not in ids]
         self._rollups = {key: r for key, r in self._rollups.items() if key[0] not in ids}
 
@@ -244,6 +275,8 @@ class Writer:
         while True:
             # While results are held, wake for the next try even when no new result comes.
             retry = self.backlog.wait()
+            if retry is None and self.several:
+                retry = REGION_POLL  # other regions' results may wait for this holder
             item: object = (
                 await self.queue.get() if retry is None else await self._next(loop.time() + retry)
             )
@@ -252,8 +285,8 @@ class Writer:
             while isinstance(item, ProbeResult):
                 batch.append(item)
                 item = _IDLE if len(batch) >= BATCH_SIZE else await self._next(deadline)
-            if batch:
-                await self._write(batch)
+            if batch or (self.several and not self.backlog and item is _IDLE):
+                await self._write(batch)  # (empty: only other regions' results to decide)
             elif self.backlog:
                 await self.backlog.flush()
             if isinstance(item, Config):
@@ -265,7 +298,7 @@ class Writer:
                     log.warning("the reloaded config's targets are not recorded yet (%s)", exc)
             elif isinstance(item, Holding):
                 try:
-                    await asyncio.to_thread(self.hold, item.targets)
+                    await asyncio.to_thread(self.hold, item.targets, item.regions)
                 except Exception:
                     # Membership sends the whole set again at its next heartbeat.
                     log.exception("could not take %d targets; trying again", len(item.targets))
@@ -313,21 +346,38 @@ class Writer:
             # Written first: an alert lists the target's latest probes, these included.
             probe_ids = writes.insert_probes(conn, known, ids, evidence, hushed, self.agent_id)
             open_now = self._open if self._open is not None else writes.open_incidents(conn)
-            checked, fenced = self._fence(conn, known, open_now, ids)
+            waiting = self._waiting(conn)
+            checked, fenced = self._fence(conn, known, open_now, ids, waiting)
             if fenced is not None:  # the rest are observations: stored above, nothing else
                 open_now = [i for i in open_now if i.target_id in fenced]
+                self._hand_over(conn, known, probe_ids, ids, fenced, now)
             batch = _Batch(conn, now, open_now)
-            decided = []
-            for result, probe_id, why in zip(known, probe_ids, quiet, strict=True):
+            # (result, its probe's id, its region, why it was quiet), oldest first
+            folding = [
+                (result, probe_id, self.region, why)
+                for result, probe_id, why in zip(known, probe_ids, quiet, strict=True)
+                if fenced is None or ids[result.target] in fenced
+            ]
+            if fenced and waiting & fenced:
+                folding = self._with_other_regions(conn, folding, waiting & fenced)
+            for result, probe_id, region, why in folding:
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
-                if fenced is None or ids[result.target] in fenced:
-                    self._fold(batch, result, probe_id, ids, why)
-                    decided.append((result, why is not None))
+                self._fold(batch, result, probe_id, ids, why, region)
             writes.save_states(
                 conn, {ids[name]: state.to_dict() for name, state in batch.states.items()}, now
             )
+            writes.save_region_states(
+                conn,
+                {
+                    (ids[name], region): state.to_dict()
+                    for name, by_region in batch.regions.items()
+                    for region, state in by_region.items()
+                },
+                now,
+            )
             rollups = self._roll_up(
-                conn, _partials([r for r, _ in decided], ids, [q for _, q in decided])
+                conn,
+                _partials([r for r, *_ in folding], ids, [q is not None for *_, q in folding]),
             )
             self._reminders(batch, ids)
             writes.enqueue_alerts(conn, batch.alerts, now)
@@ -338,6 +388,7 @@ class Writer:
         self._stored.update(stored)
         self._keep_rollups(rollups, now)
         self.states.update(batch.states)
+        self.region_states.update(batch.regions)
         self._open = list(batch.open.values())
         if fenced is not None and checked - fenced:
             # Another agent took them (it was thought lost, or membership moved them first).
@@ -347,12 +398,61 @@ class Writer:
             self._drop(lost)
         return len(batch.alerts)
 
+    def _waiting(self, conn: Connection) -> set[int]:
+        """The targets this agent holds that other regions' results wait for (one indexed
+        query per batch, only while the live agents span several regions)."""
+        if not self.several or self.agent_id is None:
+            return set()
+        return writes.waiting_region_results(conn, self.agent_id)
+
+    def _hand_over(
+        self,
+        conn: Connection,
+        results: Sequence[ProbeResult],
+        probe_ids: Sequence[int],
+        ids: dict[str, int],
+        fenced: set[int],
+        now: datetime,
+    ) -> None:
+        """With several regions, the results of targets another agent holds go to it (their
+        holder decides them with the other regions' in its next batch)."""
+        if not self.several or self.region is None:
+            return
+        handed = [
+            (ids[r.target], probe_id)
+            for r, probe_id in zip(results, probe_ids, strict=True)
+            if ids[r.target] not in fenced
+        ]
+        writes.post_region_results(conn, handed, self.region, now)
+
+    def _with_other_regions(
+        self,
+        conn: Connection,
+        folding: list[tuple[ProbeResult, int, str | None, Quiet | None]],
+        target_ids: set[int],
+    ) -> list[tuple[ProbeResult, int, str | None, Quiet | None]]:
+        """This batch's own results and the other regions' results waiting for these held
+        targets, taken in this transaction, all in the order they were probed."""
+        taken = [
+            (result, probe_id, region)
+            for region, probe_id, result in writes.take_region_results(conn, target_ids)
+            if region != self.region  # a late result of this region's earlier prober
+            and result.target in self._setup
+        ]
+        quiet = self._quiet(conn, [result for result, *_ in taken])
+        others = [
+            (result, probe_id, region, why)
+            for (result, probe_id, region), why in zip(taken, quiet, strict=True)
+        ]
+        return sorted([*folding, *others], key=lambda item: item[0].checked_at)
+
     def _fence(
         self,
         conn: Connection,
         results: Sequence[ProbeResult],
         open_now: Sequence[OpenIncident],
         ids: dict[str, int],
+        waiting: Iterable[int] = (),
     ) -> tuple[set[int], set[int] | None]:
         """The targets this batch may decide for, as (checked, fenced) target ids; fenced is
         None without an agent (every target). With one: of the held targets with a result or
@@ -362,6 +462,7 @@ class Writer:
             return set(), None
         mine = {ids[r.target] for r in results if r.target in self.held}
         mine |= {i.target_id for i in open_now}  # only held targets' incidents are kept
+        mine |= set(waiting)
         return mine, writes.lock_held(conn, self.agent_id, mine)
 
     def _roll_up(
@@ -431,20 +532,102 @@ class Writer:
         probe_id: int,
         ids: dict[str, int],
         quiet: Quiet | None = None,
+        region: str | None = None,
     ) -> None:
-        """Decide what one result does and write it."""
+        """Decide what one result (of `region`: this agent's, or another region's handed
+        over) does and write it.
+
+        A target watched from one region steps its state directly. Once results of a second
+        region arrive, each region keeps its own state and a quorum of them steps the
+        target's (monitor/domain/quorum.py); a region's change the quorum does not follow is
+        recorded as a regional observation."""
         setup = self._setup.get(result.target)
         if setup is None:
             return  # removed by a reload while its probe was in flight: evidence only
         name, target_id = result.target, ids[result.target]
         state = batch.states.get(name) or self.states.get(name, TargetState())
         incident = batch.open_of(target_id)
-        decision = decide(
-            result, setup.target.kind, state, incident, setup.rules, setup.alerting, quiet
-        )
+        regions = batch.regions.get(name) or self.region_states.get(name)
+        if region is None or (region == self.region and not regions):
+            confirming = () if region is None else (region,)
+            decision = decide(
+                result,
+                setup.target.kind,
+                state,
+                incident,
+                setup.rules,
+                setup.alerting,
+                quiet,
+                regions=confirming,
+            )
+        else:
+            if not regions:  # so far watched from this agent's region only: its history
+                regions = {self.region or "": RegionState(state, result.checked_at)}
+            moved = step_region(
+                state,
+                regions,
+                region,
+                result.outcome,
+                result.checked_at,
+                setup.rules,
+                setup.quorum,
+                setup.interval,
+            )
+            batch.regions[name] = moved.regions
+            decision = decide(
+                result,
+                setup.target.kind,
+                state,
+                incident,
+                setup.rules,
+                setup.alerting,
+                quiet,
+                stepped=(moved.state, moved.change, moved.notice),
+                regions=moved.confirming,
+            )
+            if moved.regional is not None:
+                seen = moved.regional
+                transition, alerts = regional(
+                    result,
+                    setup.target.kind,
+                    seen.region,
+                    seen.change,
+                    setup.alerting,
+                    self.config.alerts.regional,
+                    quiet,
+                )
+                self._observe(batch, name, target_id, probe_id, transition, alerts)
         batch.states[name] = decision.state
         if decision.transition is not None or decision.notice is not None or decision.alerts:
             self._record(batch, name, target_id, probe_id, decision, incident, result.detail)
+
+    def _observe(
+        self,
+        batch: _Batch,
+        name: str,
+        target_id: int,
+        probe_id: int,
+        transition: Transition,
+        alerts: Sequence[Alert],
+    ) -> None:
+        """Write a regional observation and its alerts (only with `alerts.regional`)."""
+        transition_id = writes.insert_transition(
+            batch.conn, target_id, transition, probe_id, self.agent_id
+        )
+        log.info("%s: %s (regional) — %s", name, transition.label, transition.detail)
+        if not alerts:
+            return
+        recent = writes.recent_probes(batch.conn, target_id, RECENT_PROBES)
+        for alert in alerts:
+            batch.enqueue(
+                NewAlert(
+                    replace(alert.event, recent=recent),
+                    alert.channel,
+                    alert.recipients,
+                    target_id=target_id,
+                    transition_id=transition_id,
+                )
+            )
 
     def _record(
         self,
@@ -577,6 +760,7 @@ class _Batch:
         self.conn = conn
         self.now = now
         self.states: dict[str, TargetState] = {}
+        self.regions: dict[str, dict[str, RegionState]] = {}  # targets watched from several
         self.open = {i.id: i for i in open_incidents}  # oldest first
         # A target's incident is its newest open one.
         self.latest = {i.target_id: i.id for i in open_incidents}

@@ -37,6 +37,17 @@ class DefaultsModel(StrictModel):
         default=2,
         description="probes that confirm a contract break (1 = at once, 2 = one confirming)",
     )
+    quorum: Quorum = Field(
+        default="majority",
+        description=(
+            "with agents in several regions: how many reporting regions must confirm a "
+            "change (majority, or a number)"
+        ),
+    )
+
+
+# `majority` of the regions reporting, or at least this many of them (all, when fewer report).
+Quorum = Literal["majority"] | Annotated[int, Field(ge=1, le=100)]
 
 
 class EmailSettings(StrictModel):
@@ -89,6 +100,13 @@ class AlertSettings(StrictModel):
     )
     remind_every: Duration | None = Field(
         default=None, description="re-send while an incident stays open (off by default)"
+    )
+    regional: bool = Field(
+        default=False,
+        description=(
+            "also alert on a change seen by fewer regions than the quorum "
+            "(a regional observation; recorded either way)"
+        ),
     )
     email: EmailSettings | None = None
     webhook: WebhookSettings | None = None
@@ -252,6 +270,11 @@ class Config(StrictModel):
             success_threshold=target.success_threshold or d.success_threshold,
             contract_threshold=target.contract_threshold or d.contract_threshold,
         )
+
+    def quorum_of(self, target: TargetBase) -> int | None:
+        """How many reporting regions confirm a change of the target: None for a majority."""
+        quorum = target.quorum if target.quorum is not None else self.defaults.quorum
+        return None if quorum == "majority" else int(quorum)
 
     def redactor(self) -> Redactor:
         return Redactor(self.secrets)

@@ -11,7 +11,7 @@ joins or leaves only the targets it gains or loses move (about 1/n of them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -101,19 +101,36 @@ def held(me: str, targets: Iterable[str], region_agents: Iterable[str]) -> set[s
 
 
 def duties(
-    me: str, region: str, targets: Iterable[str], agents: Iterable[Agent]
+    me: str,
+    region: str,
+    targets: Iterable[str],
+    agents: Iterable[Agent],
+    regions_of: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[set[str], set[str]]:
     """What `me` (of `region`) probes and whose state it holds, among `targets`, given the
     live agents (`me` counts as one even before its own beat is read back).
 
-    It probes its region's share: each target is probed once per region. It holds the state of
-    the targets it wins among all live agents: each state has exactly one holder, and since the
-    overall winner also wins within its own region, a holder always probes what it holds.
+    It probes its region's share: each target is probed once per region, in every region
+    unless `regions_of` narrows a target to some (its `regions:`). It holds the state of the
+    targets it wins among the live agents of the regions that probe them: each state has
+    exactly one holder, and since that winner also wins within its own region, a holder
+    always probes what it holds.
     """
-    everyone = {a.name for a in agents} | {me}
-    mine = {a.name for a in agents if a.region == region} | {me}
+    region_of = {a.name: a.region for a in agents}
+    region_of[me] = region
+    mine = {name for name, r in region_of.items() if r == region}
     names = list(targets)
-    return held(me, names, mine), held(me, names, everyone)
+    narrowed = {t: regions_of[t] for t in names if regions_of and regions_of.get(t)}
+    plain = [t for t in names if t not in narrowed]
+    probe, hold = held(me, plain, mine), held(me, plain, region_of)
+    for target, allowed in narrowed.items():
+        if region not in allowed:
+            continue  # my region does not probe it, so I cannot hold it either
+        if owner(target, mine) == me:
+            probe.add(target)
+        if owner(target, (n for n, r in region_of.items() if r in allowed)) == me:
+            hold.add(target)
+    return probe, hold
 
 
 def job_due(

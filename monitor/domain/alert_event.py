@@ -21,8 +21,18 @@ from monitor.domain.text import one_line
 
 # quiet_ended: the first probe after a maintenance window or silence, when the target's state
 # is not what people were last told ("still failing after maintenance weekly-deploy: ...").
+# regional: one region's own change that the quorum of regions did not follow (sent only with
+# `alerts.regional: true`; see monitor/domain/quorum.py).
 REASONS = frozenset(
-    {"transition", "reminder", "flapping_started", "flapping_stopped", "quiet_ended", "test"}
+    {
+        "transition",
+        "reminder",
+        "flapping_started",
+        "flapping_stopped",
+        "quiet_ended",
+        "regional",
+        "test",
+    }
 )
 SUBJECT_PREFIX = "[inferwatch]"
 MAX_SUBJECT = 200  # long provider messages in a label would make subjects unreadable
@@ -70,6 +80,9 @@ class AlertEvent:
     # The target's related status page (`status_page:`), when it reports an incident: the
     # provider's own word next to our measurement (see `provider_status`).
     provider_status: str = ""
+    # The regions whose confirmed states made the change (several agents' regions); a
+    # regional observation names its one region.
+    regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:
@@ -110,6 +123,7 @@ class AlertEvent:
             "incident_id": self.incident_id,
             "facts": jsonable(dict(self.facts)),
             "provider_status": self.provider_status,
+            "regions": list(self.regions),
         }
 
     @classmethod
@@ -147,6 +161,7 @@ class AlertEvent:
             incident_id=data.get("incident_id"),
             facts=dict(data.get("facts") or {}),
             provider_status=data.get("provider_status") or "",
+            regions=tuple(data.get("regions") or ()),
         )
 
 
@@ -169,7 +184,7 @@ def subject_for(event: AlertEvent) -> str:
             text = f"{target} is flapping"
         case "flapping_stopped":
             text = f"{target} stopped flapping" + (f": now {now}" if event.to_outcome else "")
-        case "quiet_ended":
+        case "quiet_ended" | "regional":
             text = f"{target}: {one_line(event.label, limit=None)}"
         case _:
             text = f"{target}: {transition_summary(event)}"

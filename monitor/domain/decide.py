@@ -22,7 +22,7 @@ from typing import Any
 from monitor.domain.alert_event import AlertEvent
 from monitor.domain.evidence import Outcome, ProbeResult
 from monitor.domain.maintenance import Quiet
-from monitor.domain.states import Change, FlapEvent, Rules, TargetState, label, step
+from monitor.domain.states import Change, FlapEvent, Notice, Rules, TargetState, label, step
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,12 @@ class Transition:
     # The incident it opens (its id filled in by the writer), updates or closes.
     incident_id: int | None = None
     quiet: str | None = None  # why it was not announced: "maintenance weekly-deploy", ...
+    # The regions whose confirmed states made this change (one agent's region alone, or the
+    # quorum's; see monitor/domain/quorum.py).
+    regions: tuple[str, ...] = ()
+    # Set for a regional observation: that region's own change, which the target's state
+    # did not follow. Such a row opens no incident and alerts only with `alerts.regional`.
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,13 +161,20 @@ def decide(
     rules: Rules,
     alerting: Alerting,
     quiet: Quiet | None = None,
+    stepped: tuple[TargetState, Change | None, Notice | None] | None = None,
+    regions: tuple[str, ...] = (),
 ) -> Decision:
     """Step the target's state machine with one result and say what that changes.
 
     While the target is `quiet` (a maintenance window or silence) everything is recorded and
     nothing is sent, and what people were last told stays as it was; the first result after
-    it tells them once if the confirmed state differs from that (reason "quiet_ended")."""
-    new_state, change, notice = step(state, result.outcome, result.checked_at, rules)
+    it tells them once if the confirmed state differs from that (reason "quiet_ended").
+
+    With agents in several regions the state is stepped by the quorum of regions instead
+    (`stepped`, from monitor/domain/quorum.py, with the `regions` that confirm it)."""
+    if stepped is None:
+        stepped = step(state, result.outcome, result.checked_at, rules)
+    new_state, change, notice = stepped
     if quiet is None and state.quiet is not None and not _settled(state, result.outcome):
         # Just after a window, a probe that disagrees with the confirmed state (an ok while
         # it is failing, or the reverse) would make the one alert wrong a minute later: stay
@@ -205,6 +218,7 @@ def decide(
             facts=probe.facts,
             incident_id=about[0] if about else None,
             quiet=quiet.reason if quiet is not None else None,
+            regions=regions,
         )
         if transition.announced:
             event = _event(
@@ -220,7 +234,7 @@ def decide(
                 at=change.at,
                 since=change.started_at,
             )
-            alerts += _routed(event, alerting)
+            alerts += _routed(replace(event, regions=regions), alerting)
         if step_taken is not None and step_taken.step is IncidentStep.CLOSE:
             about = None  # a notice after a recovery belongs to no incident
     text = None
@@ -266,6 +280,55 @@ def decide(
         alerts += _routed(event, alerting)
         new_state = replace(new_state, last_announced=new_state.accepted)
     return Decision(new_state, transition, step_taken, text, tuple(alerts))
+
+
+def regional(
+    result: ProbeResult,
+    kind: str,
+    region: str,
+    change: Change,
+    alerting: Alerting,
+    alert_regional: bool,
+    quiet: Quiet | None = None,
+) -> tuple[Transition, tuple[Alert, ...]]:
+    """A regional observation (monitor/domain/quorum.py): one region's own change that the
+    target's state did not follow, as a transition row of that region and, only when the team
+    asked for regional alerts (and the region is not flapping, the target not quiet), its
+    alerts. It belongs to no incident: the target's state is unchanged."""
+    status = result.http_status if (result.http_status or 0) >= 300 else None
+    text = f"{region}: {label(change, status)}"
+    announced = alert_regional and change.announce and quiet is None
+    transition = Transition(
+        at=change.at,
+        started_at=change.started_at,
+        from_outcome=_str(change.from_outcome),
+        to_outcome=str(change.to_outcome),
+        label=text,
+        detail=result.detail,
+        hint=result.hint,
+        http_status=result.http_status,
+        announced=announced,
+        facts=facts_of(result),
+        quiet=quiet.reason if quiet is not None else None,
+        regions=(region,),
+        region=region,
+    )
+    if not announced:
+        return transition, ()
+    event = _event(
+        "regional",
+        result.target,
+        kind,
+        ProbeView.of(result),
+        text,
+        alerting,
+        None,
+        from_outcome=transition.from_outcome,
+        to_outcome=transition.to_outcome,
+        at=change.at,
+        since=change.started_at,
+    )
+    return transition, _routed(replace(event, regions=(region,)), alerting)
 
 
 def _settled(state: TargetState, outcome: Outcome) -> bool:
@@ -388,6 +451,7 @@ __all__ = [
     "decide",
     "facts_of",
     "incident_change",
+    "regional",
     "remind",
     "reminder_due",
 ]

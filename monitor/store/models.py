@@ -201,6 +201,35 @@ class TargetStateRecord(Base):
     holder: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
 
 
+class TargetRegionStateRecord(Base):
+    """One region's own state machine for a target (monitor.domain.quorum.RegionState as
+    JSON), kept by the target's holder with agents in several regions."""
+
+    __tablename__ = "target_region_states"
+
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class RegionResultRecord(Base):
+    """A result of another region's agent, waiting for the target's holder to decide it: the
+    holder deletes the row in the transaction that folds the result (exactly once)."""
+
+    __tablename__ = "region_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    probe_id: Mapped[int]  # probe_results.id; no foreign key, like ProbeRecord.agent_id
+    region: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_region_results_target_id", "target_id"),)
+
+
 class IncidentRecord(Base):
     """A failure period: opened by the first failing transition, closed by recovery."""
 
@@ -247,6 +276,11 @@ class TransitionRecord(Base):
     quiet_reason: Mapped[str | None] = mapped_column(Text)
     # The agent whose writer accepted it (agents.id; its region is the agent's).
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # The regions whose confirmed states made the change (monitor/domain/quorum.py).
+    regions: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Set on a regional observation: that region's own change, which the target's state did
+    # not follow (no incident). NULL on every change of the target's own state.
+    region: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_transitions_target_id_at", "target_id", "at"),

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.domain.agents import Agent, Outage, alive, counted_since, replaceable
 from monitor.domain.alert_event import AlertEvent, ProbeLine, jsonable, subject_for
 from monitor.domain.decide import IncidentChange, OpenIncident, ProbeView, Transition
-from monitor.domain.evidence import ProbeResult
+from monitor.domain.evidence import Outcome, ProbeResult, Timings
 from monitor.domain.maintenance import Silence
 from monitor.domain.rollups import Rollup, decode_latency, encode_latency
 from monitor.store.models import (
@@ -36,9 +36,11 @@ from monitor.store.models import (
     IncidentRecord,
     MonitorRunRecord,
     ProbeRecord,
+    RegionResultRecord,
     RollupRecord,
     SilenceRecord,
     TargetRecord,
+    TargetRegionStateRecord,
     TargetStateRecord,
     TransitionRecord,
 )
@@ -55,6 +57,8 @@ RUNS = cast(Table, MonitorRunRecord.__table__)
 ROLLUPS = cast(Table, RollupRecord.__table__)
 SILENCES = cast(Table, SilenceRecord.__table__)
 AGENTS = cast(Table, AgentRecord.__table__)
+REGION_STATES = cast(Table, TargetRegionStateRecord.__table__)
+REGION_RESULTS = cast(Table, RegionResultRecord.__table__)
 
 
 def _conn(db: Session | Connection) -> Connection:
@@ -362,6 +366,120 @@ def lock_held(conn: Connection, agent_id: int, target_ids: Iterable[int]) -> set
     return {row.target_id for row in rows if row.holder == agent_id}
 
 
+# ---------------------------------------------------------------- regions (several regions)
+# A target's holder keeps each region's own state (monitor/domain/quorum.py); the other
+# regions' agents hand it their results through `region_results`.
+
+
+def post_region_results(
+    conn: Connection, probes: Sequence[tuple[int, int]], region: str, now: datetime
+) -> None:
+    """Hand (target id, probe id) results of `region` to their targets' holders."""
+    if probes:
+        rows = [
+            {"target_id": tid, "probe_id": pid, "region": region, "created_at": now}
+            for tid, pid in probes
+        ]
+        conn.execute(insert(REGION_RESULTS), rows)
+
+
+def waiting_region_results(conn: Connection, agent_id: int) -> set[int]:
+    """The targets `agent_id` holds that handed-over results wait for."""
+    rows = conn.execute(
+        select(REGION_RESULTS.c.target_id)
+        .distinct()
+        .join(STATES, STATES.c.target_id == REGION_RESULTS.c.target_id)
+        .where(STATES.c.holder == agent_id)
+    )
+    return {row.target_id for row in rows}
+
+
+def take_region_results(
+    conn: Connection, target_ids: Iterable[int]
+) -> list[tuple[str, int, ProbeResult]]:
+    """Take (delete) the results other regions handed over for these targets, and return
+    them as (region, probe id, result), oldest first. Called by their holder with the targets'
+    state rows locked (`lock_held`), in the transaction that decides them: a rollback puts
+    them back, a commit means they were decided exactly once. A result whose probe row was
+    pruned meanwhile is dropped. Lean rows come back without evidence, as stored."""
+    ids = sorted(set(target_ids))
+    if not ids:
+        return []
+    taken = conn.execute(
+        delete(REGION_RESULTS)
+        .where(REGION_RESULTS.c.target_id.in_(ids))
+        .returning(REGION_RESULTS.c.probe_id, REGION_RESULTS.c.region)
+    ).all()
+    if not taken:
+        return []
+    region_of = {row.probe_id: row.region for row in taken}
+    rows = conn.execute(
+        select(PROBES, TARGETS.c.name, TARGETS.c.kind)
+        .join(TARGETS, TARGETS.c.id == PROBES.c.target_id)
+        .where(PROBES.c.id.in_(sorted(region_of)))
+        .order_by(PROBES.c.checked_at, PROBES.c.id)
+    )
+    return [(region_of[row.id], row.id, _result_of(row)) for row in rows]
+
+
+def _result_of(row: Any) -> ProbeResult:
+    """A stored probe as the result it was (a lean row: without its evidence)."""
+    return ProbeResult(
+        target=row.name,
+        kind=row.kind,
+        url=row.url,
+        checked_at=row.checked_at,
+        outcome=Outcome(row.outcome),
+        http_status=row.http_status,
+        timings=Timings(
+            connect_ms=row.connect_ms,
+            tls_ms=row.tls_ms,
+            ttfb_ms=row.ttfb_ms,
+            total_ms=row.latency_ms,
+            ttft_ms=row.ttft_ms,
+        ),
+        detail=row.detail,
+        hint=row.hint,
+        warning=row.warning,
+        request_id=row.request_id,
+        provider=row.provider,
+        headers=dict(row.headers or {}),
+        body_excerpt=row.body_excerpt,
+        facts=dict(row.facts or {}),
+        tokens_per_s=row.tokens_per_s,
+        usage_tokens=row.usage_tokens,
+    )
+
+
+def load_region_states(
+    conn: Connection, target_ids: Iterable[int]
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """The regions' own states (RegionState.to_dict) of these targets: target id -> region ->
+    state."""
+    ids = sorted(set(target_ids))
+    found: dict[int, dict[str, dict[str, Any]]] = {}
+    if ids:
+        rows = conn.execute(
+            select(REGION_STATES.c.target_id, REGION_STATES.c.region, REGION_STATES.c.state).where(
+                REGION_STATES.c.target_id.in_(ids)
+            )
+        )
+        for row in rows:
+            found.setdefault(row.target_id, {})[row.region] = row.state
+    return found
+
+
+def save_region_states(
+    conn: Connection, states: Mapping[tuple[int, str], Mapping[str, Any]], now: datetime
+) -> None:
+    """Upsert regional states by (target id, region), in one executemany."""
+    rows = [
+        {"target_id": tid, "region": region, "state": dict(state), "updated_at": now}
+        for (tid, region), state in states.items()
+    ]
+    _upsert(conn, REGION_STATES, rows, ("target_id", "region"))
+
+
 # ---------------------------------------------------------------- transitions and incidents
 
 
@@ -446,6 +564,8 @@ def insert_transition(
             probe_id=probe_id,
             incident_id=t.incident_id,
             quiet_reason=t.quiet,
+            regions=list(t.regions) or None,
+            region=t.region,
         )
         .returning(TRANSITIONS.c.id)
     )

@@ -78,6 +78,14 @@ class TargetBase(StrictModel):
         default=None,
         description="the name of a statuspage target for this provider, quoted in alerts",
     )
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="the agents' regions that probe it (default: every region)",
+    )
+    quorum: Literal["majority"] | Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, description="regions that must confirm a change (default: defaults.quorum)"
+    )
 
     kind: str
     default_interval: ClassVar[float | None] = None  # overrides defaults.interval for a kind
