@@ -592,6 +592,7 @@ class Writer:
                     setup.target.kind,
                     seen.region,
                     seen.change,
+                    seen.ends,
                     setup.alerting,
                     self.config.alerts.regional,
                     quiet,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -287,16 +287,23 @@ def regional(
     kind: str,
     region: str,
     change: Change,
+    ends: bool,
     alerting: Alerting,
     alert_regional: bool,
     quiet: Quiet | None = None,
 ) -> tuple[Transition, tuple[Alert, ...]]:
-    """A regional observation (monitor/domain/quorum.py): one region's own change that the
-    target's state did not follow, as a transition row of that region and, only when the team
-    asked for regional alerts (and the region is not flapping, the target not quiet), its
-    alerts. It belongs to no incident: the target's state is unchanged."""
+    """A regional observation (monitor/domain/quorum.py): one region disagreeing with the
+    target's state ("eu-west: server_error (503) since 12:03 UTC"), or agreeing again, as a
+    transition row of that region and, only when the team asked for regional alerts (and the
+    region is not flapping, the target not quiet), its alerts. It belongs to no incident: the
+    target's state is unchanged."""
     status = result.http_status if (result.http_status or 0) >= 300 else None
-    text = f"{region}: {label(change, status)}"
+    now = str(change.to_outcome)
+    said = f"{now} ({status})" if status and change.to_outcome != Outcome.OK else now
+    if ends:
+        text = f"{region}: {'recovered' if change.to_outcome == Outcome.OK else said}, agrees again"
+    else:
+        text = f"{region}: {said} since {change.started_at.astimezone(UTC):%H:%M} UTC"
     announced = alert_regional and change.announce and quiet is None
     transition = Transition(
         at=change.at,

@@ -14,9 +14,12 @@ states, not the raw probes:
   confirmed failing state; its outcome is the most common of theirs (a tie keeps the current
   one, else the latest region's, else the first by name). It becomes `ok` when `needed` regions
   are confirmed ok. Otherwise it stays as it was.
-* A region's own confirmed change that leaves it disagreeing with the target (failing while
-  the target works, or the reverse) is a *regional observation* (`RegionalChange`): recorded,
-  shown, and alerted only when the team asks for it; so is its change back into agreement.
+* A region whose confirmed state disagrees with the target's (failing while the target
+  works, or the reverse) at its next probe, so the quorum did not follow within an interval,
+  is a *regional observation* (`RegionalChange`): recorded, shown, and alerted only when the
+  team asks for it; so is its own change back into agreement. (Waiting one probe keeps the
+  first region to confirm an outage everyone sees from being reported alone, seconds before
+  the others confirm it.)
 * The target flaps while at least `needed` reporting regions flap.
 
 With one region reporting, `needed` is 1 and the target's state follows that region's exactly.
@@ -60,10 +63,12 @@ class RegionState:
 
 @dataclass(frozen=True)
 class RegionalChange:
-    """A region's own confirmed change that the target's state did not follow."""
+    """A regional observation: a region disagrees with the target's state (its own failure,
+    or it works while the target fails), or agrees again (`ends`)."""
 
     region: str
-    change: Change
+    change: Change  # from the target's state to the region's (or, ending, the region's own)
+    ends: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ def step_region(
     confirming: tuple[str, ...] = ()
     if len(failing) >= need:
         verdict = _most_common(failing, target.accepted, region)
-        confirming = tuple(sorted(n for n, o in failing.items() if o == verdict))
+        confirming = tuple(sorted(failing))  # failing, whatever their outcome
     elif len(working) >= need:
         verdict = Outcome.OK
         confirming = tuple(sorted(working))
@@ -173,13 +178,25 @@ def step_region(
 
     regional = None
     disagrees = _disagree(own.accepted, accepted)
-    if (
-        own_change is not None
-        and (change is None or region not in confirming)
-        and (disagrees or before.observed)
+    if before.observed and not disagrees and own_change is not None:
+        regional = RegionalChange(region, own_change, ends=True)  # it agrees again
+    elif (
+        not before.observed
+        and disagrees
+        and own_change is None  # confirmed at an earlier probe, and still disagrees:
+        and own.accepted is not None  # the quorum did not follow within an interval
+        and own.accepted_since is not None
     ):
-        regional = RegionalChange(region, own_change)
-    # Still an open regional observation: it disagrees, and it was recorded as one.
+        seen = Change(
+            from_outcome=accepted,
+            to_outcome=own.accepted,
+            at=at,
+            started_at=own.accepted_since,
+            since=None,
+            announce=not own.flapping,
+        )
+        regional = RegionalChange(region, seen, ends=False)
+    # An open regional observation: it disagrees, and that was recorded.
     observed = disagrees and (before.observed or regional is not None)
     regions[region] = RegionState(own, regions[region].last_at, observed)
     for name, r in regions.items():  # the target moved to agree with them: nothing open
