@@ -16,7 +16,13 @@ agents have found each other and share the targets), then measures a window of -
   PostgreSQL CPU  the same for the postmaster and all its processes (backends that exited are
                   in the postmaster's cutime/cstime), as a share of one core
   write rate      probe_results rows with checked_at in the window, per second, in all and per
-                  agent (each agent's share of the targets), against N x regions / interval
+                  agent (each agent's share of the targets), against N x regions / interval:
+                  every region probes every target, so R regions write R rows per target
+  handed over     with R > 1, the results an agent hands to the target's holder in another
+                  region (region_results; the holder takes and decides them): derived per agent
+                  as its rows/s x the share of the targets it probed in the window that it does
+                  not hold at the window's end (the handed rows are deleted when taken, so they
+                  cannot be counted afterwards); expected (R - 1) / R of all rows
   machine         what the whole machine was busy meanwhile (2 cores = 200 %)
 
 After the window, two events, one after the other:
@@ -30,7 +36,10 @@ After the window, two events, one after the other:
                   the last interval. Measured from probe rows' agent_id: per target, the first
                   probe by another agent of its region after the kill (p50 / max of the delay
                   since the kill), and the time until target_states.holder names another agent
-                  for all of the targets it held (polled every 0.5 s)
+                  for all of the targets it held (polled every 0.5 s). Alone in its region (R
+                  regions x 1 agent), nobody probes in its place (its region stops reporting;
+                  the quorum counts the others): only the holder's move is measured, to agents
+                  of the other regions
 
 Rows are read through SQLAlchemy on monitor/store/models.py's models. Everything runs in temp
 dirs as child processes that are stopped at the end (also on Ctrl-C, SIGTERM, SIGHUP or an
@@ -41,6 +50,7 @@ apt-get install postgresql nginx-light.
     .venv/bin/python benchmarks/agents.py                      # 10,000 x 60 s, 3 agents, 120 s
     .venv/bin/python benchmarks/agents.py --targets 300 --interval 10 --seconds 20
     .venv/bin/python benchmarks/agents.py --agents 4 --regions 2 --json /tmp/agents.json
+    .venv/bin/python benchmarks/agents.py --targets 3000 --regions 3   # 3 regions x 1 agent
 """
 
 from __future__ import annotations
@@ -195,6 +205,21 @@ def probes_by_agent(engine: Engine, t0: float, t1: float) -> Counter[int | None]
         return Counter(reads.probes_by_agent(conn, utc(t0), utc(t1)))
 
 
+def handed_over(
+    engine: Engine, ids: dict[str, int], counted: Counter[int | None], t0: float
+) -> dict[str, float]:
+    """Per agent, the rows of the window it handed to another region's holder: its rows x the
+    share of what it probed that it does not hold (held is a subset of probed)."""
+    out = {}
+    with engine.connect() as conn:
+        for name, agent in ids.items():
+            probed = reads.targets_probed_by(conn, agent, utc(t0))
+            if probed:
+                held = reads.targets_held_by(conn, agent) & probed
+                out[name] = counted.get(agent, 0) * (1 - len(held) / len(probed))
+    return out
+
+
 def alert_latency(engine: Engine, target_id: int, to_ok: bool, arrived: float) -> dict[str, Any]:
     """The latest transition of `target_id` to ok (or away from it): its confirming probe's end
     to the email's arrival."""
@@ -255,6 +280,7 @@ def measure_window(
     ids = agent_ids(engine)
     counted = probes_by_agent(engine, t0, t1)
     rows = sum(counted.values())
+    handed = handed_over(engine, ids, counted, t0) if args.regions > 1 else {}
     nginx_seen, _ = count_probes(tmp / "access.log", t0, t1)
     fail_rate = 1 / args.fail_interval
     return {
@@ -268,6 +294,8 @@ def measure_window(
         "rows_per_s": round(rows / window, 1),
         "expected_per_s": round(args.regions * (args.targets / args.interval + fail_rate), 1),
         "rows_per_s_by_agent": {n: round(counted.get(i, 0) / window, 1) for n, i in ids.items()},
+        "handed_per_s": round(sum(handed.values()) / window, 1),
+        "handed_per_s_by_agent": {n: round(h / window, 1) for n, h in handed.items()},
         "nginx_requests_per_s": round(nginx_seen / window, 1),
     }
 
@@ -300,9 +328,9 @@ def measure_takeover(
 ) -> dict[str, Any]:
     victim = [n for n in agents if regions[n] == "r1"][-1]
     peers = {n for n in agents if regions[n] == "r1" and n != victim}
-    if not peers:
-        return {"skipped": f"{victim} is alone in its region"}
     ids = agent_ids(engine)
+    if not peers:
+        return holder_move(args, agents[victim], ids[victim], victim, engine)
     me, others = ids[victim], [ids[n] for n in peers]
     now = time.time()
     with engine.connect() as conn:
@@ -346,6 +374,36 @@ def measure_takeover(
         "holder_moved_s": round(handed, 1) if handed is not None else None,
         "gap_p50_s": round(pct(gaps, 0.5), 2) if gaps else None,
         "gap_max_s": round(max(gaps), 2) if gaps else None,
+    }
+
+
+def holder_move(
+    args: argparse.Namespace,
+    proc: subprocess.Popen[bytes],
+    me: int,
+    victim: str,
+    engine: Engine,
+) -> dict[str, Any]:
+    """kill -9 of an agent alone in its region: until the agents of the other regions hold
+    every target it held (nobody probes in its place)."""
+    with engine.connect() as conn:
+        held = reads.targets_held_by(conn, me)
+    proc.send_signal(signal.SIGKILL)
+    killed = time.time()
+    proc.wait(10)
+    handed: float | None = None
+    deadline = killed + LOST_AFTER_S + 4 * HEARTBEAT_S + args.interval + 60
+    while handed is None and time.time() < deadline:
+        with engine.connect() as conn:
+            if not reads.targets_held_by(conn, me):
+                handed = time.time() - killed
+        time.sleep(0.5)
+    return {
+        "killed": victim,
+        "killed_at": killed,
+        "alone_in_region": True,
+        "targets_held": len(held),
+        "holder_moved_s": round(handed, 1) if handed is not None else None,
     }
 
 
@@ -443,14 +501,24 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         f"  write rate      {w['rows_per_s']:g} probe rows/s (expected {w['expected_per_s']:g}; "
         f"nginx saw {w['nginx_requests_per_s']:g}/s)"
     )
+    if args.regions > 1:
+        by = " / ".join(f"{v:g}" for v in w["handed_per_s_by_agent"].values())
+        print(
+            f"  handed over     {w['handed_per_s']:g} results/s to another region's holder "
+            f"({by} by agent; derived, expected {(args.regions - 1) / args.regions:.0%} of rows)"
+        )
     print(
         f"  alert latency   failure {a['failure']['latency_ms']:g} ms "
         f"(decided by {a['failure']['decided_by']}, email {a['failure']['since_failing_s']:g} s "
         f"after the target began failing), recovery {a['recovery']['latency_ms']:g} ms; "
         f"{a['emails']} emails"
     )
-    if "skipped" in t:
-        print(f"  takeover        skipped: {t['skipped']}")
+    if t.get("alone_in_region"):
+        print(
+            f"  takeover        kill -9 of {t['killed']} (alone in its region; held "
+            f"{t['targets_held']}): holder moved to other regions' agents after "
+            f"{t['holder_moved_s']} s"
+        )
     else:
         print(
             f"  takeover        kill -9 of {t['killed']} ({t['targets_probed']} targets probed, "
