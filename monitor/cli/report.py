@@ -86,7 +86,10 @@ def _when(value: datetime | None) -> str:
 def transition_dict(
     t: TransitionRecord, target: str, agent: tuple[str, str] | None = None
 ) -> dict[str, Any]:
-    """`agent`: the (name, region) of the agent whose writer accepted it (None before agents)."""
+    """`agent`: the (name, region) of the agent whose writer accepted it (None before agents),
+    printed as `agent` and `region`. `regions`: the regions whose confirmed states made the
+    change ([] before regions). `observed_region`: set only on a regional observation, one
+    region's own change that the target's state did not follow (null otherwise)."""
     return {
         "target": target,
         "at": _iso(t.at),
@@ -102,6 +105,8 @@ def transition_dict(
         "incident_id": t.incident_id,
         "agent": agent[0] if agent else None,
         "region": agent[1] if agent else None,
+        "regions": list(t.regions or []),
+        "observed_region": t.region,
     }
 
 
@@ -137,6 +142,8 @@ def alert_dict(a: AlertRecord, target: str | None) -> dict[str, Any]:
 
 
 def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
+    """A regional observation (one region's own change, the target's state unchanged) says so
+    under its label; a change several regions confirmed names them."""
     table = Table(header_style="bold", title="Transitions (newest first, UTC)")
     table.add_column("At", no_wrap=True)
     table.add_column("Target", no_wrap=True)
@@ -147,6 +154,10 @@ def transitions_table(rows: Sequence[tuple[TransitionRecord, str]]) -> Table:
         change.append_text(outcome_text(t.to_outcome))
         quiet = f" (not announced: {t.quiet_reason})" if t.quiet_reason else " (not announced)"
         change.append(f"\n{t.label}" + ("" if t.announced else quiet), style="dim")
+        if t.region is not None:
+            change.append(f"\nregional: {t.region} only, target unchanged", style="magenta")
+        elif len(t.regions or []) > 1:
+            change.append(f"\nconfirmed by {', '.join(t.regions or [])}", style="dim")
         what = Text(t.detail)
         if t.hint:
             what.append(f"\n→ {t.hint}", style="cyan")

@@ -106,7 +106,13 @@ def transitions(
     target: TargetFilter = None,
     output: FormatOption = Format.table,
 ) -> None:
-    """List accepted state changes (what changed, when, why, what to do), newest first."""
+    """List accepted state changes (what changed, when, why, what to do), newest first.
+
+    With agents in several regions, a region's own change that the target's state did not
+    follow is listed too, marked "regional". JSON: `agent` and `region` name the agent whose
+    writer accepted the row, `regions` the regions that confirmed the change, and
+    `observed_region` the region of a regional observation (null for the target's own
+    changes)."""
     when, engine = _review(config, since, target)
     with Session(engine) as s:
         rows = reads.transitions(s, when, target=target)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from monitor.domain.agents import Agent, alive
 from monitor.domain.evidence import NO_DATA, Outcome, OutcomeClass
 from monitor.domain.history import ACTION_OUTCOMES, UPTIME_WINDOWS, period_for, state_class
 from monitor.domain.maintenance import MAINTENANCE, Silence
+from monitor.domain.quorum import RegionState, reporting_regions
 from monitor.domain.rollups import DAY, HOUR, PERIODS, Rollup, decode_latency, period_start
 from monitor.domain.sampling import PROVIDER_CHANGE
 from monitor.domain.states import TargetState
@@ -39,9 +40,14 @@ from monitor.store.models import (
     RollupRecord,
     SilenceRecord,
     TargetRecord,
+    TargetRegionStateRecord,
     TargetStateRecord,
     TransitionRecord,
 )
+
+# A regional observation (`transitions.region` set) is one region's own change that the
+# target's state did not follow: every read about the target's own state leaves it out.
+OWN_CHANGE = TransitionRecord.region.is_(None)
 
 
 def target_names(session: Session) -> list[str]:
@@ -92,6 +98,9 @@ class TargetRow:
     streak_since: datetime | None = None
     # The last HISTORY_HOURS hours, oldest first, each as its colour key (Bucket.worst).
     hours: tuple[str, ...] = ()
+    # Regions whose own state disagrees with the target's right now (an open regional
+    # observation, monitor/domain/quorum.py); empty with one region.
+    regional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ def overview(
     }
     latest = _latest_probes(session, failing)
     hours = _recent_hours(session, ids, now)
+    observed = _observed_regions(session, ids)
     rows = []
     for t in targets:
         state = states[t.id]
@@ -161,6 +171,7 @@ def overview(
                 streak=state.streak,
                 streak_since=state.streak_since,
                 hours=hours.get(t.id, (NO_DATA,) * HISTORY_HOURS),
+                regional=observed.get(t.id, ()),
             )
         )
     return rows
@@ -334,23 +345,45 @@ def _latest_probes(session: Session, states: dict[int, str]) -> dict[int, ProbeR
 
 
 def _last_transitions(session: Session, ids: list[int]) -> dict[int, TransitionRecord]:
+    """Each target's newest change of its own state (regional observations left out)."""
     if not ids:
         return {}
     newest = (
         select(TransitionRecord.target_id, func.max(TransitionRecord.at).label("at"))
-        .where(TransitionRecord.target_id.in_(ids))
+        .where(TransitionRecord.target_id.in_(ids), OWN_CHANGE)
         .group_by(TransitionRecord.target_id)
         .subquery()
     )
     rows = session.scalars(
-        select(TransitionRecord).join(
+        select(TransitionRecord)
+        .join(
             newest,
             and_(
                 TransitionRecord.target_id == newest.c.target_id, TransitionRecord.at == newest.c.at
             ),
         )
+        .where(OWN_CHANGE)
     )
     return {t.target_id: t for t in rows}
+
+
+def _observed_regions(session: Session, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Target id -> the regions with an open regional observation, by name. Filtered in SQL
+    on the state's `observed` flag: no rows at all with one region."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(TargetRegionStateRecord.target_id, TargetRegionStateRecord.region)
+        .where(
+            TargetRegionStateRecord.target_id.in_(ids),
+            TargetRegionStateRecord.state["observed"].as_boolean().is_(True),
+        )
+        .order_by(TargetRegionStateRecord.target_id, TargetRegionStateRecord.region)
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for target_id, region in rows:
+        found[target_id].append(region)
+    return {i: tuple(regions) for i, regions in found.items()}
 
 
 def raw_uptime(
@@ -545,7 +578,8 @@ def transitions(
     target: str | None = None,
 ) -> list[tuple[TransitionRecord, str]]:
     """Transitions with start <= at < end (either bound optional), newest first, with their
-    target's name."""
+    target's name: the history, regional observations included (their `region` is set; they
+    did not change the target's state, and whoever shows them must say so)."""
     query = select(TransitionRecord, TargetRecord.name).join(TargetRecord)
     query = _between(query, TransitionRecord.at, start, end)
     if target is not None:
@@ -841,7 +875,11 @@ def latest_deciding_probe(conn: Connection, target_id: int, to_ok: bool) -> Deci
         select(ProbeRecord.checked_at, ProbeRecord.latency_ms, AgentRecord.name)
         .join(TransitionRecord, TransitionRecord.probe_id == ProbeRecord.id)
         .outerjoin(AgentRecord, AgentRecord.id == TransitionRecord.agent_id)
-        .where(TransitionRecord.target_id == target_id, to == "ok" if to_ok else to != "ok")
+        .where(
+            TransitionRecord.target_id == target_id,
+            to == "ok" if to_ok else to != "ok",
+            OWN_CHANGE,
+        )
         .order_by(TransitionRecord.id.desc())
         .limit(1)
     ).first()
@@ -1142,7 +1180,7 @@ def incident_detail(
         )
         for t in session.scalars(
             select(TransitionRecord)
-            .where(TransitionRecord.incident_id == incident_id)
+            .where(TransitionRecord.incident_id == incident_id, OWN_CHANGE)
             .order_by(TransitionRecord.at, TransitionRecord.id)
         )
     ]
@@ -1273,3 +1311,60 @@ def agent_names(db: Session | Connection) -> dict[int, tuple[str, str]]:
     """Agent id -> (name, region): what the JSON outputs print for a row's agent_id."""
     rows = db.execute(select(AgentRecord.id, AgentRecord.name, AgentRecord.region))
     return {r.id: (r.name, r.region) for r in rows}
+
+
+# ---------------------------------------------------------------- regions (issue 13, phase 2)
+# Each region's own state per target (monitor/domain/quorum.py), as the target page shows it.
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    """One region's own view of a target."""
+
+    region: str
+    state: str | None  # its confirmed outcome, None before it confirmed one
+    since: datetime | None  # since when it has been confirmed
+    last_at: datetime | None  # its latest result
+    # Its latest result is within quorum.REPORT_WINDOW intervals of the database's now (it
+    # counts towards the quorum); None when the target's interval is unknown.
+    reporting: bool | None
+    observed: bool  # an open regional observation: it disagrees with the target's state
+
+
+def region_states(
+    db: Session | Connection,
+    targets: Sequence[str] | None = None,
+    intervals: Mapping[str, float] | None = None,
+    now: datetime | None = None,
+) -> dict[str, list[RegionRow]]:
+    """Target name -> its regions' own states, by region name, for the `targets` given (all
+    without). Whether a region still reports is judged at `now` (by default the database's
+    time, which the results are stamped in) against the target's interval from `intervals`
+    (the config's; a target missing there: unknown). Empty with one region: no rows."""
+    now = now or database_now(db)
+    query = (
+        select(TargetRecord.name, TargetRegionStateRecord.region, TargetRegionStateRecord.state)
+        .join(TargetRecord, TargetRecord.id == TargetRegionStateRecord.target_id)
+        .order_by(TargetRecord.name, TargetRegionStateRecord.region)
+    )
+    if targets is not None:
+        query = query.where(TargetRecord.name.in_(list(targets)))
+    found: dict[str, list[RegionRow]] = defaultdict(list)
+    for row in db.execute(query):
+        own = RegionState.from_dict(row.state)
+        interval = (intervals or {}).get(row.name)
+        reporting = None
+        if interval is not None:
+            reporting = bool(reporting_regions({row.region: own}, now, interval))
+        accepted = own.state.accepted
+        found[row.name].append(
+            RegionRow(
+                region=row.region,
+                state=str(accepted) if accepted is not None else None,
+                since=own.state.accepted_since,
+                last_at=own.last_at,
+                reporting=reporting,
+                observed=own.observed,
+            )
+        )
+    return dict(found)
