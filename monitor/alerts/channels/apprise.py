@@ -124,6 +124,13 @@ def _what_happened(ctx: AlertEvent) -> str:
                 f"{who}: {_text(ctx.label)}. Changes during the maintenance window or silence "
                 f"were recorded, not sent; this is where it stands now{told}."
             )
+        case "regional":
+            seen = f" ({_text(', '.join(ctx.regions))})" if ctx.regions else ""
+            return (
+                f"{who}: {_text(ctx.label)}. This is one region's own view{seen}: the target's "
+                "state, which a quorum of regions decides, did not change, and no incident was "
+                "opened."
+            )
         case _:  # a reason added later: its label says what happened
             return f"{who}: {_text(ctx.label or now)}."
 
@@ -149,6 +156,10 @@ def _notify_type(ctx: AlertEvent) -> str:
         return apprise.NotifyType.WARNING.value
     if not ctx.to_outcome:
         return apprise.NotifyType.INFO.value
+    if ctx.reason == "regional":  # the target itself did not change: never a failure
+        ok = outcome_class(ctx.to_outcome) is OutcomeClass.OK
+        calm: str = (apprise.NotifyType.INFO if ok else apprise.NotifyType.WARNING).value
+        return calm
     return {
         OutcomeClass.OK: apprise.NotifyType.SUCCESS,
         OutcomeClass.TRANSIENT: apprise.NotifyType.WARNING,

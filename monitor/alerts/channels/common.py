@@ -48,6 +48,16 @@ def incident_link(ctx: AlertEvent) -> str | None:
     return f"{ctx.dashboard_url.rstrip('/')}/incident?id={int(ctx.incident_id)}"
 
 
+def regions_row(ctx: AlertEvent) -> tuple[str, str]:
+    """Which regions saw it: the regions that confirmed a change (shown when several did), or
+    the one region of a regional observation; nothing with one region."""
+    if ctx.reason == "regional" and ctx.regions:
+        return ("Seen from", ", ".join(ctx.regions) + " only")
+    if len(ctx.regions) > 1:
+        return ("Confirmed by", ", ".join(ctx.regions))
+    return ("Confirmed by", "")
+
+
 def evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
     """Only the facts that exist, in the order someone debugging wants them."""
     if ctx.reason == "test":
@@ -55,6 +65,7 @@ def evidence_rows(ctx: AlertEvent) -> list[tuple[str, str]]:
     rows = [
         ("HTTP status", str(ctx.http_status) if ctx.http_status is not None else ""),
         ("Provider said", ctx.detail),
+        regions_row(ctx),
         ("Status page", ctx.provider_status),
         ("Request id", ctx.request_id or ""),
         ("Provider", ctx.provider or ""),

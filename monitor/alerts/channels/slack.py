@@ -147,7 +147,7 @@ def _headline(event: AlertEvent) -> str:
             text = f"{target} is flapping"
         case "flapping_stopped":
             text = f"{target} stopped flapping" + (f": now {now}" if event.to_outcome else "")
-        case "quiet_ended":
+        case "quiet_ended" | "regional":
             text = f"{target}: {event.label}"
         case _:
             text = subject_for(event)
@@ -189,9 +189,22 @@ def _what_happened(event: AlertEvent) -> str:
                 "maintenance window or silence were recorded, not sent; this is where it stands "
                 "now" + (f" (the last alert said *{before}*)." if before else ".")
             )
+        case "regional":
+            text = (
+                f"{name}: {escape(one_line(event.label, limit=None))}.\n{REGIONAL_NOTE}"
+                f"{_regions(event)}: the target's state, which a quorum of regions decides, did "
+                "not change, and no incident was opened."
+            )
         case _:
             text = f"{name}: {escape(one_line(event.label, limit=None))}"
     return text + (f"\n{escape(event.url)}" if event.url else "")
+
+
+REGIONAL_NOTE = "This is one region's own view"
+
+
+def _regions(event: AlertEvent) -> str:
+    return f" ({escape(', '.join(event.regions))})" if event.regions else ""
 
 
 def _times(event: AlertEvent) -> list[tuple[str, str]]:

@@ -64,6 +64,8 @@ def payload(event: AlertEvent) -> dict[str, Any]:
         "since": iso_utc(event.since),
         "incident_id": event.incident_id,
         "incident_opened_at": iso_utc(event.incident_opened_at),
+        # The regions that confirmed the change; a regional observation's one region.
+        "regions": list(event.regions),
         "dashboard_url": dashboard_link(event),
         "incident_url": incident_link(event),
     }
