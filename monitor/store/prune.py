@@ -2,6 +2,8 @@
 
 Deleting by (target_id, checked_at < cutoff) walks the composite index one target at a time,
 in chunks, so each write transaction stays short and the monitor's writer is never starved.
+Other regions' results handed to a holder (`region_results`) that nobody took within a day
+(the target removed, its holder gone) go too.
 """
 
 from __future__ import annotations
@@ -15,19 +17,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Select, Table, delete, select, text
+from sqlalchemy import CursorResult, Engine, Select, Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from monitor.domain.agents import job_due
-from monitor.store.models import DeploymentJobRecord, ProbeRecord, RollupRecord, TargetRecord
+from monitor.store.models import (
+    DeploymentJobRecord,
+    ProbeRecord,
+    RegionResultRecord,
+    RollupRecord,
+    TargetRecord,
+)
 from monitor.store.reads import database_now
 
 log = logging.getLogger(__name__)
 
 CHUNK = 20_000
 JOBS = cast(Table, DeploymentJobRecord.__table__)
+REGION_RESULTS = cast(Table, RegionResultRecord.__table__)
+# A handed-over result is taken by its holder within a second or two; one still waiting a day
+# later will never be (its target removed, or no holder left in a region that takes it).
+HANDED_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class PruneReport:
     rollups: int
     raw_cutoff: datetime
     rollup_cutoff: datetime
+    region_results: int = 0  # handed-over results nobody took (see HANDED_KEPT)
 
 
 def cutoffs(
@@ -52,8 +65,11 @@ def prune(
     *,
     dry_run: bool = False,
     stop: threading.Event | None = None,
+    handed_cutoff: datetime | None = None,
 ) -> PruneReport:
-    """Delete raw probes before `raw_cutoff` and rollups before `rollup_cutoff`.
+    """Delete raw probes before `raw_cutoff`, rollups before `rollup_cutoff`, and handed-over
+    region results created before `handed_cutoff` (by default HANDED_KEPT before the
+    database's now, the clock they are stamped by).
 
     `stop` ends the pass between two short transactions (the monitor is shutting down); what
     is left is deleted by the next pass.
@@ -91,14 +107,28 @@ def prune(
             else:
                 deleted = cast(CursorResult[Any], s.execute(query))  # a DELETE's result
                 rollups += deleted.rowcount or 0
+    handed = 0 if stop.is_set() else _prune_handed(engine, handed_cutoff, dry_run)
     log.info(
-        "pruned %d probes before %s and %d rollups before %s",
+        "pruned %d probes before %s, %d rollups before %s and %d untaken region results",
         probes,
         raw_cutoff.isoformat(timespec="seconds"),
         rollups,
         rollup_cutoff.isoformat(timespec="seconds"),
+        handed,
     )
-    return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff)
+    return PruneReport(probes, rollups, raw_cutoff, rollup_cutoff, handed)
+
+
+def _prune_handed(engine: Engine, cutoff: datetime | None, dry_run: bool) -> int:
+    """Delete the region results nobody took before `cutoff`, in one short transaction (a
+    handful of rows at most: a holder takes them within seconds)."""
+    with Session(engine) as s, s.begin():
+        cutoff = cutoff or database_now(s) - HANDED_KEPT
+        stale = REGION_RESULTS.c.created_at < cutoff
+        if dry_run:
+            return int(s.scalar(select(func.count()).select_from(REGION_RESULTS).where(stale)) or 0)
+        deleted = cast(CursorResult[Any], s.execute(delete(REGION_RESULTS).where(stale)))
+        return deleted.rowcount or 0
 
 
 @contextlib.contextmanager
