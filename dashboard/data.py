@@ -55,6 +55,8 @@ TRANSITION_COLUMNS = (
     "announced",
     "quiet_reason",
     "incident_id",
+    "region",  # set on a regional observation: the target's state did not follow it
+    "regions",
 )
 
 
@@ -135,6 +137,7 @@ def _never_probed(name: str) -> dict[str, Any]:
         "streak": 0,
         "streak_since": None,
         "hours": (),
+        "regional": (),
     }
 
 
@@ -269,6 +272,18 @@ def load_agents(url: str, now: datetime) -> list[dict[str, Any]]:
     heartbeats are written in (`now` only keys the cache)."""
     with session(url) as s:
         return [dataclasses.asdict(a) for a in reads.agents(s)]
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False)
+def load_region_states(
+    url: str, target: str, interval_s: float | None, now: datetime
+) -> list[dict[str, Any]]:
+    """Each region's own state of the target (reads.region_states), whether it still reports
+    judged by the database's clock (`now` only keys the cache); [] with one region."""
+    intervals = {target: interval_s} if interval_s else None
+    with session(url) as s:
+        found = reads.region_states(s, [target], intervals)
+    return [dataclasses.asdict(r) for r in found.get(target, [])]
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)

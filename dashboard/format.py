@@ -54,6 +54,23 @@ def ago(at: datetime | None, now: datetime) -> str:
     return DASH if at is None else f"{lasted(at, now)} ago"
 
 
+def region_line(region: Mapping[str, Any], tz: ZoneInfo) -> str:
+    """One region's own view of a target, as the target page lists it: "eu-west: server_error
+    since 12:03", "us-east: ok", "ap-south: not reporting since 11:40" (its latest result)."""
+    name, state = region["region"], region.get("state")
+    if region.get("reporting") is False:
+        text = f"{name}: not reporting since {when(region.get('last_at'), tz)}"
+    elif state is None:
+        text = f"{name}: no confirmed state yet"
+    elif state == "ok":
+        text = f"{name}: ok"
+    else:
+        text = f"{name}: {state} since {when(region.get('since'), tz)}"
+    if region.get("observed"):
+        text += " (differs from the target's state: a regional observation)"
+    return text
+
+
 def span(seconds: float | None) -> str:
     return DASH if seconds is None else format_span(seconds)
 

@@ -100,6 +100,13 @@ def probe_frame(rows: Rows, tz: ZoneInfo) -> pd.DataFrame:
     )
 
 
+def _change(r: Mapping[str, Any]) -> str:
+    """The label; a regional observation says the target's state did not follow it."""
+    if r.get("region"):
+        return f"{r['label']} (regional: target unchanged)"
+    return str(r["label"])
+
+
 def transition_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.DataFrame:
     columns = ["at", "target", "change", "to", "HTTP", "provider message", "announced", INCIDENT]
     frame = pd.DataFrame(
@@ -107,7 +114,7 @@ def transition_frame(rows: Rows, tz: ZoneInfo, with_target: bool = True) -> pd.D
             {
                 "at": when(r["at"], tz),
                 "target": r["target"],
-                "change": r["label"],
+                "change": _change(r),
                 "to": r["to_outcome"],
                 "HTTP": _http(r["http_status"]),
                 "provider message": r["detail"],

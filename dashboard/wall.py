@@ -356,13 +356,26 @@ def _change(row: Row, tz: ZoneInfo, width: int = 90) -> str:
     return " · ".join(parts)
 
 
+def regional_flag(row: Row) -> str:
+    """A compact mark for regions whose own state differs from the target's (an open regional
+    observation); the target's pill keeps its own colour. Nothing with one region."""
+    regions = row.get("regional") or ()
+    if not regions:
+        return ""
+    names = escape(", ".join(regions))
+    tip = escape(
+        f"seen differently from {', '.join(regions)}; the quorum of regions did not follow"
+    )
+    return f" <span class='iw-d' title='{tip}'>regional: {names}</span>"
+
+
 def _row(e: Entry, now: datetime, tz: ZoneInfo, kiosk: bool) -> str:
     r, s = e.row, e.shown
     uptime = r.get("uptime") or {}
     cells = [
         _link(e.name),
         *(() if kiosk else (escape(e.kind or f.DASH),)),
-        pill(s.label, s.colour, s.pending),
+        pill(s.label, s.colour, s.pending) + regional_flag(r),
         _since(e, now),
         history_bar(r.get("hours") or ()),
         f"<td class='iw-r'>{f.percent(uptime.get('24h'))}",

@@ -92,6 +92,7 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         )
     if said := provider_word(name, rows, tz):
         st.warning(said, icon=":material/campaign:")
+    regions_section(url, name, tz)
 
     timeline = data.load_timeline(url, name, band_start, end)
     buckets = timeline["buckets"]
@@ -186,6 +187,21 @@ def target(name: str, time_range: widgets.TimeRange) -> None:
         else:
             st.caption("No incidents in this range.")
         st.page_link("views/incidents.py", label="All incidents", icon=":material/history:")
+
+
+def regions_section(url: str, name: str, tz: ZoneInfo) -> None:
+    """Each region's own state, with agents in several regions (nothing with one region)."""
+    info = next((t for t in settings().catalog if t.name == name), None)
+    regions = data.load_region_states(url, name, info.interval_s if info else None, data.clock())
+    if not regions:
+        return
+    st.subheader("Regions")
+    st.markdown("\n".join(f"- {f.plain(f.region_line(r, tz))}" for r in regions))
+    st.caption(
+        "Each region's own confirmed state. The target's state follows a quorum of the regions "
+        "that still report (a result within two intervals); a region alone is recorded as a "
+        "regional observation."
+    )
 
 
 def provider_word(name: str, rows: list[dict[str, Any]], tz: ZoneInfo) -> str:
