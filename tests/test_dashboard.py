@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import streamlit as st
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
@@ -929,3 +929,74 @@ def test_pills_for_no_data_and_a_class_name_use_their_own_colour() -> None:
         "no_data",
         "ok",
     ]
+
+
+def test_regions_show_on_the_target_page_and_a_regional_observation_on_the_overview(
+    monkeypatch: pytest.MonkeyPatch, seeded: str, tmp_path: Path
+) -> None:
+    """With agents in several regions: each region's own state on the target page, and the
+    overview marking an open regional observation without taking it for the target's change."""
+    from monitor.domain.decide import Transition
+    from monitor.domain.evidence import Outcome
+    from monitor.domain.quorum import RegionState
+    from monitor.domain.states import TargetState
+    from monitor.store import writes
+    from monitor.store.models import ProbeRecord
+
+    url = _copy(seeded, tmp_path)
+    began, last = NOW - timedelta(minutes=7), NOW - timedelta(seconds=20)
+    eu = TargetState(accepted=Outcome.SERVER_ERROR, accepted_since=began)
+    us = TargetState(accepted=Outcome.OK, accepted_since=NOW - timedelta(days=1))
+    states = {
+        "eu-west": RegionState(eu, last, observed=True),
+        "us-east": RegionState(us, last),
+        "ap-south": RegionState(us, NOW - timedelta(minutes=30)),
+    }
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        target = q.target_id(conn, "minilm-embeddings")
+        assert target is not None
+        saved = {(target, name): s.to_dict() for name, s in states.items()}
+        writes.save_region_states(conn, saved, NOW)
+        regional = Transition(
+            at=last,
+            started_at=began,
+            from_outcome="ok",
+            to_outcome="server_error",
+            label="eu-west: server_error (500) since earlier",
+            detail="",
+            hint="",
+            http_status=500,
+            announced=False,
+            regions=("eu-west",),
+            region="eu-west",
+        )
+        newest = select(func.max(ProbeRecord.id)).where(ProbeRecord.target_id == target)
+        writes.insert_transition(conn, target, regional, probe_id=conn.scalar(newest))
+    engine.dispose()
+    config = tmp_path / "inferwatch.yaml"
+    minilm = next(t for t in SEED_TARGETS if t["name"] == "minilm-embeddings")
+    config.write_text(yaml.safe_dump({"database": url, "targets": [minilm, SEED_TARGETS[1]]}))
+    monkeypatch.setenv("INFERWATCH_CONFIG", str(config))
+
+    at = page(app(monkeypatch, None))
+    row = row_of(at, "minilm-embeddings")
+    assert f"background:{GREEN}'>ok</span>" in row and "regional: eu-west" in row
+    assert "eu-west: server_error" not in row  # its last change is still its own
+    assert "regional:" not in row_of(at, "gpt2-legacy")
+
+    at = page(app(monkeypatch, None), "target", name="minilm-embeddings")
+    seen = text(at.main)
+    assert "Regions" in [h.value for h in at.subheader]
+    assert (
+        f"ap-south: not reporting since {f.when(NOW - timedelta(minutes=30), ZoneInfo('UTC'))}"
+        in seen
+    )
+    # (markdown source: the underscore is escaped)
+    assert f.plain(f"eu-west: server_error since {f.when(began, ZoneInfo('UTC'))}") in seen
+    assert "us-east: ok" in seen
+    changes = seven_days(at).dataframe[1].value["change"].tolist()
+    assert "eu-west: server_error (500) since earlier (regional: target unchanged)" in changes
+
+    at = page(app(monkeypatch, None), "target", name="gpt2-legacy")
+    assert "Regions" not in [h.value for h in at.subheader]  # one region: no section
