@@ -269,6 +269,7 @@ def test_a_regional_alert_reads_as_one_regions_view_on_every_channel(
     note = apprise_channel.render(event)
     assert "one region's own view (eu)" in note.body and "Seen from: eu only" in note.body
     assert note.kind == "warning"  # the target itself is not failing
+    assert re.search(r"; confirmed 2026-11-01 09:0\d:00 UTC \(", note.body)  # not "utc"
 
     payload = webhook.payload(event)
     assert payload["reason"] == payload["event"] == "regional"

@@ -145,7 +145,8 @@ def _when(ctx: AlertEvent) -> str:
     if ctx.since is None:
         return confirmed + "."
     after = span_between(ctx.since, ctx.at)
-    return f"Since {utc_time(ctx.since)}; {confirmed.lower()}" + (
+    # (not confirmed.lower(): that would print the zone as "utc")
+    return f"Since {utc_time(ctx.since)}; confirmed {utc_time(ctx.at)}" + (
         f" ({after} after it began)." if after else "."
     )
 
