@@ -9,12 +9,15 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 BUSY_TIMEOUT_MS = 5000
+# PostgreSQL advisory lock held while migrating: agents started together on an empty database
+# take turns, and the later ones find the schema at head instead of racing to create it.
+MIGRATION_LOCK = 0x1F_E1_00_01
 
 
 class DatabaseError(Exception):
@@ -105,6 +108,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config()
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # (SQLite: its write lock serialises)
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
     except Exception as exc:
