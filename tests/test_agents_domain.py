@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.domain.agents import LOST_AFTER_S, Agent, alive, held, owner
+from monitor.domain.agents import LOST_AFTER_S, Agent, alive, duties, held, owner
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 TARGETS = [f"t{i}" for i in range(3000)]
@@ -43,3 +43,19 @@ def test_an_agent_joining_takes_only_what_it_then_owns() -> None:
 def test_alone_an_agent_holds_everything_and_without_agents_nobody_does() -> None:
     assert held("solo", TARGETS, []) == set(TARGETS)
     assert owner("t1", []) is None
+
+
+def test_a_target_narrowed_to_some_regions_is_probed_and_held_only_there() -> None:
+    live = [Agent(n, r, NOW) for n, r in (("eu-1", "eu"), ("eu-2", "eu"), ("us-1", "us"))]
+    names = [f"t{i}" for i in range(40)]
+    narrowed = {name: ("eu",) for name in names[:20]}
+    probe = {a.name: duties(a.name, a.region, names, live, narrowed)[0] for a in live}
+    hold = {a.name: duties(a.name, a.region, names, live, narrowed)[1] for a in live}
+    # us never probes nor holds the eu-only targets; eu's two agents share them.
+    assert not (probe["us-1"] | hold["us-1"]) & set(names[:20])
+    assert probe["eu-1"] | probe["eu-2"] == set(names)
+    assert probe["us-1"] == set(names[20:])
+    # Every state has exactly one holder, who probes it.
+    for name in names:
+        holders = [a for a, held in hold.items() if name in held]
+        assert len(holders) == 1 and name in probe[holders[0]]

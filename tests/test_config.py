@@ -1455,3 +1455,34 @@ def test_an_unknown_channel_name_is_refused() -> None:
     (problem,) = problems_of(text)
     assert problem.target == "a" and problem.field is not None
     assert problem.field.startswith("channels")
+
+
+# ---------------------------------------------------------------- several regions
+
+
+def test_quorum_is_majority_by_default_or_a_number_per_target() -> None:
+    config = load(
+        targets_yaml(
+            "{name: a, kind: hf-legacy, model: gpt2}",
+            "{name: b, kind: hf-legacy, model: gpt2, quorum: 1, regions: [eu-west, us-east]}",
+            top="defaults: {quorum: 2}\nalerts: {regional: true}\n",
+        )
+    )
+    a, b = config.targets
+    assert config.quorum_of(a) == 2 and config.quorum_of(b) == 1
+    assert b.regions == ["eu-west", "us-east"] and a.regions is None
+    assert config.alerts.regional is True
+    assert load(targets_yaml("{name: a, kind: hf-legacy, model: gpt2}")).quorum_of(a) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ("{name: a, kind: hf-legacy, model: gpt2, quorum: 0}", "quorum"),
+        ("{name: a, kind: hf-legacy, model: gpt2, quorum: most}", "quorum"),
+        ("{name: a, kind: hf-legacy, model: gpt2, regions: []}", "regions"),
+    ],
+)
+def test_a_bad_quorum_or_regions_names_the_line_target_and_field(item: str, field: str) -> None:
+    (problem,) = problems_of(targets_yaml(item))
+    assert problem.line == 2 and problem.target == "a" and field in problem.field

@@ -93,7 +93,12 @@ def prune(
     verb = "would delete" if dry_run else "deleted"
     out.print(
         f"{verb} {report.probes} raw probes from before {raw:%Y-%m-%d %H:%M} UTC and "
-        f"{report.rollups} rollups from before {rolled:%Y-%m-%d} UTC",
+        f"{report.rollups} rollups from before {rolled:%Y-%m-%d} UTC"
+        + (
+            f", and {report.region_results} results handed to a holder that never took them"
+            if report.region_results
+            else ""
+        ),
         markup=False,
     )
 

@@ -13,6 +13,7 @@ from monitor.config.types import (
     DEFAULT_DATABASE,
     ENV_NAME,
     Duration,
+    Quorum,
     StrictModel,
     Threshold,
     format_duration,
@@ -44,10 +45,6 @@ class DefaultsModel(StrictModel):
             "change (majority, or a number)"
         ),
     )
-
-
-# `majority` of the regions reporting, or at least this many of them (all, when fewer report).
-Quorum = Literal["majority"] | Annotated[int, Field(ge=1, le=100)]
 
 
 class EmailSettings(StrictModel):

@@ -59,6 +59,19 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+
+def parse_quorum(value: Any) -> str | int:
+    """`majority`, or a number of regions from 1 to 100 (see monitor/domain/quorum.py)."""
+    if value == "majority":
+        return "majority"
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+        return value
+    raise ValueError(f"use majority or a number of regions from 1 to 100 (got {_brief(value)})")
+
+
+# How many reporting regions confirm a change: "majority" or a number.
+Quorum = Annotated[str | int, BeforeValidator(parse_quorum)]
+
 # ---------------------------------------------------------------- models
 
 

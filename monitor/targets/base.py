@@ -11,7 +11,7 @@ import httpx
 from pydantic import AfterValidator, Field
 
 from monitor import __version__
-from monitor.config.types import ENV_NAME, Duration, Expect, StrictModel
+from monitor.config.types import ENV_NAME, Duration, Expect, Quorum, StrictModel
 from monitor.domain.answers import error_detail
 from monitor.domain.evidence import (
     Evidence,
@@ -83,7 +83,7 @@ class TargetBase(StrictModel):
         min_length=1,
         description="the agents' regions that probe it (default: every region)",
     )
-    quorum: Literal["majority"] | Annotated[int, Field(ge=1, le=100)] | None = Field(
+    quorum: Quorum | None = Field(
         default=None, description="regions that must confirm a change (default: defaults.quorum)"
     )
 
