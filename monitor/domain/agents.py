@@ -133,17 +133,12 @@ def duties(
     return probe, hold
 
 
-def job_due(
-    last_run_at: datetime | None,
-    last_agent: int | None,
-    me: int | None,
-    now: datetime,
-    period: timedelta,
-) -> bool:
-    """Whether a once-per-deployment job (the daily prune) is `me`'s to run at `now`, given
-    who ran it last and when: yes unless another agent ran it within `period`. Its own last
-    run does not hold an agent back: its own schedule already says when (one agent alone
-    keeps its daily rhythm; a second agent's day skips while the first one's runs go on)."""
-    if last_run_at is None or last_agent == me:
+def job_due(last_run_at: datetime | None, now: datetime, period: timedelta) -> bool:
+    """Whether a once-per-deployment job (the daily prune) should run at `now`, given when it
+    last ran (by any agent, this one included): yes unless that was within `period`, less a
+    twenty-fourth of it, so one agent alone keeps its daily rhythm whatever the jitter of its
+    schedule, a second agent's day skips while the first one's runs go on, and an agent that
+    restarts (its first prune comes a minute after each start) does not prune again."""
+    if last_run_at is None:
         return True
-    return now - last_run_at >= period
+    return now - last_run_at >= period - period / 24

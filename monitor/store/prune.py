@@ -159,7 +159,7 @@ def exclusive(engine: Engine, job: str) -> Iterator[bool]:
 @contextlib.contextmanager
 def once_per(engine: Engine, job: str, period: timedelta, agent_id: int | None) -> Iterator[bool]:
     """Whether this agent runs `job` now, once per deployment and `period`: it holds the job's
-    lock (`exclusive`) and `domain.agents.job_due` says no other agent ran it within the period
+    lock (`exclusive`) and `domain.agents.job_due` says no agent ran it within the period
     (`deployment_jobs`, in the database's time). The run is recorded as it begins, under the
     lock, so the agents that come later in the period skip it even while it runs."""
     with exclusive(engine, job) as mine:
@@ -167,13 +167,7 @@ def once_per(engine: Engine, job: str, period: timedelta, agent_id: int | None) 
             with engine.begin() as conn:
                 now = database_now(conn)
                 last = conn.execute(select(JOBS).where(JOBS.c.name == job)).one_or_none()
-                mine = job_due(
-                    last.last_run_at if last else None,
-                    last.agent_id if last else None,
-                    agent_id,
-                    now,
-                    period,
-                )
+                mine = job_due(last.last_run_at if last else None, now, period)
                 if mine:
                     dialect_insert = (
                         postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
