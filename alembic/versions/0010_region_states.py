@@ -11,8 +11,10 @@ quorum of regions confirms it (monitor/domain/quorum.py). The agents of the othe
 their results to the holder through `region_results`: one row per result (the stored probe's
 id), taken (deleted) by the holder in the transaction that decides it. `transitions.regions`
 lists the regions that confirmed a change; `transitions.region` is set on a regional
-observation, one region's own change the target's state did not follow. Plain ADD COLUMNs of
-nullable values: no table rebuild.
+observation, one region's own change the target's state did not follow.
+`monitor_runs.last_result` names the last result the run's writer committed, so a batch retried
+after its commit's answer was lost (the connection dropped just then) is not written twice.
+Plain ADD COLUMNs of nullable values: no table rebuild.
 """
 
 from collections.abc import Sequence
@@ -61,9 +63,12 @@ def upgrade() -> None:
     )
     op.add_column("transitions", sa.Column("regions", sa.JSON(), nullable=True))
     op.add_column("transitions", sa.Column("region", sa.String(length=64), nullable=True))
+    op.add_column("monitor_runs", sa.Column("last_result", sa.String(length=160), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("monitor_runs") as batch:
+        batch.drop_column("last_result")
     with op.batch_alter_table("transitions") as batch:
         batch.drop_column("region")
         batch.drop_column("regions")

@@ -119,6 +119,9 @@ class Writer:
         # Per held target that has been watched from several regions: each region's own
         # state (monitor/domain/quorum.py), as committed.
         self.region_states: dict[str, dict[str, RegionState]] = {}
+        # A write failed with the database away: its commit may have happened all the same
+        # (the answer lost with the connection), so the caches may be behind the database.
+        self._unsure = False
         self.agent_id = agent_id
 
     @property
@@ -332,8 +335,55 @@ class Writer:
         """Write one batch in one transaction; return how many alerts were queued.
 
         New states and target ids are applied to this writer only after the commit, so a
-        batch that fails leaves nothing half-applied and can simply be written again.
+        batch that fails leaves nothing half-applied and can simply be written again. When a
+        failed commit may have happened after all (the connection dropped before its answer),
+        the next write first reads back what the database has (`_catch_up`).
         """
+        if self._unsure:
+            results = self._catch_up(results)
+        try:
+            return self._write_batch(results)
+        except Exception:
+            self._unsure = True
+            raise
+
+    def _catch_up(self, results: Sequence[ProbeResult]) -> Sequence[ProbeResult]:
+        """After a write whose outcome is unknown: reload the caches from the database, and
+        leave out of `results` what the lost commit already wrote (up to the run's last
+        committed result: the backlog retries results in order, so those form a prefix)."""
+        with self.engine.begin() as conn:
+            committed = writes.last_result(conn, self.run_id) if self.run_id else None
+            self._reload(conn)
+        self._unsure = False
+        keys = [_key(r) for r in results]
+        if committed in keys:
+            done = keys.index(committed) + 1
+            log.warning(
+                "the database had committed %d results whose answer was lost; not writing them "
+                "again",
+                done,
+            )
+            return results[done:]
+        return results
+
+    def _reload(self, conn: Connection) -> None:
+        """Read back the states, open incidents and regional states this writer decides from
+        (its held targets', or all); rollups are read again when next needed."""
+        names = set(self.target_ids) if self.held is None else set(self.held)
+        ids = {self.target_ids[n]: n for n in names if n in self.target_ids}
+        self.states = {
+            ids[i]: TargetState.from_dict(state)
+            for i, state in writes.load_states(conn, ids).items()
+            if i in ids
+        }
+        self._open = None if self.held is None else writes.open_incidents(conn, ids)
+        self.region_states = {
+            ids[i]: {r: RegionState.from_dict(d) for r, d in by_region.items()}
+            for i, by_region in writes.load_region_states(conn, ids).items()
+        }
+        self._rollups = {}
+
+    def _write_batch(self, results: Sequence[ProbeResult]) -> int:
         now = self.clock()
         with self.engine.begin() as conn:
             ids = dict(self.target_ids)
@@ -383,7 +433,7 @@ class Writer:
             writes.enqueue_alerts(conn, batch.alerts, now)
             writes.mark_alerted(conn, batch.alerted, now)
             if self.run_id is not None:
-                writes.heartbeat(conn, self.run_id, now)
+                writes.heartbeat(conn, self.run_id, now, _key(known[-1]) if known else None)
         self.target_ids = ids
         self._stored.update(stored)
         self._keep_rollups(rollups, now)
@@ -788,6 +838,11 @@ class _Batch:
             told = self.open.get(alert.incident_id)
             if told is not None:
                 self.open[alert.incident_id] = replace(told, last_alert_at=self.now)
+
+
+def _key(result: ProbeResult) -> str:
+    """A result's key within its run (a target is never probed twice at one instant)."""
+    return f"{result.target}@{result.checked_at.isoformat()}"
 
 
 def _partials(

@@ -349,6 +349,9 @@ class MonitorRunRecord(Base):
     stopped_at: Mapped[datetime | None]
     # The agent that ran it (agents.id): a start closes only its own agent's crashed runs.
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # The last result its writer committed ("target@checked_at"), with each batch: a batch
+    # retried after the commit's answer was lost skips what that commit already wrote.
+    last_result: Mapped[str | None] = mapped_column(String(160))
 
 
 class AgentRecord(Base):

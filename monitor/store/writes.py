@@ -296,8 +296,18 @@ def start_run(
     return int(run_id), crashed
 
 
-def heartbeat(conn: Connection, run_id: int, now: datetime) -> None:
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(last_seen_at=now))
+def heartbeat(conn: Connection, run_id: int, now: datetime, last_result: str | None = None) -> None:
+    """The run is alive at `now`; `last_result` (when the batch had results) is the key of the
+    last one it committed (see `last_result`)."""
+    values: dict[str, Any] = {"last_seen_at": now}
+    if last_result is not None:
+        values["last_result"] = last_result
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
+
+
+def last_result(conn: Connection, run_id: int) -> str | None:
+    """The key of the last result the run's writer committed."""
+    return conn.scalar(select(RUNS.c.last_result).where(RUNS.c.id == run_id))
 
 
 def stop_run(conn: Connection, run_id: int | None, now: datetime) -> None:
