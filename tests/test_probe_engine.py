@@ -233,6 +233,72 @@ def test_only_what_the_probe_sends_reaches_the_server(provider: FakeProvider) ->
     assert provider.requests[-1].body == b"hi"
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RequestSpec("GET", "http://127.0.0.1:9/t/0"),
+        RequestSpec(
+            "POST",
+            "https://api.example.com/v1/chat?x=1",
+            headers={"authorization": "Bearer tok-123", "User-Agent": "inferwatch-test/1"},
+            json={"model": "m", "messages": []},
+        ),
+        RequestSpec(
+            "PUT", "http://[::1]:8080/p", headers={"accept-encoding": "identity"}, content=b"hi"
+        ),
+    ],
+)
+def test_the_request_is_the_one_the_client_would_build(spec: RequestSpec) -> None:
+    """`Prober.request` skips httpx's merging with parsed URLs and merged headers it keeps;
+    the request must stay the one httpx would build, probe after probe."""
+
+    async def build() -> tuple[list[httpx.Request], httpx.Request]:
+        async with Prober(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as p:
+            ours = [p.request(spec, 7.5) for _ in range(3)]
+            ours[0].headers["x-changed"] = "by one request"  # must not reach the next
+            expected = p._client.build_request(
+                spec.method,
+                spec.url,
+                headers=spec.headers,
+                json=spec.json,
+                content=spec.content,
+                timeout=7.5,
+            )
+            return ours[1:], expected
+
+    ours, expected = run(build())
+    for request in ours:
+        assert (request.method, request.url) == (expected.method, expected.url)
+        assert request.headers.raw == expected.headers.raw
+        assert request.content == expected.content
+        assert request.extensions == expected.extensions
+
+
+def test_a_bad_url_is_a_request_error_every_time() -> None:
+    spec = RequestSpec("GET", "http://exa mple.com/")
+
+    async def twice() -> list[Evidence]:
+        async with Prober() as prober:
+            return [await prober.probe(spec, 5), await prober.probe(spec, 5)]
+
+    for ev in run(twice()):
+        assert ev.status is None and ev.error is not None
+
+
+def test_an_answer_s_cookies_are_not_even_read() -> None:
+    """httpx hands every answer to the client's cookie store; ours reads nothing."""
+    prober = Prober(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    response = httpx.Response(
+        200,
+        headers={"set-cookie": "session=abc; Path=/"},
+        request=httpx.Request("GET", "http://127.0.0.1/"),
+    )
+    prober._client.cookies.extract_cookies(response)
+    assert len(prober._client.cookies) == 0
+    with pytest.raises(AttributeError):
+        prober._client.cookies = {"a": "b"}  # type: ignore[assignment]
+
+
 def test_a_cookie_from_one_probe_is_never_sent_with_the_next(provider: FakeProvider) -> None:
     provider.route("/x", Reply(200, "ok", headers={"set-cookie": "session=abc; Path=/"}))
     spec = RequestSpec("GET", f"{provider.url}/x")
