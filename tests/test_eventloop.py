@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 from pathlib import Path
@@ -66,3 +67,19 @@ def test_probes_of_an_ip_address_make_no_trip_to_a_worker_thread() -> None:
     answered, switches = eventloop.run(probe_many())
     assert answered == 200
     assert switches < 20, f"{switches} worker-thread switches for 200 probes"
+
+
+def test_a_run_collects_less_often_and_leaves_the_start_up_heap_alone() -> None:
+    before = gc.get_threshold()
+    kept = object.__new__(type("Kept", (), {}))  # noqa: F841  # a long-lived object
+
+    async def inside() -> tuple[tuple[int, int, int], int]:
+        return gc.get_threshold(), gc.get_freeze_count()
+
+    threshold, frozen = eventloop.run(inside())
+
+    assert threshold[0] == max(before[0], eventloop.YOUNG_THRESHOLD)
+    assert threshold[1:] == before[1:]
+    assert frozen > 0  # what existed at the start is left to reference counting
+    assert gc.get_threshold() == before  # undone for a caller that goes on
+    assert gc.get_freeze_count() == 0
