@@ -98,6 +98,9 @@ class Registry:
         self.agent_id: int | None = None
         self.started_at: datetime | None = None  # this start's, in its row while it is ours
         self.live: list[Agent] = []
+        # Other agents have used this database: a deployment of several, whose agents may be
+        # starting at this same moment (see Monitor.run).
+        self.peers_known = False
         self.targets_held = 0  # the number reported with each beat (the service keeps it)
         self.on_beat: list[Callable[[list[Agent]], None]] = []
         # This agent's own time without the database (domain.agents.Outage): its last beat
@@ -126,6 +129,7 @@ class Registry:
                 conn, me.name, me.region, me.version, me.host, me.pid, now, pid_running
             )
             self.live = writes.live_agents(conn, now)
+            self.peers_known = writes.agents_known(conn) > 1
         self.agent_id, self.started_at, self._last_beat = agent_id, now, now
         log.info("agent %s (region %s) joined as #%d", me.name, me.region, agent_id)
         return agent_id

@@ -126,6 +126,8 @@ class Monitor:
         self._heart = asyncio.create_task(self._heartbeat(), name="heartbeat")
         self._scheduler.start()
         spread = first_round_spread(len(self.config.targets), self.config.concurrency)
+        if self.registry.peers_known:
+            await self._meet_peers()
         # The writer takes what this agent holds before its first result arrives.
         self.membership.update(self.registry.live, self.config, spread)
         self.registry.targets_held = len(self.membership.holding)  # told at the first beat
@@ -206,6 +208,17 @@ class Monitor:
                     listener(live)
                 except Exception:
                     log.exception("a heartbeat listener failed")
+
+    async def _meet_peers(self) -> None:
+        """In a deployment of several agents, wait one heartbeat before sharing the targets:
+        agents started together (a deploy, a reboot) each joined seeing almost nobody, and the
+        first would otherwise plan every target alone until its next beat, skipping probes it
+        cannot fit. A start alone pays HEARTBEAT_S once; a database away just goes on."""
+        log.info("waiting one heartbeat (%gs) for the other agents to join", HEARTBEAT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), HEARTBEAT_S)
+        with contextlib.suppress(Exception):  # Replaced too: the first beat will say so
+            await in_daemon_thread(self.registry.beat)
 
     def _on_beat(self, live: list[Agent]) -> None:
         """After each heartbeat: probe and hold this agent's share among the live agents."""

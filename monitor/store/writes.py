@@ -1009,6 +1009,11 @@ def leave_agent(
     conn.execute(stmt.values(stopped_at=now, heartbeat_at=now, targets_held=0))
 
 
+def agents_known(conn: Connection) -> int:
+    """How many agents this database has ever registered (alive, lost or stopped)."""
+    return int(conn.scalar(select(func.count()).select_from(AGENTS)) or 0)
+
+
 def live_agents(conn: Connection, now: datetime, outage: Outage | None = None) -> list[Agent]:
     """The agents alive at `now` (domain.agents.alive, which `outage` extends after this
     agent's own time without the database), by name."""
