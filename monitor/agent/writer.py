@@ -482,12 +482,13 @@ class Writer:
         target_ids: set[int],
     ) -> list[tuple[ProbeResult, int, str | None, Quiet | None]]:
         """This batch's own results and the other regions' results waiting for these held
-        targets, taken in this transaction, all in the order they were probed."""
+        targets, taken in this transaction, all in the order they were probed. Results of this
+        agent's own region come from before it held the target (its own, or a prober's whose
+        share moved): folded unless its region's state has seen a newer one already."""
         taken = [
             (result, probe_id, region)
             for region, probe_id, result in writes.take_region_results(conn, target_ids)
-            if region != self.region  # a late result of this region's earlier prober
-            and result.target in self._setup
+            if result.target in self._setup and self._news(result, region)
         ]
         quiet = self._quiet(conn, [result for result, *_ in taken])
         others = [
@@ -495,6 +496,11 @@ class Writer:
             for (result, probe_id, region), why in zip(taken, quiet, strict=True)
         ]
         return sorted([*folding, *others], key=lambda item: item[0].checked_at)
+
+    def _news(self, result: ProbeResult, region: str) -> bool:
+        """Whether a handed-over result is newer than what its region's state has seen."""
+        seen = self.region_states.get(result.target, {}).get(region)
+        return seen is None or seen.last_at is None or result.checked_at > seen.last_at
 
     def _fence(
         self,
