@@ -490,3 +490,24 @@ def test_two_live_agents_in_two_regions_alert_once_and_take_over_a_stopped_one(
     ]
     assert holders == {next(i for i, r in agents.items() if r == "eu")}
     engine.dispose()
+
+
+def test_a_target_narrowed_to_regions_without_agents_is_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(
+        [
+            {"name": "everywhere", "kind": "hf-legacy", "model": "gpt2"},
+            {"name": "ap-only", "kind": "hf-legacy", "model": "gpt2", "regions": ["ap"]},
+        ],
+        database=f"sqlite:///{tmp_path / 'm.db'}",
+    )
+    engine = open_database(config.database)
+    member = Membership("eu-1", "eu", slots(), Writer(engine, config, agent_id=1))
+    with caplog.at_level("WARNING", logger="monitor.agent.membership"):
+        member.update([Agent("eu-1", "eu", T0)], config)
+        member.update([Agent("eu-1", "eu", T0)], config)  # the next beat: not again
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 1 and "ap-only is probed in regions ap only" in told[0]
+    assert planned(member.slots) == {"everywhere"}
+    engine.dispose()

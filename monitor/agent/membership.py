@@ -36,6 +36,7 @@ class Membership:
         self.probing: set[str] = set()
         self.holding: frozenset[str] = frozenset()
         self._planned: dict[str, tuple[float, Target]] = {}  # what each probe was planned from
+        self._unprobed: set[str] = set()  # narrowed to regions no live agent runs in (told)
 
     def update(
         self, live: Sequence[Agent], config: Config, spread: float = FIRST_ROUND_SPREAD
@@ -44,6 +45,7 @@ class Membership:
         targets = {t.name: t for t in config.targets}
         regions_of = {t.name: t.regions for t in config.targets if t.regions}
         probe, hold = duties(self.name, self.region, targets, live, regions_of)
+        self._tell_unprobed(regions_of, {a.region for a in live} | {self.region})
         for name in self.probing - probe:
             self.slots.remove(name)
             self._planned.pop(name, None)
@@ -64,3 +66,17 @@ class Membership:
             )
         self.probing, self.holding = probe, frozenset(hold)
         self.writer.queue_holding(hold, {a.region for a in live} | {self.region})
+
+    def _tell_unprobed(self, regions_of: dict[str, list[str]], live: set[str]) -> None:
+        """Say once (per change) which targets no live agent probes: their `regions:` name
+        only regions where none runs (a typo, or a region down)."""
+        unprobed = {name for name, regions in regions_of.items() if not live & set(regions)}
+        for name in sorted(unprobed - self._unprobed):
+            log.warning(
+                "target %s is probed in regions %s only, and no live agent runs there: nobody "
+                "probes it (live regions: %s)",
+                name,
+                ", ".join(regions_of[name]),
+                ", ".join(sorted(live)),
+            )
+        self._unprobed = unprobed
