@@ -142,3 +142,49 @@ def test_migration_0005_keeps_postgres_history_and_empties_only_empty_evidence()
     assert [r.latency_ms for r in rows] == [12.3456, 3.5]  # a float on PostgreSQL, unrounded
     assert rows[0].headers == {} and rows[1].facts == {"replacement_url": "https://r"}
     engine.dispose()
+
+
+def test_a_sender_gone_silent_mid_send_frees_its_claim(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender whose host vanished mid-send sends no TCP reset: the server only sees its
+    transaction go idle. The claim's transaction is limited (CLAIM_IDLE_LIMIT), so another
+    sender gets the alert then instead of waiting for TCP keepalive (hours)."""
+    import threading
+    import time
+
+    from monitor.agent.writer import Writer
+    from monitor.domain.evidence import Outcome
+    from monitor.store import writes
+    from tests.helpers import make_config
+    from tests.test_loop_writer import T0, result
+
+    monkeypatch.setattr(writes, "CLAIM_IDLE_LIMIT", "1s")
+    config = make_config(
+        [{"name": "t", "kind": "hf-legacy", "model": "gpt2"}],
+        alerts={"email": {"host": "127.0.0.1", "sender": "a@b.c", "recipients": ["d@e.f"]}},
+        database=URL,
+    )
+    writer = Writer(pg, config, clock=lambda: T0)
+    writer.start_run()
+    for i in range(2):
+        writer.write_batch([result("t", Outcome.DEPRECATED, T0 + timedelta(minutes=i))])
+    (alert_id,) = writes.due_alerts(pg.connect(), T0 + timedelta(days=1))
+    silent = pg.connect()  # claims, then never speaks again (its host is gone)
+    writes.begin_writing(silent)
+    assert writes.claim_alert(silent, alert_id)
+    got: list[bool] = []
+
+    def other_sender() -> None:
+        with pg.connect() as conn:
+            writes.begin_writing(conn)
+            got.append(writes.claim_alert(conn, alert_id))
+            conn.rollback()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=other_sender, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert got == [True]  # the silent claim was rolled back by the server
+    assert 0.5 < time.monotonic() - started < 15
+    silent.invalidate()

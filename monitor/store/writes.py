@@ -681,12 +681,22 @@ def load_alert(conn: Connection, alert_id: int) -> StoredAlert | None:
     )
 
 
+CLAIM_IDLE_LIMIT = "60s"  # well above the longest guarded send (SMTP DATA: 10 s)
+
+
 def begin_writing(conn: Connection) -> None:
     """Open a transaction that already holds the right to write. SQLite has one writer lock:
     take it now (BEGIN IMMEDIATE), so the commit after the server's 250 never waits behind
-    the writer's batch. PostgreSQL locks the claimed row instead, which blocks nobody else."""
+    the writer's batch. PostgreSQL locks the claimed row instead, which blocks nobody else
+    but another sender reaching for the same alert; so that a sender whose host vanished
+    mid-send (no TCP reset to tell the server) does not hold that lock for hours, the server
+    ends a transaction left idle for CLAIM_IDLE_LIMIT (a send takes seconds)."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"SET LOCAL idle_in_transaction_session_timeout = '{CLAIM_IDLE_LIMIT}'"
+        )
 
 
 def claim_alert(conn: Connection, alert_id: int) -> bool:
