@@ -177,3 +177,23 @@ def test_no_probe_starts_before_its_slot() -> None:
         for when in times[1:]:  # the first is off-slot by design
             lag = (phase(when, 0.2) - slot_offset(name, 0.2)) % 0.2
             assert lag < 0.1, f"{name} started {(0.2 - lag) * 1000:.2f} ms before its slot"
+
+
+def test_a_first_probe_never_lands_just_before_the_targets_own_slot() -> None:
+    """The first round is spread over `spread` seconds; a target whose own slot comes within
+    that time is first probed on it, not also just before it (that extra probe would still wait
+    for a socket in the round's burst when the slot came, and the slot would be skipped)."""
+
+    async def probe(name: str) -> None:
+        pass
+
+    slots = Slots(make_scheduler(), probe)
+    interval, spread = 5.0, 3.0
+    names = [f"target-{i}" for i in range(300)]
+    for name in names:
+        slots.plan(name, interval, spread)
+    first = {name: when for when, _, name in slots._due}
+    gaps = [next_slot(name, interval, first[name]) - first[name] for name in names]
+    assert min(gaps) >= spread
+    on_slot = [n for n in names if abs(next_slot(n, interval, first[n] - 0.01) - first[n]) < 1e-6]
+    assert 0 < len(on_slot) < len(names)  # some first probes are their slot, others earlier

@@ -3,8 +3,9 @@
 Each target gets a stable offset from a hash of its name, so its probes land on the same
 slots of its interval every time (also across restarts), and targets never all fire at the
 same instant (APScheduler's own `jitter` adds to the previous jittered time and drifts).
-The first probes run right away, spread over the first second; the bounded prober keeps
-even that burst to `concurrency` sockets.
+The first probes run right away, spread over the first second (or as long as the sockets
+need), unless a target's own slot comes within that time: then it is probed on its slot; the
+bounded prober keeps even that burst to `concurrency` sockets.
 
 APScheduler runs one job, the tick, every TICK seconds; each tick places the probes whose
 slots fall before the next tick on the event loop at their exact times (`loop.call_later`).
@@ -153,7 +154,13 @@ class Slots:
         self._counter += 1
         self._generation[name] = self._counter
         self._intervals[name] = interval
-        first = time.time() + first_run_delay(name, interval, spread)
+        now = time.time()
+        first = now + first_run_delay(name, interval, spread)
+        regular = next_slot(name, interval, now)
+        if regular - first < spread:
+            # Its own slot comes within the first round anyway: an extra probe just before it
+            # would still be waiting for a socket in the round's burst, and the slot skipped.
+            first = regular
         self._queue(first, name)
 
     def remove(self, name: str) -> None:
