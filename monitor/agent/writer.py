@@ -604,19 +604,10 @@ class Writer:
         state = batch.states.get(name) or self.states.get(name, TargetState())
         incident = batch.open_of(target_id)
         regions = batch.regions.get(name) or self.region_states.get(name)
-        if region is None or (region == self.region and not regions):
-            confirming = () if region is None else (region,)
-            decision = decide(
-                result,
-                setup.target.kind,
-                state,
-                incident,
-                setup.rules,
-                setup.alerting,
-                quiet,
-                regions=confirming,
-            )
-        else:
+        stepped = None  # a target watched from one region steps its own state in decide
+        confirming: tuple[str, ...] = () if region is None else (region,)
+        moved = None
+        if region is not None and (region != self.region or regions):
             if not regions:  # so far watched from this agent's region only: its history
                 regions = {self.region or "": RegionState(state, result.checked_at)}
             moved = step_region(
@@ -630,30 +621,31 @@ class Writer:
                 setup.interval,
             )
             batch.regions[name] = moved.regions
-            decision = decide(
+            stepped, confirming = (moved.state, moved.change, moved.notice), moved.confirming
+        decision = decide(
+            result,
+            setup.target.kind,
+            state,
+            incident,
+            setup.rules,
+            setup.alerting,
+            quiet,
+            stepped=stepped,
+            regions=confirming,
+        )
+        if moved is not None and moved.regional is not None:
+            seen = moved.regional
+            transition, alerts = regional(
                 result,
                 setup.target.kind,
-                state,
-                incident,
-                setup.rules,
+                seen.region,
+                seen.change,
+                seen.ends,
                 setup.alerting,
+                self.config.alerts.regional,
                 quiet,
-                stepped=(moved.state, moved.change, moved.notice),
-                regions=moved.confirming,
             )
-            if moved.regional is not None:
-                seen = moved.regional
-                transition, alerts = regional(
-                    result,
-                    setup.target.kind,
-                    seen.region,
-                    seen.change,
-                    seen.ends,
-                    setup.alerting,
-                    self.config.alerts.regional,
-                    quiet,
-                )
-                self._observe(batch, name, target_id, probe_id, transition, alerts)
+            self._observe(batch, name, target_id, probe_id, transition, alerts)
         batch.states[name] = decision.state
         if decision.transition is not None or decision.notice is not None or decision.alerts:
             self._record(batch, name, target_id, probe_id, decision, incident, result.detail)

@@ -33,7 +33,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.domain.evidence import Outcome
-from monitor.domain.states import Change, FlapEvent, Notice, Rules, TargetState, flap_percent, step
+from monitor.domain.states import (
+    Change,
+    Notice,
+    Rules,
+    TargetState,
+    flap_percent,
+    settle,
+    step,
+)
 
 REPORT_WINDOW = 2  # intervals: a region whose latest result is older does not count
 
@@ -144,37 +152,16 @@ def step_region(
 
     recent = (*target.recent, outcome is Outcome.OK)[-rules.flap_window :]
     flapping = sum(1 for r in reporting.values() if r.state.flapping) >= need
-    accepted, accepted_since = target.accepted, target.accepted_since
-    last_announced = target.last_announced
-    change = None
-    if verdict is not None and verdict != target.accepted:
-        first = target.accepted is None
-        began = [reporting[n].state.accepted_since for n in confirming]
-        started = min((b for b in began if b is not None), default=at)
-        quiet_start = first and verdict is Outcome.OK
-        change = Change(
-            from_outcome=target.accepted,
-            to_outcome=verdict,
-            at=at,
-            started_at=started,
-            since=target.accepted_since,
-            announce=not flapping and not quiet_start,
-        )
-        accepted, accepted_since = verdict, started
-        if change.announce or quiet_start:
-            last_announced = verdict
-
-    notice = None
-    if flapping != target.flapping:
-        notice = Notice(
-            event=FlapEvent.STARTED if flapping else FlapEvent.STOPPED,
-            at=at,
-            change_percent=flap_percent(recent, rules.flap_window),
-            state=accepted,
-            previously_announced=last_announced,
-        )
-        if not flapping and accepted is not None:
-            last_announced = accepted
+    began = [reporting[n].state.accepted_since for n in confirming]
+    started = min((b for b in began if b is not None), default=at)
+    accepted, accepted_since, last_announced, change, notice = settle(
+        target,
+        verdict if verdict != target.accepted else None,
+        at,
+        started,
+        flapping,
+        flap_percent(recent, rules.flap_window),
+    )
 
     regional = None
     disagrees = _disagree(own.accepted, accepted)

@@ -189,39 +189,12 @@ def step(
     elif flapping and percent < rules.flap_low:
         flapping = False
 
-    accepted, accepted_since, last_announced = (
-        state.accepted,
-        state.accepted_since,
-        state.last_announced,
-    )
-    change = None
     first = state.accepted is None
     needed = 1 if first and outcome is Outcome.OK else rules.threshold(outcome)
-    if outcome != state.accepted and streak >= needed:
-        quiet_start = first and outcome is Outcome.OK
-        change = Change(
-            from_outcome=state.accepted,
-            to_outcome=outcome,
-            at=at,
-            started_at=streak_since,
-            since=state.accepted_since,
-            announce=not flapping and not quiet_start,
-        )
-        accepted, accepted_since = outcome, streak_since
-        if change.announce or quiet_start:
-            last_announced = outcome
-
-    notice = None
-    if flapping != state.flapping:
-        notice = Notice(
-            event=FlapEvent.STARTED if flapping else FlapEvent.STOPPED,
-            at=at,
-            change_percent=percent,
-            state=accepted,
-            previously_announced=last_announced,
-        )
-        if not flapping and accepted is not None:
-            last_announced = accepted
+    confirmed = outcome if outcome != state.accepted and streak >= needed else None
+    accepted, accepted_since, last_announced, change, notice = settle(
+        state, confirmed, at, streak_since, flapping, percent
+    )
 
     new_state = TargetState(
         accepted=accepted,
@@ -234,6 +207,51 @@ def step(
         last_announced=last_announced,
     )
     return new_state, change, notice
+
+
+def settle(
+    state: TargetState,
+    confirmed: Outcome | None,
+    at: datetime,
+    started_at: datetime,
+    flapping: bool,
+    percent: float,
+) -> tuple[Outcome | None, datetime | None, Outcome | None, Change | None, Notice | None]:
+    """Accept `confirmed` (an outcome whose run has reached its threshold and differs from
+    the accepted state; None: nothing to accept) with flapping now `flapping`: the accepted
+    state, since when, what people were last told, the change and the flapping notice. Shared
+    by `step` and the quorum of regions (monitor/domain/quorum.py)."""
+    accepted, accepted_since, last_announced = (
+        state.accepted,
+        state.accepted_since,
+        state.last_announced,
+    )
+    change = None
+    if confirmed is not None:
+        quiet_start = state.accepted is None and confirmed is Outcome.OK
+        change = Change(
+            from_outcome=state.accepted,
+            to_outcome=confirmed,
+            at=at,
+            started_at=started_at,
+            since=state.accepted_since,
+            announce=not flapping and not quiet_start,
+        )
+        accepted, accepted_since = confirmed, started_at
+        if change.announce or quiet_start:
+            last_announced = confirmed
+    notice = None
+    if flapping != state.flapping:
+        notice = Notice(
+            event=FlapEvent.STARTED if flapping else FlapEvent.STOPPED,
+            at=at,
+            change_percent=percent,
+            state=accepted,
+            previously_announced=last_announced,
+        )
+        if not flapping and accepted is not None:
+            last_announced = accepted
+    return accepted, accepted_since, last_announced, change, notice
 
 
 def replay(
@@ -335,5 +353,6 @@ __all__ = [
     "format_span",
     "label",
     "replay",
+    "settle",
     "step",
 ]
