@@ -944,20 +944,23 @@ def test_regions_show_on_the_target_page_and_a_regional_observation_on_the_overv
     from monitor.store.models import ProbeRecord
 
     url = _copy(seeded, tmp_path)
-    began, last = NOW - timedelta(minutes=7), NOW - timedelta(seconds=20)
+    # The page judges "still reporting" by the real clock: times from now, not from the
+    # module's NOW (minutes old by the time a whole suite reaches this test).
+    now = datetime.now(UTC).replace(microsecond=0)
+    began, last = now - timedelta(minutes=7), now - timedelta(seconds=20)
     eu = TargetState(accepted=Outcome.SERVER_ERROR, accepted_since=began)
-    us = TargetState(accepted=Outcome.OK, accepted_since=NOW - timedelta(days=1))
+    us = TargetState(accepted=Outcome.OK, accepted_since=now - timedelta(days=1))
     states = {
         "eu-west": RegionState(eu, last, observed=True),
         "us-east": RegionState(us, last),
-        "ap-south": RegionState(us, NOW - timedelta(minutes=30)),
+        "ap-south": RegionState(us, now - timedelta(minutes=30)),
     }
     engine = make_engine(url)
     with engine.begin() as conn:
         target = q.target_id(conn, "minilm-embeddings")
         assert target is not None
         saved = {(target, name): s.to_dict() for name, s in states.items()}
-        writes.save_region_states(conn, saved, NOW)
+        writes.save_region_states(conn, saved, now)
         regional = Transition(
             at=last,
             started_at=began,
@@ -989,7 +992,7 @@ def test_regions_show_on_the_target_page_and_a_regional_observation_on_the_overv
     seen = text(at.main)
     assert "Regions" in [h.value for h in at.subheader]
     assert (
-        f"ap-south: not reporting since {f.when(NOW - timedelta(minutes=30), ZoneInfo('UTC'))}"
+        f"ap-south: not reporting since {f.when(now - timedelta(minutes=30), ZoneInfo('UTC'))}"
         in seen
     )
     # (markdown source: the underscore is escaped)
