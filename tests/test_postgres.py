@@ -169,7 +169,8 @@ def test_a_sender_gone_silent_mid_send_frees_its_claim(
     writer.start_run()
     for i in range(2):
         writer.write_batch([result("t", Outcome.DEPRECATED, T0 + timedelta(minutes=i))])
-    (alert_id,) = writes.due_alerts(pg.connect(), T0 + timedelta(days=1))
+    with pg.connect() as conn:
+        (alert_id,) = writes.due_alerts(conn, T0 + timedelta(days=1))
     silent = pg.connect()  # claims, then never speaks again (its host is gone)
     writes.begin_writing(silent)
     assert writes.claim_alert(silent, alert_id)
