@@ -12,6 +12,7 @@ when it sends it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -318,6 +319,8 @@ class Writer:
 
     async def _next(self, deadline: float) -> ProbeResult | Config | Holding | object | None:
         """The next queued item, or _IDLE when none comes before `deadline`."""
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return self.queue.get_nowait()  # (no timeout to set up while results queue)
         try:
             async with asyncio.timeout_at(deadline):
                 return await self.queue.get()

@@ -13,6 +13,7 @@ statements, not 200 ORM objects with their bookkeeping.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -899,14 +900,22 @@ def _upsert(
     the columns `keep` keep their stored value."""
     if not rows:
         return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(keep)), list(rows))
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: Table, keys: tuple[str, ...], keep: tuple[str, ...]
+) -> Any:
+    """Built once per table and dialect: building `excluded`'s column proxies was about a
+    tenth of the writer's time, every batch, for the same statement."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = dialect_insert(table)
     unchanged = set(keys) | set(keep)
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in unchanged},
     )
-    conn.execute(stmt, list(rows))
 
 
 # ---------------------------------------------------------------- agents (issue 13, part A)
