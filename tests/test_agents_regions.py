@@ -35,9 +35,9 @@ OK, S500 = Outcome.OK, Outcome.SERVER_ERROR
 REGIONS = ("eu", "us", "ap")
 
 
-def regions_config(**alerts: Any) -> Config:
+def regions_config(names: tuple[str, ...] = ("t",), **alerts: Any) -> Config:
     return make_config(
-        [{"name": "t", "kind": "hf-legacy", "model": "gpt2"}],
+        [{"name": name, "kind": "hf-legacy", "model": "gpt2"} for name in names],
         alerts={"email": EMAIL, **alerts},
         database=URL,
     )
@@ -54,7 +54,7 @@ class Fleet:
             agent_id = register(engine, f"agent-{region}", region)
             w = Writer(engine, config, clock=lambda: T0, agent_id=agent_id, region=region)
             w.start_run()
-            w.hold(duties(f"agent-{region}", region, ["t"], live)[1], REGIONS)
+            w.hold({"t"} & duties(f"agent-{region}", region, ["t"], live)[1], REGIONS)
             self.writers[region] = w
         holders = [r for r, w in self.writers.items() if w.held]
         assert len(holders) == 1
@@ -135,3 +135,67 @@ def test_regional_alerts_when_asked_for(pg: Engine) -> None:  # noqa: F811
     assert alerts[0].subject.startswith("[inferwatch] t: eu: server_error (500) since")
     assert "eu: recovered" in alerts[1].subject
     assert rows(pg, IncidentRecord) == []
+
+
+def waiting_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(RegionResultRecord)) or 0)
+
+
+@needs_pg
+def test_a_released_target_is_not_decided_by_its_old_holder_before_the_next_takes_it(
+    pg: Engine,  # noqa: F811
+) -> None:
+    """Between a writer dropping a target (membership moved it) and the next holder taking
+    it, the row still names the old holder; the old holder no longer has its state and must
+    leave the handed-over results for the next."""
+    fleet = Fleet(pg, regions_config(("t", "u")))
+    fleet.probe(0, eu=OK, us=OK, ap=OK)
+    old = fleet.writers[fleet.holder]
+    old.hold({"u"}, REGIONS)  # t released in memory (it keeps another); nobody took t yet
+    other = next(r for r in REGIONS if r != fleet.holder)
+    fleet.writers[other].write_batch([result("t", S500, T0 + timedelta(minutes=1))])
+    assert waiting_rows(pg) == 1
+    old.write_batch([])  # its idle poll
+    assert waiting_rows(pg) == 1  # left for the next holder
+    states = rows(pg, TargetRegionStateRecord)
+    assert {s.state["accepted"] for s in states} == {"ok"}
+
+
+@needs_pg
+def test_a_result_handed_over_long_ago_is_stored_but_decides_nothing(fleet: Fleet) -> None:
+    engine = fleet.engine
+    holder = fleet.writers[fleet.holder]
+    for minute in range(2):
+        holder.write_batch([result("t", OK, T0 + timedelta(minutes=minute))])
+    # The other two regions' first results: failures from an hour before, handed over late
+    # (their holder was away): far outside the quorum's window.
+    for region in (r for r in REGIONS if r != fleet.holder):
+        for minute in range(3):
+            at = T0 - timedelta(hours=1) + timedelta(minutes=minute)
+            fleet.writers[region].write_batch([result("t", S500, at)])
+    holder.clock = lambda: T0 + timedelta(minutes=2)
+    holder.write_batch([])
+    assert waiting_rows(engine) == 0  # taken
+    assert [t.to_outcome for t in transitions(engine)] == ["ok"]  # and decided nothing
+    assert rows(engine, AlertRecord) == []
+
+
+@needs_pg
+def test_a_handed_over_result_this_version_cannot_read_does_not_block_the_holder(
+    fleet: Fleet,
+) -> None:
+    engine = fleet.engine
+    fleet.probe(0, eu=OK, us=OK, ap=OK)
+    other = next(r for r in REGIONS if r != fleet.holder)
+    fleet.writers[other].write_batch([result("t", OK, T0 + timedelta(minutes=1))])
+    with engine.begin() as conn:  # as a newer agent with a new outcome would have written it
+        conn.execute(
+            ProbeRecord.__table__.update()
+            .where(ProbeRecord.id == select(func.max(ProbeRecord.id)).scalar_subquery())
+            .values(outcome="an_outcome_from_the_future")
+        )
+    holder = fleet.writers[fleet.holder]
+    holder.write_batch([result("t", OK, T0 + timedelta(minutes=1, seconds=1))])
+    assert waiting_rows(engine) == 0
+    assert len(rows(engine, ProbeRecord)) == 5  # the holder's own result was written

@@ -26,9 +26,10 @@ from tests.test_loop_writer import T0, config, result
 
 
 class DropsAfterCommit:
-    """A sqlite3 connection whose next commit (when armed) commits, then fails."""
+    """A sqlite3 connection whose next commit (when armed) commits, then fails with `error`."""
 
     armed = False
+    error: Exception = sqlite3.OperationalError("disk I/O error: the connection dropped")
 
     def __init__(self, real: sqlite3.Connection) -> None:
         self._real = real
@@ -37,7 +38,7 @@ class DropsAfterCommit:
         self._real.commit()
         if DropsAfterCommit.armed:
             DropsAfterCommit.armed = False
-            raise sqlite3.OperationalError("disk I/O error: the connection dropped")
+            raise DropsAfterCommit.error
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -72,4 +73,36 @@ def test_a_batch_whose_commit_answer_was_lost_is_not_written_twice(tmp_path: Pat
     assert len(rows(engine, AlertRecord)) == 1
     # The writer read back the state the lost commit left, and carried on from it.
     assert writer.states["gpt2-legacy"].accepted is Outcome.DEPRECATED
+    engine.dispose()
+
+
+def test_a_lost_commit_answer_then_results_written_one_by_one_are_not_doubled(
+    tmp_path: Path,
+) -> None:
+    """An error after the commit that does not read as the database being away sends the
+    backlog through its one-result-per-transaction path: none of the batch's results, all
+    committed, may be written again."""
+    path = tmp_path / "lost.db"
+    engine = create_engine(
+        "sqlite://", creator=lambda: DropsAfterCommit(sqlite3.connect(path, timeout=5))
+    )
+    upgrade(engine)
+    writer = Writer(engine, config(), clock=lambda: T0)
+    writer.start_run()
+    at = [T0 + timedelta(minutes=m) for m in range(5)]
+
+    async def run() -> None:
+        await writer.backlog.write([result("gpt2-legacy", Outcome.OK, at[0])])
+        DropsAfterCommit.armed = True
+        DropsAfterCommit.error = sqlite3.IntegrityError("an answer no one expected")
+        await writer.backlog.write([result("gpt2-legacy", Outcome.DEPRECATED, t) for t in at[1:4]])
+        await writer.backlog.write([result("gpt2-legacy", Outcome.DEPRECATED, at[4])])
+
+    try:
+        asyncio.run(run())
+    finally:
+        DropsAfterCommit.error = sqlite3.OperationalError("disk I/O error: the connection dropped")
+    assert [p.checked_at for p in rows(engine, ProbeRecord)] == at
+    assert [t.to_outcome for t in rows(engine, TransitionRecord)] == ["ok", "deprecated"]
+    assert len(rows(engine, AlertRecord)) == 1
     engine.dispose()

@@ -37,7 +37,7 @@ from monitor.domain.decide import (
 )
 from monitor.domain.evidence import ProbeResult
 from monitor.domain.maintenance import Quiet, Silence, quiet_at
-from monitor.domain.quorum import RegionState, step_region
+from monitor.domain.quorum import REPORT_WINDOW, RegionState, step_region
 from monitor.domain.rollups import HOUR, Rollup, fold
 from monitor.domain.sampling import LastStored, after, keeps_evidence, provider_change
 from monitor.domain.states import Rules, TargetState
@@ -123,6 +123,8 @@ class Writer:
         # A write failed with the database away: its commit may have happened all the same
         # (the answer lost with the connection), so the caches may be behind the database.
         self._unsure = False
+        self._attempt: list[str] = []  # the keys of the write whose outcome is unknown
+        self._committed: set[str] = set()  # its keys, once found committed after all
         self.agent_id = agent_id
 
     @property
@@ -343,31 +345,38 @@ class Writer:
         the next write first reads back what the database has (`_catch_up`).
         """
         if self._unsure:
-            results = self._catch_up(results)
+            self._catch_up()
+        if self._committed:  # what a commit with a lost answer wrote: not again
+            left = [r for r in results if _key(r) not in self._committed]
+            if results and not left:
+                return 0
+            results = left
         try:
-            return self._write_batch(results)
+            written = self._write_batch(results)
         except Exception:
-            self._unsure = True
+            self._unsure, self._attempt = True, [_key(r) for r in results]
             raise
+        if results:
+            self._committed = set()
+        return written
 
-    def _catch_up(self, results: Sequence[ProbeResult]) -> Sequence[ProbeResult]:
+    def _catch_up(self) -> None:
         """After a write whose outcome is unknown: reload the caches from the database, and
-        leave out of `results` what the lost commit already wrote (up to the run's last
-        committed result: the backlog retries results in order, so those form a prefix)."""
+        find out whether that write committed after all (the run's last committed result is
+        its last one). If so, its results are not written again, whether the backlog retries
+        them together or one by one."""
         with self.engine.begin() as conn:
             committed = writes.last_result(conn, self.run_id) if self.run_id else None
             self._reload(conn)
         self._unsure = False
-        keys = [_key(r) for r in results]
-        if committed in keys:
-            done = keys.index(committed) + 1
+        if self._attempt and committed == self._attempt[-1]:
+            self._committed = set(self._attempt)
             log.warning(
-                "the database had committed %d results whose answer was lost; not writing them "
-                "again",
-                done,
+                "the database had committed %d results whose answer was lost; not writing "
+                "them again",
+                len(self._attempt),
             )
-            return results[done:]
-        return results
+        self._attempt = []
 
     def _reload(self, conn: Connection) -> None:
         """Read back the states, open incidents and regional states this writer decides from
@@ -412,7 +421,7 @@ class Writer:
                 if fenced is None or ids[result.target] in fenced
             ]
             if fenced and waiting & fenced:
-                folding = self._with_other_regions(conn, folding, waiting & fenced)
+                folding = self._with_other_regions(conn, folding, waiting & fenced, now)
             for result, probe_id, region, why in folding:
                 log.debug("probe %s: %s %s", result.target, result.outcome, result.detail)
                 self._fold(batch, result, probe_id, ids, why, region)
@@ -454,9 +463,12 @@ class Writer:
     def _waiting(self, conn: Connection) -> set[int]:
         """The targets this agent holds that other regions' results wait for (one indexed
         query per batch, only while the live agents span several regions)."""
-        if not self.several or self.agent_id is None:
+        if not self.several or self.agent_id is None or not self.held:
             return set()
-        return writes.waiting_region_results(conn, self.agent_id)
+        # Only those held in memory too: a released target's row still names this agent until
+        # the next holder takes it, and this writer no longer has its state to decide from.
+        held = {self.target_ids[name] for name in self.held if name in self.target_ids}
+        return writes.waiting_region_results(conn, self.agent_id) & held
 
     def _hand_over(
         self,
@@ -483,6 +495,7 @@ class Writer:
         conn: Connection,
         folding: list[tuple[ProbeResult, int, str | None, Quiet | None]],
         target_ids: set[int],
+        now: datetime,
     ) -> list[tuple[ProbeResult, int, str | None, Quiet | None]]:
         """This batch's own results and the other regions' results waiting for these held
         targets, taken in this transaction, all in the order they were probed. Results of this
@@ -493,12 +506,26 @@ class Writer:
             for region, probe_id, result in writes.take_region_results(conn, target_ids)
             if result.target in self._setup and self._news(result, region)
         ]
+        # A result handed over long ago (its holder was away, or thought there was one region)
+        # says nothing about now: folded at its old time it could flip the target for a moment
+        # and alert in the past. Its probe row stays; the state machines skip it.
+        fresh = [(r, p, g) for r, p, g in taken if not self._stale(r, now)]
+        if len(fresh) < len(taken):
+            log.info(
+                "left %d handed-over results out of the decisions: too old", len(taken) - len(fresh)
+            )
+        taken = fresh
         quiet = self._quiet(conn, [result for result, *_ in taken])
         others = [
             (result, probe_id, region, why)
             for (result, probe_id, region), why in zip(taken, quiet, strict=True)
         ]
         return sorted([*folding, *others], key=lambda item: item[0].checked_at)
+
+    def _stale(self, result: ProbeResult, now: datetime) -> bool:
+        """Older than the quorum's window: no longer a report of its region."""
+        interval = self._setup[result.target].interval
+        return result.checked_at < now - timedelta(seconds=REPORT_WINDOW * interval)
 
     def _news(self, result: ProbeResult, region: str) -> bool:
         """Whether a handed-over result is newer than what its region's state has seen."""

@@ -14,6 +14,7 @@ statements, not 200 ORM objects with their bookkeeping.
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ ATTEMPTS = cast(Table, AlertAttemptRecord.__table__)
 RUNS = cast(Table, MonitorRunRecord.__table__)
 ROLLUPS = cast(Table, RollupRecord.__table__)
 SILENCES = cast(Table, SilenceRecord.__table__)
+log = logging.getLogger(__name__)
+
 AGENTS = cast(Table, AgentRecord.__table__)
 REGION_STATES = cast(Table, TargetRegionStateRecord.__table__)
 REGION_RESULTS = cast(Table, RegionResultRecord.__table__)
@@ -416,21 +419,27 @@ def take_region_results(
     ids = sorted(set(target_ids))
     if not ids:
         return []
-    taken = conn.execute(
+    handed = conn.execute(
         delete(REGION_RESULTS)
         .where(REGION_RESULTS.c.target_id.in_(ids))
         .returning(REGION_RESULTS.c.probe_id, REGION_RESULTS.c.region)
     ).all()
-    if not taken:
+    if not handed:
         return []
-    region_of = {row.probe_id: row.region for row in taken}
+    region_of = {row.probe_id: row.region for row in handed}
     rows = conn.execute(
         select(PROBES, TARGETS.c.name, TARGETS.c.kind)
         .join(TARGETS, TARGETS.c.id == PROBES.c.target_id)
         .where(PROBES.c.id.in_(sorted(region_of)))
         .order_by(PROBES.c.checked_at, PROBES.c.id)
     )
-    return [(region_of[row.id], row.id, _result_of(row)) for row in rows]
+    taken: list[tuple[str, int, ProbeResult]] = []
+    for row in rows:
+        try:
+            taken.append((region_of[row.id], row.id, _result_of(row)))
+        except ValueError:  # an outcome this version does not know (a newer agent wrote it)
+            log.warning("left out a handed-over result of %s: %s", row.name, row.outcome)
+    return taken
 
 
 def _result_of(row: Any) -> ProbeResult:
