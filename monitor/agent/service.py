@@ -123,11 +123,12 @@ class Monitor:
         sender = asyncio.create_task(
             self.sender.run(self.writer.alerts_written, self._stopping), name="sender"
         )
-        self._heart = asyncio.create_task(self._heartbeat(), name="heartbeat")
         self._scheduler.start()
         spread = first_round_spread(len(self.config.targets), self.config.concurrency)
         if self.registry.peers_known:
             await self._meet_peers()
+        # (After the wait: its one beat and the heartbeat's must not run at once.)
+        self._heart = asyncio.create_task(self._heartbeat(), name="heartbeat")
         # The writer takes what this agent holds before its first result arrives.
         self.membership.update(self.registry.live, self.config, spread)
         self.registry.targets_held = len(self.membership.holding)  # told at the first beat
