@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import data, wall, widgets
 from dashboard import format as f
 from dashboard.settings import START_HINT, Unavailable, database_url, settings
+from monitor.domain.agents import LOST_AFTER_S
 from monitor.domain.maintenance import Window
 from monitor.targets import TARGET_KINDS
 
@@ -165,7 +166,10 @@ def agents(url: str, tz: ZoneInfo) -> None:
         ],
         hide_index=True,
     )
-    st.caption("An agent is lost after 15 s without a heartbeat; its targets move to the others.")
+    st.caption(
+        f"An agent is lost after {LOST_AFTER_S:g} s without a heartbeat; its targets move to "
+        "the others."
+    )
 
 
 kiosk = kiosk_mode()

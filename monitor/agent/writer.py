@@ -235,18 +235,13 @@ class Writer:
             )
             states = writes.load_states(conn, names)
             incidents = writes.open_incidents(conn, names)
-            regional = writes.load_region_states(conn, names)
+            regional = self._load_region_states(conn, names)
             live = self._load_live(conn, {name: ids[name] for name in gained})
         self._drop(gained)  # anything kept from an earlier holding is stale now
         self.target_ids = ids
         self.held |= gained
         self.states.update({names[i]: TargetState.from_dict(s) for i, s in states.items()})
-        self.region_states.update(
-            {
-                names[i]: {r: RegionState.from_dict(d) for r, d in by_region.items()}
-                for i, by_region in regional.items()
-            }
-        )
+        self.region_states.update(regional)
         self._open = sorted([*(self._open or []), *incidents], key=lambda i: (i.opened_at, i.id))
         self._live_at_start.update(live)
         log.info("now holding %d targets (+%d)", len(self.held), len(gained))
@@ -386,13 +381,9 @@ class Writer:
         self.states = {
             ids[i]: TargetState.from_dict(state)
             for i, state in writes.load_states(conn, ids).items()
-            if i in ids
         }
         self._open = None if self.held is None else writes.open_incidents(conn, ids)
-        self.region_states = {
-            ids[i]: {r: RegionState.from_dict(d) for r, d in by_region.items()}
-            for i, by_region in writes.load_region_states(conn, ids).items()
-        }
+        self.region_states = self._load_region_states(conn, ids)
         self._rollups = {}
 
     def _write_batch(self, results: Sequence[ProbeResult]) -> int:
@@ -821,6 +812,16 @@ class Writer:
                 if live is not None:
                     found[name] = live
         return found
+
+    @staticmethod
+    def _load_region_states(
+        conn: Connection, names: dict[int, str]
+    ) -> dict[str, dict[str, RegionState]]:
+        """The regions' own states of these targets (id -> name), by name, as committed."""
+        return {
+            names[i]: {region: RegionState.from_dict(d) for region, d in by_region.items()}
+            for i, by_region in writes.load_region_states(conn, names).items()
+        }
 
     @staticmethod
     def _load_states(conn: Connection, ids: dict[str, int]) -> dict[str, TargetState]:

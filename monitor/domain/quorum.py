@@ -128,18 +128,17 @@ def step_region(
     outcome = Outcome(outcome)
     before = regions.get(region, RegionState(TargetState()))
     own, own_change, _ = step(before.state, outcome, at, rules)
-    regions = {**regions, region: RegionState(own, max(at, before.last_at or at))}
+    last_at = max(at, before.last_at or at)
+    regions = {**regions, region: RegionState(own, last_at)}
     reporting = reporting_regions(regions, at, interval_s)
     need = needed(quorum, len(reporting))
 
     failing: dict[str, Outcome] = {}
-    working: dict[str, RegionState] = {}
+    working: list[str] = []
     for name, r in reporting.items():
-        if r.state.accepted is None:
-            continue
         if r.state.accepted is Outcome.OK:
-            working[name] = r
-        else:
+            working.append(name)
+        elif r.state.accepted is not None:
             failing[name] = r.state.accepted
     verdict: Outcome | None = None
     confirming: tuple[str, ...] = ()
@@ -185,7 +184,7 @@ def step_region(
         regional = RegionalChange(region, seen, ends=False)
     # An open regional observation: it disagrees, and that was recorded.
     observed = disagrees and (before.observed or regional is not None)
-    regions[region] = RegionState(own, regions[region].last_at, observed)
+    regions[region] = RegionState(own, last_at, observed)
     for name, r in regions.items():  # the target moved to agree with them: nothing open
         if name != region and r.observed and not _disagree(r.state.accepted, accepted):
             regions[name] = replace(r, observed=False)
