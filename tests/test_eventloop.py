@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from monitor.agent import eventloop
-from monitor.agent.eventloop import numeric_address
 from monitor.domain.evidence import RequestSpec
 from monitor.probing.engine import Prober
+from monitor.probing.transport import numeric_address
 
 
 def test_an_ip_address_is_answered_as_getaddrinfo_would() -> None:

@@ -8,11 +8,9 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 import httpx
 import pytest
 import trustme
-from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, TransportError
@@ -61,7 +59,7 @@ def test_it_measures_phases_on_a_fresh_connection_each_time(provider: FakeProvid
     assert provider.max_open_connections == 1
 
 
-def test_it_times_an_https_connection_with_its_handshake_as_one_phase(
+def test_it_times_an_https_connection_and_its_handshake_apart(
     https_provider: FakeProvider, ca: trustme.CA
 ) -> None:
     https_provider.route("/x", Reply(200, "ok"))
@@ -71,11 +69,11 @@ def test_it_times_an_https_connection_with_its_handshake_as_one_phase(
     ev = run(probe_one(RequestSpec("GET", f"{https_provider.url}/x"), ssl_context=client_ctx))
 
     assert ev.error is None and ev.status == 200
-    # aiohttp connects and completes the TLS handshake in one step: connect_ms is both, and
-    # the TLS share is not made up (monitor/probing/transport.py).
-    assert ev.timings.connect_ms is not None and ev.timings.connect_ms > 0
-    assert ev.timings.tls_ms is None
-    assert ev.timings.ttfb_ms is not None and ev.timings.ttfb_ms >= ev.timings.connect_ms
+    # TCP, then the TLS handshake as a step of its own (monitor/probing/transport.py).
+    connect, tls, ttfb = ev.timings.connect_ms, ev.timings.tls_ms, ev.timings.ttfb_ms
+    assert connect is not None and connect > 0
+    assert tls is not None and tls > 0
+    assert ttfb is not None and ttfb >= connect + tls
 
 
 def test_an_untrusted_certificate_is_a_tls_error(https_provider: FakeProvider) -> None:
@@ -228,8 +226,9 @@ def test_only_what_the_probe_sends_reaches_the_server(provider: FakeProvider) ->
 
     sent = provider.requests[-1].headers
     assert sent["user-agent"] == "inferwatch-test/1"
-    assert sent["accept-encoding"] == "gzip, deflate"  # not aiohttp's (it would add br)
-    assert "content-type" not in sent  # aiohttp would label the body application/octet-stream
+    assert sent["accept-encoding"] == "gzip, deflate"  # only what CappedDecoder decodes
+    assert "content-type" not in sent  # no label the probe did not ask for
+    assert sent["connection"] == "close"  # a fresh connection every probe
     assert provider.requests[-1].body == b"hi"
 
 
@@ -326,9 +325,9 @@ def test_a_dropped_connection_is_recorded_not_retried() -> None:
 
     ev = run(scenario())
 
-    assert ev.error == TransportError.PROTOCOL  # not a timeout, as httpx-aiohttp would say
+    assert ev.error == TransportError.PROTOCOL  # not a timeout
     assert ev.error_detail == "not a valid HTTP answer: the server disconnected before answering"
-    assert len(requests) == 1  # aiohttp would silently send it again
+    assert len(requests) == 1  # never sent again behind the probe's back
 
 
 def test_a_body_that_stops_coming_is_a_body_timeout() -> None:
@@ -349,7 +348,7 @@ def test_a_body_that_stops_coming_is_a_body_timeout() -> None:
     assert ev.timings.ttfb_ms is not None and ev.timings.total_ms is not None
 
 
-def test_a_header_aiohttp_refuses_is_a_request_error_that_keeps_no_token(
+def test_a_header_that_is_not_valid_http_is_a_request_error_that_keeps_no_token(
     provider: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = "hf_SECRETtoken123"
@@ -362,30 +361,6 @@ def test_a_header_aiohttp_refuses_is_a_request_error_that_keeps_no_token(
     assert ev.error_detail == "the request could not be sent: a header value is not valid HTTP"
     assert token not in caplog.text
     assert provider.requests == []
-
-
-def test_the_prober_closes_its_aiohttp_session() -> None:
-    async def scenario() -> Prober:
-        async with Prober() as prober:  # the warm-up opens the session in the running loop
-            return prober
-
-    transport = run(scenario())._client._transport
-
-    assert isinstance(transport.client, aiohttp.ClientSession)  # type: ignore[attr-defined]
-    assert transport.client.closed  # type: ignore[attr-defined]
-
-
-def _raised_through_httpx_aiohttp(exc: Exception) -> Exception:
-    """`exc` as httpx-aiohttp hands it to httpx: mapped by its table, the original chained."""
-    try:
-        with map_aiohttp_exceptions():
-            raise exc
-    except Exception as mapped:
-        return mapped
-    raise AssertionError("not raised")
-
-
-_KEY = aiohttp.client_reqrep.ConnectionKey("example.test", 80, False, False, None, None, None)
 
 
 class _Exploding(httpx.AsyncBaseTransport):
@@ -408,29 +383,10 @@ class _Exploding(httpx.AsyncBaseTransport):
         ),
         (httpx.PoolTimeout("pool"), TransportError.TIMEOUT),
         (RuntimeError("a bug in a dependency"), TransportError.CONNECT),
-        # What httpx-aiohttp raises, classified by the aiohttp error it chains:
-        (aiohttp.ServerDisconnectedError(), TransportError.PROTOCOL),  # mapped to ConnectTimeout
-        (aiohttp.ClientPayloadError("cut"), TransportError.PROTOCOL),  # mapped to ReadError
-        (aiohttp.ConnectionTimeoutError(), TransportError.TIMEOUT),
-        (aiohttp.SocketTimeoutError(), TransportError.TIMEOUT),
-        (
-            aiohttp.ClientConnectorDNSError(_KEY, OSError(-2, "Name or service not known")),
-            TransportError.DNS,
-        ),
-        (
-            aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
-            TransportError.CONNECT,
-        ),
-        (
-            aiohttp.ClientConnectorSSLError(_KEY, ssl.SSLError(1, "[SSL] wrong version number")),
-            TransportError.TLS,
-        ),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), TransportError.CONNECT),
+        (httpx.UnsupportedProtocol("ftp"), TransportError.REQUEST),
     ],
 )
 def test_a_probe_never_raises(exc: Exception, error: TransportError) -> None:
-    if isinstance(exc, aiohttp.ClientError):
-        exc = _raised_through_httpx_aiohttp(exc)
     ev = run(probe_one(RequestSpec("GET", "http://example.test/"), transport=_Exploding(exc)))
 
     assert ev.error == error

@@ -3,18 +3,19 @@
 uvloop's loop costs about 15% less CPU per probe than asyncio's (benchmarks/probe_engine.py)
 and behaves the same for everything inferwatch uses (timeouts, signals, threads), but for one
 thing: its `sock_connect` looks the address up again with `getaddrinfo`, which for an address
-given as an IP (what aiohttp hands it after resolving) still goes through a worker thread and
-back, once per probe. Our loop answers an IP address itself, as asyncio's does.
+given as an IP (what aiohappyeyeballs hands it when a name has several) still goes through a
+worker thread and back. Our loop answers an IP address itself, as asyncio's does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from monitor.probing.transport import numeric_address
 
 T = TypeVar("T")
 
@@ -31,19 +32,6 @@ def loop_name() -> str:
     except ImportError:
         return "asyncio"
     return "uvloop"
-
-
-def numeric_address(
-    host: Any, port: Any, family: int, type_: int, proto: int, flags: int = 0
-) -> list[tuple[Any, ...]] | None:
-    """getaddrinfo's answer for an IP address, which needs no resolver (AI_NUMERICHOST never
-    looks anything up, so it cannot block); None for a name or a service name."""
-    if not isinstance(host, str) or not isinstance(port, int | None):
-        return None
-    try:
-        return socket.getaddrinfo(host, port, family, type_, proto, flags | socket.AI_NUMERICHOST)
-    except socket.gaierror:
-        return None
 
 
 @contextmanager

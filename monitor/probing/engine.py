@@ -3,8 +3,8 @@
 Like blackbox_exporter, each probe opens a fresh connection (keep-alive is off), so connection
 times are real every time. One client and one SSL context serve all probes (loading CA
 certificates per client costs ~30 ms), and a semaphore bounds how many run at once. httpx is
-the client; under it, aiohttp moves the bytes (monitor/probing/transport.py: why, and what the
-phase timings can tell, TLS where the transport can tell).
+the client; under it, our transport moves the bytes of each exchange on the event loop's own
+sockets (monitor/probing/transport.py: why, and how each phase is timed).
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
-import aiohttp
 import certifi
 import httpx
 
 from monitor.domain.evidence import Evidence, RequestSpec, Timings, TransportError
 from monitor.probing.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
 from monitor.probing.stream import EventStreamReader
-from monitor.probing.transport import PhaseClock, aiohttp_transport, timing
+from monitor.probing.transport import PhaseClock, ProbeTransport, timing
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,8 @@ class Prober:
         self.max_body_bytes = max_body_bytes
         self._slots = asyncio.Semaphore(concurrency)
         self._custom_transport = transport is not None
-        if transport is None:  # its aiohttp session opens on first use, in the running loop
-            transport = aiohttp_transport(ssl_context or default_ssl_context(), concurrency)
+        if transport is None:
+            transport = ProbeTransport(ssl_context or default_ssl_context())
         self._urls: dict[str, httpx.URL] = {}
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
         self._timeouts: dict[float, dict[str, float | None]] = {}
@@ -145,7 +144,7 @@ class Prober:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()  # closes the transport and its aiohttp session
+        await self._client.aclose()
 
     async def probe(self, spec: RequestSpec, timeout: float) -> Evidence:
         async with self._slots:
@@ -252,14 +251,8 @@ _BAD_HEADER = "the request could not be sent: a header value is not valid HTTP"
 def _failure(
     exc: Exception, url: str, clock: PhaseClock, timeout: float
 ) -> tuple[TransportError, str]:
-    """What kind of failure `exc` is, and the detail to record.
-
-    httpx-aiohttp turns aiohttp's errors into httpx's by a coarse table (a dropped connection
-    becomes `ConnectTimeout`), so the aiohttp error it chains (`__cause__`) decides first.
-    """
-    origin = _aiohttp_origin(exc)
-    if origin is not None:
-        return _aiohttp_failure(origin, url, clock, timeout)
+    """What kind of failure `exc` is, and the detail to record. The transport raises httpx's
+    errors with what really happened chained (monitor/probing/transport.py)."""
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return TransportError.TIMEOUT, clock.timeout_detail(timeout)
     if isinstance(exc, httpx.TooManyRedirects):
@@ -267,9 +260,11 @@ def _failure(
     if isinstance(exc, httpx.ConnectError):
         return _connect_failure(exc, url)
     if isinstance(exc, httpx.LocalProtocolError | ValueError):
-        # aiohttp refuses a header value with a newline (ValueError), httpx one it cannot
-        # encode (UnicodeEncodeError): the message may quote the value, a token: not kept.
+        # A header value with a newline, or one httpx cannot encode (UnicodeEncodeError): the
+        # message may quote the value, a token: not kept.
         return TransportError.REQUEST, _BAD_HEADER
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return TransportError.REQUEST, f"the request could not be sent: {_reason(exc)}"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError | UndecodableBody):
         return TransportError.PROTOCOL, f"not a valid HTTP answer: {_reason(exc)}"
     if isinstance(exc, httpx.TransportError):
@@ -278,48 +273,11 @@ def _failure(
     return TransportError.CONNECT, f"{type(exc).__name__}: {_reason(exc)}"
 
 
-def _aiohttp_origin(exc: BaseException) -> aiohttp.ClientError | None:
-    """The aiohttp error behind `exc`: itself (httpx-aiohttp passes some through unmapped) or
-    the one httpx-aiohttp's error was raised from."""
-    if isinstance(exc, aiohttp.ClientError):
-        return exc
-    if isinstance(exc, httpx.HTTPError) and isinstance(exc.__cause__, aiohttp.ClientError):
-        return exc.__cause__
-    return None
-
-
-def _aiohttp_failure(
-    exc: aiohttp.ClientError, url: str, clock: PhaseClock, timeout: float
-) -> tuple[TransportError, str]:
-    host = httpx.URL(url).host
-    if isinstance(exc, aiohttp.ServerTimeoutError):  # connect or read: the clock says which
-        return TransportError.TIMEOUT, clock.timeout_detail(timeout)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return TransportError.DNS, f"cannot resolve host {host}: {_reason(exc.os_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc.certificate_error)}"
-    if isinstance(exc, aiohttp.ClientConnectorError):  # no connection: TLS, refused...
-        return _connect_failure(exc.os_error, url)  # not exc: its text names the SSLContext
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):  # defensive: not a connector's
-        return TransportError.TLS, f"TLS failed with {host}: {_reason(exc)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        when = "during the answer" if clock.answered else "before answering"
-        return TransportError.PROTOCOL, f"not a valid HTTP answer: the server disconnected {when}"
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return TransportError.PROTOCOL, f"not a valid HTTP answer: {_reason(exc)}"
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return TransportError.REQUEST, f"the request could not be sent: {_reason(exc)}"
-    return TransportError.CONNECT, f"connection failed: {_reason(exc)}"
-
-
 def _reason(exc: BaseException) -> str:
     """What went wrong, in words: transport errors are often empty (a reset connection) or
-    wrapped, so the first cause that says something, on one line, else the exception's type.
-    aiohttp's HTTP parse errors say it in `message` (their str adds a status code)."""
+    wrapped, so the first cause that says something, on one line, else the exception's type."""
     for cause in _causes(exc):
-        message = getattr(cause, "message", None)
-        text = message if isinstance(message, str) and message.strip() else str(cause)
-        if text := " ".join(text.split()):
+        if text := " ".join(str(cause).split()):
             return text
         if isinstance(cause, ConnectionResetError):
             return "the server reset the connection"
@@ -333,11 +291,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        os_error = getattr(current, "os_error", None)  # aiohttp's connector errors keep it
-        if isinstance(os_error, BaseException) and os_error is not current.__cause__:
-            current = os_error
-        else:
-            current = current.__cause__ or current.__context__
+        current = current.__cause__ or current.__context__
 
 
 def _connect_failure(exc: BaseException, url: str) -> tuple[TransportError, str]:

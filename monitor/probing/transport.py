@@ -1,47 +1,65 @@
-"""The HTTP transport under httpx: aiohttp (through httpx-aiohttp), and the phase clock fed by
-aiohttp's trace hooks.
+"""The HTTP transport under httpx: one request over one fresh connection, on the event loop's
+own sockets, with the response parsed by httptools (llhttp, Node's HTTP parser), and the
+phase clock of each probe.
 
-httpx stays the client API (requests, redirects, the body stream); aiohttp moves the bytes, for
-about a third less CPU per probe than httpcore (issue 9; benchmarks/probe_engine.py, 1,000
-probes at concurrency 20 on uvloop: 0.85 -> 0.54 ms). Our own `aiohttp.ClientSession` keeps
-what a probe needs:
+httpx stays the client API (requests, redirects, the body stream, the errors); this module
+only moves the bytes of one exchange. A probe needs none of a general client's machinery (a
+pool, keep-alive, cookies, retries, proxies), and every layer of it is paid on every probe:
+under aiohttp (through httpx-aiohttp), with each of those switched off, `inferwatch run` used
+1.28-1.32 ms of CPU per probe at 200 probes/s; with this transport, 0.89-0.93 ms (issue 9,
+benchmarks/profile_run.py, docs/benchmarks.md).
 
-- a fresh connection every probe (`force_close`, no DNS cache), like blackbox_exporter, so the
-  connection time is real every time;
-- raw bytes (`auto_decompress=False`): `CappedDecoder` decodes them within the body cap;
-- nothing from the environment (no proxy variables) and no cookie jar of aiohttp's own;
-- only the headers httpx builds: aiohttp adds no Content-Type of its own to a body.
+Each exchange:
 
-Timings, TLS where the transport can tell: aiohttp opens TCP and completes the TLS handshake in
-one step (one `loop.create_connection`) and its trace hooks mark only the start and end of that
-step, so `connect_ms` is the whole connection setup (name resolution, TCP and, for HTTPS, the
-TLS handshake) and `tls_ms` stays None. Splitting it would mean overriding aiohttp's private
-connection code. `ttfb_ms` ends when the response head has been read.
+- resolves the host (an IP address needs no resolver), connects over TCP (to several
+  addresses: happy eyeballs, through aiohappyeyeballs, as browsers and aiohttp do), then, for
+  HTTPS, completes the TLS handshake as a step of its own, so `connect_ms` (name resolution and
+  TCP) and `tls_ms` (the handshake) are each real;
+- sends the head httpx built, plus `Connection: close` (a fresh connection every probe, like
+  blackbox_exporter: connection times are real every time), refusing a header a server could
+  read as two (CR, LF, NUL) before anything is sent;
+- reads the response head within limits (100 KiB, 1,000 fields: a provider's long
+  Content-Security-Policy is fine, an endless head is not), skips 1xx interim answers, and
+  hands httpx the body as it arrives, reading no further ahead than 256 KiB (a 1 GB answer
+  cannot fill memory while the prober reads its capped share);
+- a body ends at its length, at its last chunk, or at the close of the connection when the
+  answer gave neither; an answer to HEAD, and a 204 or 304, has none.
 
-Trace events carry no per-request context from httpx-aiohttp, so each probe puts its clock in a
-context variable (`timing`): aiohttp runs the hooks in the probe's own task.
+Failures are httpx's errors with the cause chained (`ConnectError` from the `OSError`, the
+`gaierror` or the `SSLError`; `RemoteProtocolError` for what is not valid HTTP or stops
+early; `ReadError` for a reset), so the prober classifies them from what really happened.
+The probe's own `asyncio.timeout` bounds the whole exchange; a cancelled exchange closes its
+socket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import aiohttp
-from httpx_aiohttp import AiohttpTransport
+import aiohappyeyeballs
+import httptools
+import httpx
 
-# httpcore read a response head of up to 100 KiB: aiohttp's default (8190 bytes a line) would
-# turn a provider's long Content-Security-Policy or cookie header into a bad answer.
-_MAX_HEAD_LINE = 100 * 1024
-_MAX_HEADERS = 1000
+MAX_HEAD_BYTES = 100 * 1024  # what httpcore accepted; aiohttp's 8 KiB a line was too little
+MAX_HEAD_FIELDS = 1000
+READ_AHEAD = 256 * 1024  # body bytes read before the prober takes them
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds before trying the next address in parallel (RFC 8305)
 
 _DNS_START, _DNS_END = "dns_start", "dns_end"
 _CONNECT_START, _CONNECT_END = "connect_start", "connect_end"
+_TLS_START, _TLS_END = "tls_start", "tls_end"
 _HEAD_SENT, _HEAD_RECEIVED = "request_head_sent", "response_head_received"
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110)
+_NOT_IN_VALUE = re.compile(rb"[\r\n\x00]")
 
 
 class PhaseClock:
@@ -65,11 +83,11 @@ class PhaseClock:
         return (b - a) * 1000 if a is not None and b is not None else None
 
     def timings(self) -> tuple[float | None, float | None, float | None, float]:
-        """(connect_ms, tls_ms, ttfb_ms, total_ms); tls_ms is always None here (see above)."""
+        """(connect_ms, tls_ms, ttfb_ms, total_ms). connect_ms is name resolution and TCP."""
         head = self.marks.get(_HEAD_RECEIVED)
         return (
-            self._span(_CONNECT_START, _CONNECT_END),
-            None,
+            self._span(_DNS_START if _DNS_START in self.marks else _CONNECT_START, _CONNECT_END),
+            self._span(_TLS_START, _TLS_END),
             (head - self.start) * 1000 if head is not None else None,
             (time.perf_counter() - self.start) * 1000,
         )
@@ -80,9 +98,9 @@ class PhaseClock:
         if _DNS_START in started and _DNS_END not in started:
             return f"connect timeout: the host name did not resolve within {limit}"
         if _CONNECT_START in started and _CONNECT_END not in started:
-            if self.https:  # TCP and TLS are one step in aiohttp: either may be the slow one
-                return f"connect timeout: no connection and TLS handshake within {limit}"
             return f"connect timeout: no connection within {limit}"
+        if _TLS_START in started and _TLS_END not in started:
+            return f"connect timeout: no TLS handshake within {limit}"
         if _HEAD_RECEIVED not in started:
             return f"read timeout: no response within {limit}"
         return f"read timeout: the body did not arrive within {limit}"
@@ -93,7 +111,7 @@ _clock: ContextVar[PhaseClock | None] = ContextVar("inferwatch_probe_clock", def
 
 @contextmanager
 def timing(clock: PhaseClock) -> Iterator[PhaseClock]:
-    """Route the trace events of requests made in this task (until exit) to `clock`."""
+    """Route the phase marks of requests made in this task (until exit) to `clock`."""
     token = _clock.set(clock)
     try:
         yield clock
@@ -101,58 +119,300 @@ def timing(clock: PhaseClock) -> Iterator[PhaseClock]:
         _clock.reset(token)
 
 
-def _marker(event: str) -> Any:
-    async def mark(session: aiohttp.ClientSession, ctx: object, params: object) -> None:
-        clock = _clock.get()
-        if clock is not None:
-            clock.mark(event)
-
-    return mark
+def _mark(event: str) -> None:
+    clock = _clock.get()
+    if clock is not None:
+        clock.mark(event)
 
 
-def _trace_config() -> aiohttp.TraceConfig:
-    trace = aiohttp.TraceConfig()
-    trace.on_dns_resolvehost_start.append(_marker(_DNS_START))
-    trace.on_dns_resolvehost_end.append(_marker(_DNS_END))
-    trace.on_connection_create_start.append(_marker(_CONNECT_START))
-    trace.on_connection_create_end.append(_marker(_CONNECT_END))
-    trace.on_request_headers_sent.append(_marker(_HEAD_SENT))
-    trace.on_request_end.append(_marker(_HEAD_RECEIVED))  # sent once the head is read
-    return trace
+def numeric_address(
+    host: Any,
+    port: Any,
+    family: int = 0,
+    type_: int = socket.SOCK_STREAM,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[tuple[Any, ...]] | None:
+    """getaddrinfo's answer for an IP address, which needs no resolver (AI_NUMERICHOST never
+    looks anything up, so it cannot block); None for a name or a service name."""
+    if not isinstance(host, str) or not isinstance(port, int | None):
+        return None
+    try:
+        return socket.getaddrinfo(host, port, family, type_, proto, flags | socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return None
 
 
-def new_session(ssl_context: ssl.SSLContext, concurrency: int) -> aiohttp.ClientSession:
-    """The probe session; must be created inside the running event loop."""
-    connector = aiohttp.TCPConnector(
-        ssl=ssl_context,
-        limit=concurrency,
-        force_close=True,  # a fresh connection every probe: connect times are real
-        use_dns_cache=False,  # and so is name resolution (a moved host is seen at once)
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=False,  # CappedDecoder decodes within the body cap
-        trust_env=False,  # a probe measures the endpoint, not whatever proxy the shell sets
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("Content-Type",),  # httpx sets it when we mean it; no octet-stream
-        trace_configs=[_trace_config()],
-        max_line_size=_MAX_HEAD_LINE,
-        max_field_size=_MAX_HEAD_LINE,
-        max_headers=_MAX_HEADERS,
-    )
-    # aiohttp sends an idempotent request again when the server drops the connection (meant
-    # for a stale pooled one; ours are all fresh). A probe records that drop instead of hiding
-    # it behind a second request. There is no public switch; tests/test_probe_engine.py
-    # notices if this one goes away.
-    session._retry_connection = False
-    return session
+class ProbeTransport(httpx.AsyncBaseTransport):
+    """httpx's transport for probes: each request on a connection of its own (see above)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl = ssl_context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        https = url.scheme == "https"
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"a probe speaks http or https, not {url.scheme!r}")
+        head = _request_head(request, await request.aread())
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(loop, request.method == "HEAD")
+        transport = await _connect(loop, exchange, url.host, url.port or (443 if https else 80))
+        try:
+            if https:
+                _mark(_TLS_START)
+                try:
+                    tls = await loop.start_tls(
+                        transport, exchange, self._ssl, server_hostname=url.host
+                    )
+                except (OSError, ssl.SSLError) as exc:
+                    raise httpx.ConnectError(_say(exc)) from exc
+                if tls is None:  # the connection closed during the handshake
+                    raise httpx.ConnectError("the server closed the connection during TLS")
+                transport = exchange.transport = tls
+                _mark(_TLS_END)
+            transport.write(head)
+            _mark(_HEAD_SENT)
+            status, headers, version, reason = await exchange.head
+        except BaseException:
+            transport.close()  # also on cancellation: the probe's timeout
+            raise
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=_Body(exchange),
+            extensions={"http_version": version, "reason_phrase": reason},
+        )
 
 
-def aiohttp_transport(ssl_context: ssl.SSLContext, concurrency: int) -> AiohttpTransport:
-    """httpx's transport over our aiohttp session, which it opens on first use (in the loop)
-    and closes with the httpx client."""
-    return AiohttpTransport(
-        verify=ssl_context,  # not loaded again: the transport builds nothing from it
-        trust_env=False,
-        client=lambda: new_session(ssl_context, concurrency),
-    )
+def _request_head(request: httpx.Request, body: bytes) -> bytes:
+    """The request's head and body as sent, refusing a header that is not valid HTTP."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), request.url.raw_path)]
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name) or _NOT_IN_VALUE.search(value):
+            # The text names no value: it could be a token's.
+            raise httpx.LocalProtocolError("a header value is not valid HTTP")
+        if name.lower() != b"connection":  # httpx's default says keep-alive: not here
+            lines.append(b"%s: %s\r\n" % (name, value))
+    lines.append(b"Connection: close\r\n\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, exchange: _Exchange, host: str, port: int
+) -> asyncio.Transport:
+    """A TCP connection to `host` for `exchange`, resolving the name first if it is one."""
+    infos = numeric_address(host, port)
+    if infos is None:
+        _mark(_DNS_START)
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:  # socket.gaierror
+            raise httpx.ConnectError(_say(exc)) from exc
+        _mark(_DNS_END)
+    _mark(_CONNECT_START)
+    try:
+        if len(infos) == 1:  # the common case, and an IP address: no socket of our own
+            family, _, _, _, address = infos[0]
+            transport, _ = await loop.create_connection(
+                lambda: exchange, address[0], address[1], family=family
+            )
+        else:
+            sock = await aiohappyeyeballs.start_connection(
+                infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, loop=loop
+            )
+            transport, _ = await loop.create_connection(lambda: exchange, sock=sock)
+    except OSError as exc:
+        raise httpx.ConnectError(_say(exc)) from exc
+    _mark(_CONNECT_END)
+    return transport
+
+
+def _say(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class _Exchange(asyncio.Protocol):
+    """The answer to one request, as its bytes arrive (httptools calls the `on_` methods)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, head_request: bool) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_request = head_request
+        self.head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes, bytes]] = (
+            loop.create_future()
+        )
+        self.transport: asyncio.Transport | None = None
+        self._loop = loop
+        self._clock = _clock.get()  # (the callbacks run outside the probe's task)
+        self._reason = b""
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._length: int | None = None
+        self._close_delimited = False
+        self.received = 0
+        self.chunks: list[bytes] = []
+        self._buffered = 0
+        self._paused = False
+        self.complete = False
+        self.error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    # ---- the connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.complete or self.error is not None:
+            return  # what follows a whole answer (or a broken one) is not read
+        heading = not self.head.done()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish()  # a 101: the body is another protocol's
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(_parse_error(exc)), exc)
+            return
+        if heading and not self.head.done():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(httpx.RemoteProtocolError("the response head is over 100 KiB"))
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.complete or self.error is not None:
+            return
+        if isinstance(exc, ConnectionResetError):
+            self._fail(httpx.ReadError("the server reset the connection"), exc)
+        elif not self.head.done():
+            self._fail(httpx.RemoteProtocolError("the server disconnected before answering"), exc)
+        elif self._close_delimited:
+            self._finish()  # neither a length nor chunks: the body ends with the connection
+        elif self._length is not None:
+            self._fail(
+                httpx.RemoteProtocolError(
+                    "the server disconnected during the answer: "
+                    f"received {self.received} of {self._length} bytes"
+                ),
+                exc,
+            )
+        else:
+            self._fail(
+                httpx.RemoteProtocolError(
+                    "the server disconnected during the answer: the chunked body did not end"
+                ),
+                exc,
+            )
+
+    # ---- httptools' callbacks
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # an interim answer: the real one follows
+            self._fields, self._reason, self._head_bytes = [], b"", 0
+            return
+        if len(self._fields) > MAX_HEAD_FIELDS:
+            self._fail(httpx.RemoteProtocolError(f"over {MAX_HEAD_FIELDS} header fields"))
+            return
+        chunked = False
+        for name, value in self._fields:
+            lowered = name.lower()
+            if lowered == b"content-length" and value.strip().isdigit():
+                self._length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        version = b"HTTP/" + self._parser.get_http_version().encode("ascii")
+        self._close_delimited = self._length is None and not chunked
+        if self._clock is not None:
+            self._clock.mark(_HEAD_RECEIVED)  # as the head is parsed, not when the task wakes
+        self.head.set_result((status, self._fields, version, self._reason))
+        if self._head_request or status in (204, 304):
+            self._finish()  # no body, whatever the head announced
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete or self.error is not None:
+            return
+        self.received += len(body)
+        self.chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > READ_AHEAD and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.head.done():  # (an interim answer's end is not the answer's)
+            self._finish()
+
+    # ---- for the body stream
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        await self._waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _fail(self, error: Exception, cause: BaseException | None = None) -> None:
+        error.__cause__ = cause
+        self.error = error
+        if not self.head.done():
+            self.head.set_exception(error)
+        self.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class _Body(httpx.AsyncByteStream):
+    """The answer's body as it arrives; closing it closes the connection."""
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._exchange = exchange
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        exchange = self._exchange
+        while True:
+            if exchange.chunks:
+                yield exchange.take()
+            elif exchange.complete:
+                return
+            elif exchange.error is not None:
+                raise exchange.error
+            else:
+                await exchange.wait()
+
+    async def aclose(self) -> None:
+        self._exchange.close()
+
+
+def _parse_error(exc: httptools.HttpParserError) -> str:
+    """httptools' words for a bad answer, without its C names ("HPE_INVALID_CONSTANT")."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("HPE_") and ": " in text else text
