@@ -93,6 +93,23 @@ def test_a_single_gzip_bomb_is_cut_at_the_cap_in_a_few_megabytes(
     assert peak < plain_peak + 2 * MAX_BODY_BYTES, f"{peak / 1e6:.1f} vs {plain_peak / 1e6:.1f} MB"
 
 
+def test_a_redirect_carrying_a_gzip_bomb_is_followed_without_reading_it(
+    provider: FakeProvider, bombs: dict[str, bytes], plain_peak: int
+) -> None:
+    provider.route(
+        "/moved",
+        Reply(302, bombs["gzip"], headers={"content-encoding": "gzip", "location": "/here"}),
+    )
+    provider.route("/here", Reply(200, "ok"))
+
+    ev, peak = _peak_bytes_of(lambda: _probe(f"{provider.url}/moved"))
+
+    assert ev.error is None and ev.status == 200  # type: ignore[attr-defined]
+    assert ev.url.endswith("/here")  # type: ignore[attr-defined]
+    # httpx, following it itself, read and inflated the whole redirect's body: about 1 GB.
+    assert peak < plain_peak + 2 * MAX_BODY_BYTES, f"{peak / 1e6:.1f} vs {plain_peak / 1e6:.1f} MB"
+
+
 def test_healthy_targets_keep_their_pace_next_to_a_bomb(
     provider: FakeProvider, bombs: dict[str, bytes]
 ) -> None:

@@ -223,3 +223,141 @@ def test_the_body_is_read_no_further_ahead_than_the_prober_takes() -> None:
         return paused + recorder.calls[len(paused) :]
 
     assert asyncio.run(scenario()) == ["pause", "resume"]
+
+
+def test_trailers_and_a_second_answer_are_not_the_answer_s_headers() -> None:
+    trailers = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+        b"content-encoding: gzip\r\nx-trailer: t\r\n\r\n"
+    )
+    ev = probe(answering(trailers))
+    assert ev.error is None and ev.body == b"ok"
+    assert "content-encoding" not in ev.headers and "x-trailer" not in ev.headers
+
+    two = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 500 No\r\nx-injected: yes\r\n\r\n"
+    )
+    ev = probe(answering(two))
+    assert ev.error is None and ev.status == 200 and ev.body == b"ok"
+    assert ev.headers == {"content-length": "2"}
+
+
+def test_endless_trailers_are_a_bad_answer() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+        for _ in range(20_000):  # 20,000 x 20 bytes, never ending (held in memory before)
+            writer.write(b"x-more: 0123456789\r\n")
+            await writer.drain()
+
+    ev = probe(endless)
+
+    assert ev.error == TransportError.PROTOCOL
+    assert ev.error_detail == "not a valid HTTP answer: the chunk framing is over 100 KiB"
+
+
+def test_a_non_ascii_host_is_resolved_and_verified_as_the_host_header_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    async def scenario() -> Evidence:
+        async with server(answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as (
+            _,
+            port,
+        ):
+            loop = asyncio.get_running_loop()
+
+            async def resolve(host: str, port: int, **kw: Any) -> list[tuple[Any, ...]]:
+                asked.append(host)
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+            monkeypatch.setattr(loop, "getaddrinfo", resolve)
+            async with Prober() as prober:
+                return await prober.probe(RequestSpec("GET", f"http://straße.example:{port}/"), 5)
+
+    ev = asyncio.run(scenario())
+
+    assert ev.status == 200
+    # IDNA 2008, as httpx writes Host (Python's own codec would make it strasse.example)
+    assert asked == ["xn--strae-oqa.example"]
+
+
+def test_a_redirect_is_not_timed_and_a_later_hop_s_phase_names_its_timeout() -> None:
+    async def scenario() -> tuple[Evidence, Evidence]:
+        async with server(answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as (
+            _,
+            port,
+        ):
+            moved = b"HTTP/1.1 302 Found\r\nlocation: http://localhost:%d/\r\n\r\n" % port
+            async with server(answering(moved)) as (url, _), Prober() as prober:
+                ev = await prober.probe(RequestSpec("GET", f"{url}/x"), 5)
+
+            async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await asyncio.sleep(2)  # no TLS handshake
+
+            async with server(stall) as (_, stalled):
+                to_stall = (
+                    b"HTTP/1.1 302 Found\r\nlocation: https://127.0.0.1:%d/\r\n\r\n" % stalled
+                )
+                async with server(answering(to_stall)) as (url, _), Prober() as prober:
+                    late = await prober.probe(RequestSpec("GET", f"{url}/x"), 0.3)
+        return ev, late
+
+    ev, late = asyncio.run(scenario())
+
+    assert ev.status == 200
+    # The first hop's connection (an IP address: no name to resolve) and nothing of the second
+    # (a name): before, its resolution start was taken for the connection's, a negative span.
+    assert ev.timings.connect_ms is not None and ev.timings.connect_ms > 0
+    assert late.error == TransportError.TIMEOUT
+    # The second hop's phase, though the first hop's answer was timed.
+    assert late.error_detail == "connect timeout: no TLS handshake within 0.3 s"
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_origin() -> None:
+    seen: dict[str, list[bytes]] = {"there": [], "here": []}
+
+    async def scenario() -> tuple[Evidence, Evidence]:
+        ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        headers = {"x-api-key": "sk-ant-SECRET", "x-goog-api-key": "AIzaSECRET"}
+        async with server(answering(ok, seen["there"])) as (there, _):
+            elsewhere = b"HTTP/1.1 307 Moved\r\nlocation: %s/y\r\n\r\n" % there.encode()
+            async with server(answering(elsewhere)) as (url, _), Prober() as prober:
+                away = await prober.probe(RequestSpec("GET", f"{url}/x", headers=headers), 5)
+
+        async def same_origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET /x "):
+                writer.write(b"HTTP/1.1 307 Moved\r\nlocation: /y\r\n\r\n")
+            else:
+                seen["here"].append(head)
+                writer.write(ok)
+
+        async with server(same_origin) as (url, _), Prober() as prober:
+            home = await prober.probe(RequestSpec("GET", f"{url}/x", headers=headers), 5)
+        return away, home
+
+    away, home = asyncio.run(scenario())
+
+    assert away.status == home.status == 200
+    assert b"SECRET" not in seen["there"][0]  # another origin: no key follows
+    assert seen["here"][0].count(b"SECRET") == 2  # the same origin: both keys still sent
+
+
+def test_a_server_that_resets_during_the_tls_handshake_says_so() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(5)  # the ClientHello's record header
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async def scenario() -> Evidence:
+        async with server(reset) as (_, port), Prober() as prober:
+            return await prober.probe(RequestSpec("GET", f"https://127.0.0.1:{port}/"), 5)
+
+    ev = asyncio.run(scenario())
+
+    assert ev.error == TransportError.CONNECT
+    assert ev.error_detail == (
+        "cannot connect to 127.0.0.1: the server closed the connection during the TLS handshake"
+    )

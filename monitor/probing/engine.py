@@ -21,7 +21,13 @@ from typing import Any
 import certifi
 import httpx
 
-from monitor.domain.evidence import Evidence, RequestSpec, Timings, TransportError
+from monitor.domain.evidence import (
+    CREDENTIAL_HEADERS,
+    Evidence,
+    RequestSpec,
+    Timings,
+    TransportError,
+)
 from monitor.probing.content import ACCEPT_ENCODING, CappedDecoder, UndecodableBody
 from monitor.probing.stream import EventStreamReader
 from monitor.probing.transport import PhaseClock, ProbeTransport, timing
@@ -105,6 +111,7 @@ class Prober:
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.max_body_bytes = max_body_bytes
+        self.max_redirects = max_redirects
         self._slots = asyncio.Semaphore(concurrency)
         self._custom_transport = transport is not None
         if transport is None:
@@ -113,7 +120,6 @@ class Prober:
         self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
         self._timeouts: dict[float, dict[str, float | None]] = {}
         self._client = _ProbeClient(  # each probe stands alone: no cookie reaches the next
-            max_redirects=max_redirects,
             headers={"accept-encoding": ACCEPT_ENCODING},  # only what we decode within a cap
             transport=transport,
             trust_env=False,  # a probe measures the endpoint, not whatever proxy the shell sets
@@ -163,9 +169,7 @@ class Prober:
             with timing(clock):
                 async with asyncio.timeout(timeout):
                     request = self.request(spec, timeout)
-                    response = await self._client.send(
-                        request, stream=True, follow_redirects=spec.follow_redirects
-                    )
+                    response = await self._send(request, spec.follow_redirects)
                     try:
                         if stream is None:
                             body, truncated = await _read_capped(response, self.max_body_bytes)
@@ -192,6 +196,25 @@ class Prober:
             error_detail=error_detail,
             events=tuple(stream.events) if stream is not None else None,
         )
+
+    async def _send(self, request: httpx.Request, follow_redirects: bool) -> httpx.Response:
+        """httpx's `send`, with redirects followed here rather than by httpx, which reads a
+        redirect's whole body (uncapped, and inflated) before its next hop; a redirect's body
+        is never read here. httpx builds each next request (`next_request`) and drops
+        Authorization for another origin; every other credential header goes too."""
+        response = await self._client.send(request, stream=True, follow_redirects=False)
+        hops = 0
+        while follow_redirects and response.next_request is not None:
+            await response.aclose()
+            if hops == self.max_redirects:
+                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+            hops += 1
+            following = response.next_request
+            if _origin(following.url) != _origin(response.request.url):
+                for name in CREDENTIAL_HEADERS:
+                    following.headers.pop(name, None)
+            response = await self._client.send(following, stream=True, follow_redirects=False)
+        return response
 
     def request(self, spec: RequestSpec, timeout: float) -> httpx.Request:
         """The request `self._client.build_request` would build for `spec`, from the parsed
@@ -222,6 +245,10 @@ class Prober:
 
     async def probe_many(self, jobs: list[tuple[RequestSpec, float]]) -> list[Evidence]:
         return list(await asyncio.gather(*(self.probe(s, t) for s, t in jobs)))
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:

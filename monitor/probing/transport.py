@@ -58,25 +58,25 @@ _CONNECT_START, _CONNECT_END = "connect_start", "connect_end"
 _TLS_START, _TLS_END = "tls_start", "tls_end"
 _HEAD_SENT, _HEAD_RECEIVED = "request_head_sent", "response_head_received"
 
+_CLOSED_IN_TLS = "the server closed the connection during the TLS handshake"
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110)
 _NOT_IN_VALUE = re.compile(rb"[\r\n\x00]")
 
 
 class PhaseClock:
-    """Marks of one probe's first connection and answer (a redirect's later hops are ignored)."""
+    """Marks of one probe's first connection and answer (a redirect's later hops are not
+    timed), and the phase the probe is in now (of whichever hop), for a timeout's words."""
 
     def __init__(self, https: bool) -> None:
         self.https = https
         self.start = time.perf_counter()
         self.marks: dict[str, float] = {}
+        self.phase: str | None = None
 
     def mark(self, event: str) -> None:
-        self.marks.setdefault(event, time.perf_counter())
-
-    @property
-    def answered(self) -> bool:
-        """True once a response head has arrived."""
-        return _HEAD_RECEIVED in self.marks
+        self.phase = event
+        if _HEAD_RECEIVED not in self.marks:
+            self.marks.setdefault(event, time.perf_counter())
 
     def _span(self, begin: str, end: str) -> float | None:
         a, b = self.marks.get(begin), self.marks.get(end)
@@ -94,16 +94,15 @@ class PhaseClock:
 
     def timeout_detail(self, timeout: float) -> str:
         limit = f"{timeout:g} s"
-        started = self.marks.keys()
-        if _DNS_START in started and _DNS_END not in started:
+        if self.phase == _DNS_START:
             return f"connect timeout: the host name did not resolve within {limit}"
-        if _CONNECT_START in started and _CONNECT_END not in started:
+        if self.phase == _CONNECT_START:
             return f"connect timeout: no connection within {limit}"
-        if _TLS_START in started and _TLS_END not in started:
+        if self.phase == _TLS_START:
             return f"connect timeout: no TLS handshake within {limit}"
-        if _HEAD_RECEIVED not in started:
-            return f"read timeout: no response within {limit}"
-        return f"read timeout: the body did not arrive within {limit}"
+        if self.phase == _HEAD_RECEIVED:
+            return f"read timeout: the body did not arrive within {limit}"
+        return f"read timeout: no response within {limit}"
 
 
 _clock: ContextVar[PhaseClock | None] = ContextVar("inferwatch_probe_clock", default=None)
@@ -155,26 +154,30 @@ class ProbeTransport(httpx.AsyncBaseTransport):
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"a probe speaks http or https, not {url.scheme!r}")
         head = _request_head(request, await request.aread())
+        # The name as httpx sends it in Host (IDNA 2008 for a non-ASCII one), so that the
+        # resolved, verified and asked-for names are one and the same.
+        host = url.raw_host.decode("ascii")
         loop = asyncio.get_running_loop()
         exchange = _Exchange(loop, request.method == "HEAD")
-        transport = await _connect(loop, exchange, url.host, url.port or (443 if https else 80))
+        transport = await _connect(loop, exchange, host, url.port or (443 if https else 80))
         try:
             if https:
                 _mark(_TLS_START)
                 try:
-                    tls = await loop.start_tls(
-                        transport, exchange, self._ssl, server_hostname=url.host
-                    )
-                except (OSError, ssl.SSLError) as exc:
+                    tls = await loop.start_tls(transport, exchange, self._ssl, server_hostname=host)
+                except ssl.SSLError as exc:
                     raise httpx.ConnectError(_say(exc)) from exc
-                if tls is None:  # the connection closed during the handshake
-                    raise httpx.ConnectError("the server closed the connection during TLS")
+                except OSError as exc:  # a reset, often with no words of its own
+                    raise httpx.ConnectError(_CLOSED_IN_TLS) from exc
+                if tls is None:  # (the same, as some loops say it)
+                    raise httpx.ConnectError(_CLOSED_IN_TLS)
                 transport = exchange.transport = tls
                 _mark(_TLS_END)
             transport.write(head)
             _mark(_HEAD_SENT)
             status, headers, version, reason = await exchange.head
         except BaseException:
+            exchange.head.cancel()  # nobody waits for it now: its end is not news to log
             transport.close()  # also on cancellation: the probe's timeout
             raise
         return httpx.Response(
@@ -248,6 +251,7 @@ class _Exchange(asyncio.Protocol):
         self._reason = b""
         self._fields: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._framing = 0
         self._length: int | None = None
         self._close_delimited = False
         self.received = 0
@@ -267,6 +271,7 @@ class _Exchange(asyncio.Protocol):
         if self.complete or self.error is not None:
             return  # what follows a whole answer (or a broken one) is not read
         heading = not self.head.done()
+        before = self.received
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -278,6 +283,12 @@ class _Exchange(asyncio.Protocol):
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._fail(httpx.RemoteProtocolError("the response head is over 100 KiB"))
+        elif not heading and not self.complete:
+            # What is not body after the head: chunk sizes and trailers, a few bytes a chunk
+            # unless someone means harm (trailers are never kept: they would never end).
+            self._framing += len(data) - (self.received - before)
+            if self._framing > MAX_HEAD_BYTES + self.received:
+                self._fail(httpx.RemoteProtocolError("the chunk framing is over 100 KiB"))
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -285,8 +296,12 @@ class _Exchange(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.complete or self.error is not None:
             return
-        if isinstance(exc, ConnectionResetError):
+        if isinstance(exc, ssl.SSLError):  # a TLS alert after the handshake
+            self._fail(httpx.ConnectError(_say(exc)), exc)
+        elif isinstance(exc, ConnectionResetError):
             self._fail(httpx.ReadError("the server reset the connection"), exc)
+        elif exc is not None and self.head.done():
+            self._fail(httpx.ReadError(_say(exc)), exc)
         elif not self.head.done():
             self._fail(httpx.RemoteProtocolError("the server disconnected before answering"), exc)
         elif self._close_delimited:
@@ -309,13 +324,19 @@ class _Exchange(asyncio.Protocol):
 
     # ---- httptools' callbacks
 
+    # Once the answer's head is taken, later heads (trailers, a second answer) are ignored.
+
     def on_status(self, reason: bytes) -> None:
-        self._reason += reason
+        if not self.head.done():
+            self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
+        if not self.head.done():
+            self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.head.done():
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # an interim answer: the real one follows
             self._fields, self._reason, self._head_bytes = [], b"", 0
@@ -328,8 +349,8 @@ class _Exchange(asyncio.Protocol):
             lowered = name.lower()
             if lowered == b"content-length" and value.strip().isdigit():
                 self._length = int(value)
-            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
+            elif lowered == b"transfer-encoding":  # chunked only if it is the last coding
+                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
         version = b"HTTP/" + self._parser.get_http_version().encode("ascii")
         self._close_delimited = self._length is None and not chunked
         if self._clock is not None:
