@@ -7,6 +7,7 @@ result decides is table-tested without a database in tests/test_decide.py.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.agent import writer as writer_module
 from monitor.agent.writer import Writer
 from monitor.alerts.channels.email import render
 from monitor.domain.alert_event import AlertEvent, subject_for
@@ -408,3 +410,44 @@ def test_the_writer_knows_no_channel() -> None:
     from tests.test_architecture import graph
 
     assert [m for m in graph()["monitor.agent.writer"] if m.startswith("monitor.alerts")] == []
+
+
+def test_routine_results_gather_longer_and_news_is_written_at_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of results that repeat their targets' last word waits up to ROUTINE_WAIT (here
+    3 s, so that a slow machine cannot blur the two); one holding news, BATCH_WAIT (0.25 s)."""
+    monkeypatch.setattr(writer_module, "ROUTINE_WAIT", 3.0)
+    w = Writer(open_database(db_url), config(), clock=lambda: T0)
+    w.start_run()
+
+    def stored() -> int:
+        return len(rows(w, ProbeRecord))
+
+    async def until(count: int, within: float) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while stored() < count:
+            assert loop.time() - started < within, f"{stored()} of {count} stored in {within} s"
+            await asyncio.sleep(0.05)
+        return loop.time() - started
+
+    async def scenario() -> tuple[float, int, float, float]:
+        task = asyncio.create_task(w.run())
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0))  # a first word: news
+        first = await until(1, within=2.5)
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=1)))
+        await asyncio.sleep(1.5)
+        waiting = stored()  # the routine result still gathering
+        routine = await until(2, within=3.0)
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=2)))
+        await w.submit(result("gpt2-legacy", Outcome.SERVER_ERROR, T0 + timedelta(minutes=3)))
+        news = await until(4, within=2.5)  # the failure takes the routine one along
+        await w.close()
+        await task
+        return first, waiting, routine, news
+
+    first, waiting, routine, news = asyncio.run(scenario())
+
+    assert waiting == 1
+    assert first < 2.5 and news < 2.5 and routine > 0.5

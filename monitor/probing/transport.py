@@ -35,11 +35,12 @@ socket.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -142,6 +143,12 @@ def numeric_address(
         return None
 
 
+@functools.lru_cache(maxsize=4096)  # a target's host and port are the same every probe
+def _numeric(host: str, port: int) -> tuple[tuple[Any, ...], ...] | None:
+    infos = numeric_address(host, port)
+    return None if infos is None else tuple(infos)
+
+
 class ProbeTransport(httpx.AsyncBaseTransport):
     """httpx's transport for probes: each request on a connection of its own (see above)."""
 
@@ -206,7 +213,7 @@ async def _connect(
     loop: asyncio.AbstractEventLoop, exchange: _Exchange, host: str, port: int
 ) -> asyncio.Transport:
     """A TCP connection to `host` for `exchange`, resolving the name first if it is one."""
-    infos = numeric_address(host, port)
+    infos: Sequence[tuple[Any, ...]] | None = _numeric(host, port)
     if infos is None:
         _mark(_DNS_START)
         try:
