@@ -328,6 +328,8 @@ def measure_takeover(
 ) -> dict[str, Any]:
     victim = [n for n in agents if regions[n] == "r1"][-1]
     peers = {n for n in agents if regions[n] == "r1" and n != victim}
+    if len(agents) == 1:  # nobody would take over: the wait would only run out
+        return {"killed": None}
     ids = agent_ids(engine)
     if not peers:
         return holder_move(args, agents[victim], ids[victim], victim, engine)
@@ -513,7 +515,9 @@ def report(args: argparse.Namespace, f: Figures) -> None:
         f"after the target began failing), recovery {a['recovery']['latency_ms']:g} ms; "
         f"{a['emails']} emails"
     )
-    if t.get("alone_in_region"):
+    if t.get("killed") is None:
+        print("  takeover        not measured: one agent, nobody to take over")
+    elif t.get("alone_in_region"):
         print(
             f"  takeover        kill -9 of {t['killed']} (alone in its region; held "
             f"{t['targets_held']}): holder moved to other regions' agents after "

@@ -443,11 +443,22 @@ def test_routine_results_gather_longer_and_news_is_written_at_once(
         await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=2)))
         await w.submit(result("gpt2-legacy", Outcome.SERVER_ERROR, T0 + timedelta(minutes=3)))
         news = await until(4, within=2.5)  # the failure takes the routine one along
+        for minute in (4, 5, 6):  # confirmed failing (three in a row)
+            await w.submit(
+                result("gpt2-legacy", Outcome.SERVER_ERROR, T0 + timedelta(minutes=minute))
+            )
+        await until(7, within=2.5)
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=7)))
+        await until(8, within=2.5)
+        # An ok like the one before, but the one that confirms the recovery: news too.
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=8)))
+        recovered = await until(9, within=2.5)
         await w.close()
         await task
-        return first, waiting, routine, news
+        return first, waiting, routine, max(news, recovered)
 
     first, waiting, routine, news = asyncio.run(scenario())
 
     assert waiting == 1
     assert first < 2.5 and news < 2.5 and routine > 0.5
+    assert [t.to_outcome for t in rows(w, TransitionRecord)][-1] == Outcome.OK

@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
 # Seconds a batch gathers results after its first before it is written: BATCH_WAIT when one of
-# them is news (not ok, or another outcome or warning than the target's previous result: what
-# an alert may follow), ROUTINE_WAIT when all repeat what their targets last said. Fewer, larger
+# them is news (not ok, another outcome or warning than the target's previous result, or a
+# target whose committed state is not a settled ok: a recovery's confirming probe is an ok
+# like the one before it), ROUTINE_WAIT when all repeat what their targets last said. Fewer, larger
 # transactions for the results nobody waits on: 4-5% of the monitor's CPU at 100 probes/s
 # (issue 9). With several regions every batch is quick: other regions' holders wait for them.
 BATCH_WAIT = 0.25
@@ -273,12 +274,26 @@ class Writer:
 
     async def submit(self, result: ProbeResult) -> None:
         said = (result.outcome, result.warning)
-        if result.outcome is not Outcome.OK or self._last_queued.get(result.target) != said:
+        if said != self._last_queued.get(result.target) or not self._settled(result):
             self._hurry.set()  # news: written within BATCH_WAIT
         self._last_queued[result.target] = said
         self.queue.put_nowait(result)  # (unbounded: never waits)
         if self.queue.qsize() >= BATCH_SIZE:
             self._hurry.set()
+
+    def _settled(self, result: ProbeResult) -> bool:
+        """True when `result` is an ok probe of a target whose committed state is a settled ok
+        (read from the loop while the writer's thread may replace `states`: a hint; a stale
+        one delays a batch by ROUTINE_WAIT at most)."""
+        state = self.states.get(result.target)
+        return (
+            result.outcome == Outcome.OK
+            and state is not None
+            and state.accepted == Outcome.OK
+            and state.candidate == Outcome.OK
+            and not state.flapping
+            and state.quiet is None
+        )
 
     async def close(self) -> None:
         """Ask `run` to write everything queued so far and return."""
