@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from monitor.agent import writer as writer_module
@@ -462,3 +463,90 @@ def test_routine_results_gather_longer_and_news_is_written_at_once(
     assert waiting == 1
     assert first < 2.5 and news < 2.5 and routine > 0.5
     assert [t.to_outcome for t in rows(w, TransitionRecord)][-1] == Outcome.OK
+
+
+def _quick_writer(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Writer:
+    """A running-loop writer whose routine batches wait 3 s: far from the 0.25 s of news."""
+    monkeypatch.setattr(writer_module, "ROUTINE_WAIT", 3.0)
+    w = Writer(open_database(db_url), config(), clock=lambda: T0)
+    w.start_run()
+    return w
+
+
+async def _stored_within(w: Writer, count: int, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while len(rows(w, ProbeRecord)) < count:
+        assert loop.time() - started < seconds, f"{len(rows(w, ProbeRecord))} of {count} stored"
+        await asyncio.sleep(0.05)
+
+
+def test_news_left_behind_a_reload_is_not_held_for_a_routine_batch(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _quick_writer(db_url, monkeypatch)
+
+    async def scenario() -> float:
+        task = asyncio.create_task(w.run())
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0))
+        await _stored_within(w, 1, 2.5)
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=1)))  # routine
+        await asyncio.sleep(0.1)
+        w.queue_config(config())  # ends the batch: the failure queued next is left behind
+        await asyncio.sleep(0.05)
+        await w.submit(result("gpt2-legacy", Outcome.SERVER_ERROR, T0 + timedelta(minutes=2)))
+        await _stored_within(w, 3, 2.0)  # not after a routine wait (3 s)
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=3)))  # routine...
+        await asyncio.sleep(0.1)
+        w.queue_config(config())
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=4)))
+        closing = asyncio.get_running_loop().time()
+        await w.close()  # ...but a stop does not wait for one
+        await task
+        return asyncio.get_running_loop().time() - closing
+
+    assert asyncio.run(scenario()) < 2.0
+    assert len(rows(w, ProbeRecord)) == 5
+
+
+def test_results_held_while_the_database_was_away_are_written_without_a_routine_wait(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database going away is simulated (the one edge here no local server produces on
+    cue): the writer's transaction raises as SQLAlchemy does when the connection is gone."""
+    w = _quick_writer(db_url, monkeypatch)
+    away = [False]
+    write = w._write_batch
+
+    def write_or_fail(results: Any) -> int:
+        if away[0]:
+            raise OperationalError("COMMIT", {}, Exception("database is away"))
+        return write(results)
+
+    monkeypatch.setattr(w, "_write_batch", write_or_fail)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(w.run())
+        await w.submit(result("minilm", Outcome.OK, T0))
+        await w.submit(result("gpt2-legacy", Outcome.OK, T0))  # settled: its next ok is routine
+        await _stored_within(w, 2, 2.5)
+        away[0] = True
+        for minute in (1, 2):  # a token losing its scope, confirmed: an alert
+            await w.submit(result("minilm", Outcome.TOKEN_SCOPE, T0 + timedelta(minutes=minute)))
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        away[0] = False
+        minute = 3
+        loop = asyncio.get_running_loop()
+        back = loop.time()
+        while len(rows(w, ProbeRecord)) < 4:  # routine results keep coming meanwhile
+            assert loop.time() - back < 2.0, "the held results waited for a routine batch"
+            await w.submit(result("gpt2-legacy", Outcome.OK, T0 + timedelta(minutes=minute)))
+            minute += 1
+            await asyncio.sleep(0.1)
+        assert [r.outcome for r in rows(w, ProbeRecord)][2:4] == ["token_scope"] * 2
+        await w.close()
+        await task
+
+    asyncio.run(scenario())
+    assert len(rows(w, AlertRecord)) == 1  # the held confirmation's alert, written once

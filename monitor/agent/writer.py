@@ -53,8 +53,8 @@ BATCH_SIZE = 200
 # them is news (not ok, another outcome or warning than the target's previous result, or a
 # target whose committed state is not a settled ok: a recovery's confirming probe is an ok
 # like the one before it), ROUTINE_WAIT when all repeat what their targets last said. Fewer, larger
-# transactions for the results nobody waits on: 4-5% of the monitor's CPU at 100 probes/s
-# (issue 9). With several regions every batch is quick: other regions' holders wait for them.
+# transactions for the results nobody waits on (issue 9, docs/benchmarks.md). With several
+# regions, or results held while the database is away, every batch is quick.
 BATCH_WAIT = 0.25
 ROUTINE_WAIT = 1.0
 RECENT_PROBES = 5
@@ -111,7 +111,9 @@ class Writer:
         # Set when a queued item should not wait for a routine batch (see BATCH_WAIT); per
         # target, the outcome and warning of its last queued result, to tell news.
         self._hurry = asyncio.Event()
+        self._full = asyncio.Event()  # a batch's worth is queued: stop gathering
         self._last_queued: dict[str, tuple[Outcome, str]] = {}
+        self._last_holding: Holding | None = None
         # Batches that could not be committed (the database away), written when it is back.
         self.backlog = Backlog(lambda batch: self.write_batch(batch), self.alerts_written.set)
         # The open incidents as the last committed batch left them. Only this writer opens,
@@ -219,8 +221,11 @@ class Writer:
     def queue_holding(self, targets: Iterable[str], regions: Iterable[str] = ()) -> None:
         """Queue the targets to hold from now on (and the live agents' regions), behind the
         results already queued."""
-        self.queue.put_nowait(Holding(frozenset(targets), frozenset(regions)))
-        self._hurry.set()
+        holding = Holding(frozenset(targets), frozenset(regions))
+        self.queue.put_nowait(holding)
+        if holding != self._last_holding:  # (membership sends the same one every heartbeat)
+            self._hurry.set()
+        self._last_holding = holding
 
     def hold(self, targets: Iterable[str], regions: Iterable[str] = ()) -> None:
         """Hold exactly `targets` (blocking: the writer's own task calls it, in a thread).
@@ -280,6 +285,7 @@ class Writer:
         self.queue.put_nowait(result)  # (unbounded: never waits)
         if self.queue.qsize() >= BATCH_SIZE:
             self._hurry.set()
+            self._full.set()
 
     def _settled(self, result: ProbeResult) -> bool:
         """True when `result` is an ok probe of a target whose committed state is a settled ok
@@ -320,6 +326,10 @@ class Writer:
                 await self._gather(loop.time())
                 batch.append(item)
                 item = self._take(batch)
+                if not self.queue.empty():
+                    # What the batch left (behind a config, a holding or a full batch) may
+                    # hold news whose signal this batch took: the next batch is quick.
+                    self._hurry.set()
             if batch or (self.several and not self.backlog and item is _IDLE):
                 await self._write(batch)  # (empty: only other regions' results to decide)
             elif self.backlog:
@@ -352,16 +362,17 @@ class Writer:
         """Let results queue behind the first one (taken at `first_at`) for as long as the
         batch may wait (see BATCH_WAIT); the queue is then drained at once, not woken for
         every result."""
-        loop = asyncio.get_running_loop()
+        self._full.clear()
         if self.queue.qsize() >= BATCH_SIZE:
             return
-        if not self.several and not self._hurry.is_set():
-            with contextlib.suppress(TimeoutError):
+        routine = not (self.several or self.backlog or self._hurry.is_set())
+        with contextlib.suppress(TimeoutError):
+            if routine:
                 async with asyncio.timeout_at(first_at + ROUTINE_WAIT):
-                    await self._hurry.wait()
-        rest = first_at + BATCH_WAIT - loop.time()
-        if rest > 0 and self.queue.qsize() < BATCH_SIZE:
-            await asyncio.sleep(rest)
+                    await self._hurry.wait()  # (set too when a batch's worth is queued)
+            if not self._full.is_set():
+                async with asyncio.timeout_at(first_at + BATCH_WAIT):
+                    await self._full.wait()
         self._hurry.clear()  # the batch takes what is queued; later news sets it again
 
     def _take(self, batch: list[ProbeResult]) -> ProbeResult | Config | Holding | object | None:
