@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,30 @@ def probe_once(
             return await probe_targets(config, config.targets, p, env or {})
 
     return {r.target: r for r in asyncio.run(run())}
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """A raw TCP server on 127.0.0.1 in the test's own loop, for answers no HTTP framework
+    would send: (its http:// URL, {"port": ..., "connections": accepted so far})."""
+    seen = {"port": 0, "connections": 0}
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["connections"] += 1
+        try:
+            await handler(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    seen["port"] = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{seen['port']}", seen
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -6,8 +6,7 @@ import asyncio
 import gc
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ import trustme
 from monitor.demo.simulator import FakeProvider, Reply
 from monitor.domain.evidence import Evidence, Outcome, RequestSpec, TransportError
 from monitor.probing.engine import Prober
-from tests.helpers import make_config, probe_once
+from tests.helpers import make_config, probe_once, raw_server
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -174,31 +173,6 @@ def test_a_connection_dropped_mid_answer_is_recorded(provider: FakeProvider) -> 
     assert "received 7 of 100 bytes" in result.detail
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def local_server(handler: Handler) -> AsyncIterator[tuple[str, dict[str, int]]]:
-    """A raw HTTP server in the test's own loop; counts the connections it accepts."""
-    seen = {"connections": 0}
-
-    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen["connections"] += 1
-        try:
-            await handler(reader, writer)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(counted, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 def test_every_probe_opens_its_own_connection_even_when_the_server_keeps_alive() -> None:
     requests: list[bytes] = []
 
@@ -209,7 +183,7 @@ def test_every_probe_opens_its_own_connection_even_when_the_server_keeps_alive()
             await writer.drain()
 
     async def scenario() -> tuple[list[Evidence], int]:
-        async with local_server(keep_alive) as (url, seen), Prober(concurrency=4) as prober:
+        async with raw_server(keep_alive) as (url, seen), Prober(concurrency=4) as prober:
             spec = RequestSpec("GET", f"{url}/x")
             evs = [await prober.probe(spec, 5) for _ in range(3)]
             evs += await prober.probe_many([(spec, 5)] * 9)
@@ -326,7 +300,7 @@ def test_a_dropped_connection_is_recorded_not_retried() -> None:
         requests.append(await reader.readuntil(b"\r\n\r\n"))  # then closes, no answer
 
     async def scenario() -> Evidence:
-        async with local_server(hang_up) as (url, _), Prober() as prober:
+        async with raw_server(hang_up) as (url, _), Prober() as prober:
             return await prober.probe(RequestSpec("GET", f"{url}/x"), 5)
 
     ev = run(scenario())
@@ -344,7 +318,7 @@ def test_a_body_that_stops_coming_is_a_body_timeout() -> None:
         await asyncio.sleep(2)
 
     async def scenario() -> Evidence:
-        async with local_server(stall) as (url, _), Prober() as prober:
+        async with raw_server(stall) as (url, _), Prober() as prober:
             return await prober.probe(RequestSpec("GET", f"{url}/x"), 0.3)
 
     ev = run(scenario())

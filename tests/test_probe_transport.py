@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -15,29 +13,9 @@ import pytest
 from monitor.domain.evidence import Evidence, RequestSpec, TransportError
 from monitor.probing import transport as transport_module
 from monitor.probing.engine import Prober
+from tests.helpers import Handler, raw_server
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def server(handler: Handler) -> AsyncIterator[tuple[str, int]]:
-    """A raw HTTP server on 127.0.0.1 in the test's own loop: (url, port)."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await handler(reader, writer)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        srv.close()
-        await srv.wait_closed()
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 
 def answering(raw: bytes, seen: list[bytes] | None = None) -> Handler:
@@ -53,9 +31,21 @@ def answering(raw: bytes, seen: list[bytes] | None = None) -> Handler:
     return handler
 
 
+def resolve_as(monkeypatch: pytest.MonkeyPatch, addresses: list[str], asked: list[str]) -> None:
+    """Make the running loop resolve every name to `addresses`, in order, noting each name
+    asked (no local server can make a name resolve as a test needs; the connections stay
+    real)."""
+
+    async def resolve(host: str, port: int, **kw: Any) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", resolve)
+
+
 def probe(handler: Handler, method: str = "GET", timeout: float = 5.0, **kw: Any) -> Evidence:
     async def scenario() -> Evidence:
-        async with server(handler) as (url, _), Prober(**kw) as prober:
+        async with raw_server(handler) as (url, _), Prober(**kw) as prober:
             return await prober.probe(RequestSpec(method, f"{url}/x"), timeout)
 
     return asyncio.run(scenario())
@@ -152,7 +142,7 @@ def test_a_probe_that_times_out_closes_its_connection() -> None:
             await reader.readuntil(b"\r\n\r\n")
             ended.set_result(await reader.read())  # b"" once the client closes
 
-        async with server(stall) as (url, _), Prober() as prober:
+        async with raw_server(stall) as (url, _), Prober() as prober:
             ev = await prober.probe(RequestSpec("GET", f"{url}/x"), 0.2)
             return ev, await asyncio.wait_for(ended, 2)
 
@@ -168,25 +158,15 @@ def test_several_addresses_are_tried_until_one_answers(monkeypatch: pytest.Monke
     make a name resolve to two loopback addresses on cue); the connections are real."""
 
     async def scenario() -> Evidence:
-        async with server(answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as (
-            _,
-            port,
-        ):
-            loop = asyncio.get_running_loop()
-
-            async def two_addresses(host: str, port: int, **kw: Any) -> list[tuple[Any, ...]]:
-                assert host == "model.example"
-                stream = socket.SOCK_STREAM
-                return [
-                    (socket.AF_INET, stream, 6, "", ("127.0.0.2", port)),  # nothing listens
-                    (socket.AF_INET, stream, 6, "", ("127.0.0.1", port)),
-                ]
-
-            monkeypatch.setattr(loop, "getaddrinfo", two_addresses)
+        async with raw_server(answering(OK)) as (_, srv):
+            resolve_as(monkeypatch, ["127.0.0.2", "127.0.0.1"], asked)  # nothing on .2
             async with Prober() as prober:
-                return await prober.probe(RequestSpec("GET", f"http://model.example:{port}/"), 5)
+                url = f"http://model.example:{srv['port']}/"
+                return await prober.probe(RequestSpec("GET", url), 5)
 
+    asked: list[str] = []
     ev = asyncio.run(scenario())
+    assert asked == ["model.example"]
 
     assert ev.error is None and ev.status == 200 and ev.body == b"ok"
     assert ev.timings.connect_ms is not None  # resolution and TCP, both timed
@@ -262,19 +242,11 @@ def test_a_non_ascii_host_is_resolved_and_verified_as_the_host_header_names_it(
     asked: list[str] = []
 
     async def scenario() -> Evidence:
-        async with server(answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as (
-            _,
-            port,
-        ):
-            loop = asyncio.get_running_loop()
-
-            async def resolve(host: str, port: int, **kw: Any) -> list[tuple[Any, ...]]:
-                asked.append(host)
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-
-            monkeypatch.setattr(loop, "getaddrinfo", resolve)
+        async with raw_server(answering(OK)) as (_, srv):
+            resolve_as(monkeypatch, ["127.0.0.1"], asked)
             async with Prober() as prober:
-                return await prober.probe(RequestSpec("GET", f"http://straße.example:{port}/"), 5)
+                url = f"http://straße.example:{srv['port']}/"
+                return await prober.probe(RequestSpec("GET", url), 5)
 
     ev = asyncio.run(scenario())
 
@@ -285,22 +257,21 @@ def test_a_non_ascii_host_is_resolved_and_verified_as_the_host_header_names_it(
 
 def test_a_redirect_is_not_timed_and_a_later_hop_s_phase_names_its_timeout() -> None:
     async def scenario() -> tuple[Evidence, Evidence]:
-        async with server(answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) as (
-            _,
-            port,
-        ):
+        async with raw_server(answering(OK)) as (_, srv):
+            port = srv["port"]
             moved = b"HTTP/1.1 302 Found\r\nlocation: http://localhost:%d/\r\n\r\n" % port
-            async with server(answering(moved)) as (url, _), Prober() as prober:
+            async with raw_server(answering(moved)) as (url, _), Prober() as prober:
                 ev = await prober.probe(RequestSpec("GET", f"{url}/x"), 5)
 
             async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 await asyncio.sleep(2)  # no TLS handshake
 
-            async with server(stall) as (_, stalled):
+            async with raw_server(stall) as (_, stalled_server):
+                stalled = stalled_server["port"]
                 to_stall = (
                     b"HTTP/1.1 302 Found\r\nlocation: https://127.0.0.1:%d/\r\n\r\n" % stalled
                 )
-                async with server(answering(to_stall)) as (url, _), Prober() as prober:
+                async with raw_server(answering(to_stall)) as (url, _), Prober() as prober:
                     late = await prober.probe(RequestSpec("GET", f"{url}/x"), 0.3)
         return ev, late
 
@@ -321,9 +292,9 @@ def test_credentials_do_not_follow_a_redirect_to_another_origin() -> None:
     async def scenario() -> tuple[Evidence, Evidence]:
         ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         headers = {"x-api-key": "sk-ant-SECRET", "x-goog-api-key": "AIzaSECRET"}
-        async with server(answering(ok, seen["there"])) as (there, _):
+        async with raw_server(answering(ok, seen["there"])) as (there, _):
             elsewhere = b"HTTP/1.1 307 Moved\r\nlocation: %s/y\r\n\r\n" % there.encode()
-            async with server(answering(elsewhere)) as (url, _), Prober() as prober:
+            async with raw_server(answering(elsewhere)) as (url, _), Prober() as prober:
                 away = await prober.probe(RequestSpec("GET", f"{url}/x", headers=headers), 5)
 
         async def same_origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -334,7 +305,7 @@ def test_credentials_do_not_follow_a_redirect_to_another_origin() -> None:
                 seen["here"].append(head)
                 writer.write(ok)
 
-        async with server(same_origin) as (url, _), Prober() as prober:
+        async with raw_server(same_origin) as (url, _), Prober() as prober:
             home = await prober.probe(RequestSpec("GET", f"{url}/x", headers=headers), 5)
         return away, home
 
@@ -352,8 +323,8 @@ def test_a_server_that_resets_during_the_tls_handshake_says_so() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     async def scenario() -> Evidence:
-        async with server(reset) as (_, port), Prober() as prober:
-            return await prober.probe(RequestSpec("GET", f"https://127.0.0.1:{port}/"), 5)
+        async with raw_server(reset) as (_, srv), Prober() as prober:
+            return await prober.probe(RequestSpec("GET", f"https://127.0.0.1:{srv['port']}/"), 5)
 
     ev = asyncio.run(scenario())
 
