@@ -158,7 +158,7 @@ class Prober:
 
     async def _probe(self, spec: RequestSpec, timeout: float) -> Evidence:
         started_at = datetime.now(UTC)
-        clock = PhaseClock(https=spec.url[:6].lower() == "https:")
+        clock = PhaseClock()
         response: httpx.Response | None = None
         body, truncated = b"", False
         error: TransportError | None = None

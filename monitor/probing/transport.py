@@ -68,8 +68,7 @@ class PhaseClock:
     """Marks of one probe's first connection and answer (a redirect's later hops are not
     timed), and the phase the probe is in now (of whichever hop), for a timeout's words."""
 
-    def __init__(self, https: bool) -> None:
-        self.https = https
+    def __init__(self) -> None:
         self.start = time.perf_counter()
         self.marks: dict[str, float] = {}
         self.phase: str | None = None
@@ -313,19 +312,14 @@ class _Exchange(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("the server disconnected before answering"), exc)
         elif self._close_delimited:
             self._finish()  # neither a length nor chunks: the body ends with the connection
-        elif self._length is not None:
-            self._fail(
-                httpx.RemoteProtocolError(
-                    "the server disconnected during the answer: "
-                    f"received {self.received} of {self._length} bytes"
-                ),
-                exc,
-            )
         else:
+            short = (
+                f"received {self.received} of {self._length} bytes"
+                if self._length is not None
+                else "the chunked body did not end"
+            )
             self._fail(
-                httpx.RemoteProtocolError(
-                    "the server disconnected during the answer: the chunked body did not end"
-                ),
+                httpx.RemoteProtocolError(f"the server disconnected during the answer: {short}"),
                 exc,
             )
 
